@@ -32,17 +32,6 @@ struct agent_target {
 	int port;
 };
 
-/* What ensure() asks for: everything the agent needs to start a workspace. */
-struct container_req {
-	int64_t workspace_id;
-	char workspace_name[SPEC_NAME_MAX + 1];
-	char image[SPEC_IMAGE_MAX + 1];
-	int cpu_milli;
-	int memory_mib;
-	char bucket[SPEC_BUCKET_MAX + 1];
-	char prefix[SPEC_PREFIX_MAX + 1];
-	int expect_snapshot;   /* a previous sync exists: restore must find it */
-};
 
 struct agentc_ops {
 	const char *name;

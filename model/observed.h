@@ -112,6 +112,18 @@ void obs_agent_init(struct obs_agent *a);
 void obs_agent_release(struct obs_agent *a);
 struct obs_container *obs_agent_add(struct obs_agent *a);
 
+/* What an agent's ensure call asks for: everything needed to start a workspace. */
+struct container_req {
+	int64_t workspace_id;
+	char workspace_name[64];
+	char image[256];
+	int cpu_milli;
+	int memory_mib;
+	char bucket[64];
+	char prefix[256];
+	int expect_snapshot;   /* a previous sync exists: restore must find it */
+};
+
 /* Deterministic container name for a workspace: "spinup-<id>". */
 int container_name_for(int64_t workspace_id, char *out, size_t outsz);
 

@@ -1,0 +1,190 @@
+/*
+ * plan.h - the planner: desired x observed x last status x now -> actions,
+ * status changes, events and drift findings.
+ *
+ * Pure and deterministic (DESIGN.md "Layers"): no I/O, no clock, no
+ * randomness. Time (now) and the jitter seed are inputs, so the same inputs
+ * give the same plan byte for byte. Outputs are ordered (by pool, then
+ * workspace id, then instance id) so plans can be compared as text.
+ *
+ * The planner keeps every invariant in DESIGN.md; in particular it emits a
+ * destructive action (ACT_TERMINATE, ACT_REMOVE_CONTAINER, lowering capacity,
+ * ACT_DELETE_ROW) only on complete, fresh evidence, and never past a pool's
+ * destructive budget (it switches the pool to observe-only instead).
+ *
+ * Ownership: plan_input only borrows; plan_output owns its arrays and is
+ * freed with plan_output_release().
+ */
+#ifndef SPINUP_PLAN_H
+#define SPINUP_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "observed.h"
+#include "spec.h"
+#include "status.h"
+#include "strbuf.h"
+
+enum action_type {
+	ACT_SET_CAPACITY,      /* pool: SetDesiredCapacity(capacity), absolute */
+	ACT_PROTECT,           /* instance: SetInstanceProtection(flag) */
+	ACT_TERMINATE,         /* instance: TerminateInstanceInAutoScalingGroup(decrement = flag) */
+	ACT_SET_UNHEALTHY,     /* instance: SetInstanceHealth(Unhealthy) */
+	ACT_ENSURE_CONTAINER,  /* workspace on instance: start if not running */
+	ACT_SYNC,              /* workspace on instance: sync files to S3 now */
+	ACT_STOP_CONTAINER,    /* workspace on instance: stop (sync first when flag) */
+	ACT_REMOVE_CONTAINER,  /* workspace on instance: remove (sync first when flag) */
+	ACT_DELETE_ROW,        /* finalize deletion: DELETE_COMPLETED event, then the row goes */
+	ACT_MAX
+};
+
+const char *action_type_name(enum action_type t);  /* "set_capacity", ... */
+/* Whether the action can destroy something (counts against the budget). */
+int action_is_destructive(enum action_type t);
+
+#define ACTION_KEY_MAX 127
+
+struct action {
+	enum action_type type;
+	int64_t pool_id;
+	char asg_name[SPEC_ASG_MAX + 1];
+	int64_t workspace_id;                 /* 0 when about an instance or a pool */
+	char instance_id[OBS_INSTANCE_ID_MAX + 1];
+	char address[OBS_ADDR_MAX + 1];       /* agent address, for container actions */
+	int port;                             /* agent port */
+	int capacity;                         /* ACT_SET_CAPACITY */
+	int flag;                             /* protect / decrement / sync_first */
+	struct container_req req;             /* ACT_ENSURE_CONTAINER */
+	/* Stable idempotency key, e.g. "ensure/12/i-0abc..." (journal, dedupe). */
+	char key[ACTION_KEY_MAX + 1];
+	char reason[64];                      /* CamelCase why: "ScaleForWaitingWorkspaces" */
+};
+
+/* Events: one per phase change (ALLOCATION_STARTED, INSTANCE_ASSIGNED, ...). */
+struct ws_event {
+	int64_t workspace_id;
+	char type[48];
+	enum ws_phase from, to;
+	char reason[64];
+	char message[256];
+	int64_t at;
+};
+
+enum drift_class { DRIFT_MISSING, DRIFT_UNMANAGED, DRIFT_CHANGED, DRIFT_UNOBSERVABLE, DRIFT_MAX };
+const char *drift_class_name(enum drift_class c);  /* "missing", ... */
+
+/* A drift finding as seen this pass; the store keeps first/last seen and flaps. */
+struct drift_finding {
+	char subject[96];       /* "workspace/alice-blog", "instance/i-0abc", "pool/default" */
+	int64_t workspace_id;   /* 0 if not about a workspace */
+	int64_t pool_id;
+	enum drift_class cls;
+	char reason[64];        /* CamelCase code: "ContainerMissing" */
+	char desired[128];
+	char observed[128];
+	char remedy[128];       /* what the loop is doing about it */
+};
+
+/*
+ * What the operator remembers about an instance between passes (the
+ * `instances` table): when it was first seen, how many passes its agent has
+ * failed, since when it has been idle. The planner returns updated records.
+ */
+struct instance_record {
+	char instance_id[OBS_INSTANCE_ID_MAX + 1];
+	int64_t pool_id;
+	int64_t first_seen;       /* ms */
+	int64_t idle_since;       /* ms; 0 when busy */
+	int unhealthy_passes;     /* consecutive passes with the agent down or unhealthy */
+	int marked_unhealthy;     /* SetInstanceHealth(Unhealthy) issued */
+	int64_t orphan_seen;      /* ms; an unowned container first seen (grace period) */
+};
+
+/* Per-pool safety state between passes (destructive budget window). */
+struct pool_record {
+	int64_t pool_id;
+	int64_t window_start;     /* ms */
+	int destructive_in_window;
+	int safety_stopped;       /* observe-only after a budget breach, until cleared */
+};
+
+struct plan_config {
+	int64_t launch_grace_ms;        /* a new instance may be invisible this long (default 120 s) */
+	int64_t register_timeout_ms;    /* launched but agent never healthy (default 600 s) */
+	int unhealthy_after_passes;     /* agent down this many passes -> unhealthy (default 3) */
+	int64_t idle_cooldown_ms;       /* idle beyond the warm buffer this long -> terminate (300 s) */
+	int64_t orphan_grace_ms;        /* unowned container kept this long (120 s) */
+	int64_t backoff_base_ms;        /* first retry delay (2 s) */
+	int64_t backoff_max_ms;         /* cap (300 s) */
+	int destructive_budget;         /* per pool per window (default 10) */
+	int64_t budget_window_ms;       /* (default 600 s) */
+};
+
+void plan_config_defaults(struct plan_config *c);
+
+/* Observation of one pool: its group, and agents for the group's instances. */
+struct plan_pool_obs {
+	int64_t pool_id;
+	const struct obs_group *group;   /* NULL: describe failed -> everything unknown */
+	const struct obs_agent *agents;  /* one per observed agent; see obs_agent.observed */
+	size_t nagents;
+};
+
+struct plan_input {
+	int64_t now;                     /* ms */
+	uint64_t seed;                   /* jitter seed for this pass */
+	const struct plan_config *cfg;
+	int global_observe_only;
+	int64_t global_paused_until;     /* ms; 0 = not paused */
+
+	const struct pool_spec *pools;
+	size_t npools;
+	const struct pool_record *pool_records;  /* may be fewer than pools (new pools) */
+	size_t npool_records;
+
+	const struct workspace_spec *workspaces;
+	size_t nworkspaces;
+	/* Last status, parallel to workspaces; has_status[i] == 0 for a never-seen workspace. */
+	const struct workspace_status *status;
+	const unsigned char *has_status;
+
+	const struct plan_pool_obs *obs;  /* parallel to pools */
+	const struct instance_record *instances;
+	size_t ninstances;
+};
+
+struct status_change {
+	struct workspace_status status;   /* the complete new status */
+};
+
+struct plan_output {
+	struct action *actions;
+	size_t nactions, actions_alloc;
+	struct status_change *changes;    /* only statuses that differ from the input */
+	size_t nchanges, changes_alloc;
+	struct ws_event *events;
+	size_t nevents, events_alloc;
+	struct drift_finding *drift;
+	size_t ndrift, drift_alloc;
+	struct instance_record *instances;   /* complete new set */
+	size_t ninstances, instances_alloc;
+	struct pool_record *pool_records;    /* complete new set, parallel to pools */
+	size_t npool_records, pool_records_alloc;
+};
+
+void plan_output_init(struct plan_output *o);
+void plan_output_release(struct plan_output *o);
+
+/* Compute one pass's plan. 0, or SP_ENOMEM (output then released). */
+int plan_compute(const struct plan_input *in, struct plan_output *out, struct err *e);
+
+/* Derive the phase people see from the conditions and the spec. */
+enum ws_phase status_derive_phase(const struct workspace_spec *w,
+				  const struct workspace_status *st);
+
+/* Print the plan as stable text (one line per item) for tests and --dry-run. */
+int plan_output_format(const struct plan_output *o, struct strbuf *out);
+
+#endif
