@@ -133,10 +133,23 @@ static void yaml_scalar(json_t *v, FILE *f)
 
 static void yaml_value(json_t *v, int indent, FILE *f);
 
+/* A key is printed plain when it is an identifier, else double-quoted. */
 static void yaml_key(const char *key, FILE *f)
 {
-	json_t *k = json_string(key);
+	size_t i, n = strlen(key);
+	int plain = n > 0 && ((key[0] >= 'a' && key[0] <= 'z') || (key[0] >= 'A' && key[0] <= 'Z'));
+	json_t *k;
 
+	for (i = 0; plain && i < n; i++) {
+		char c = key[i];
+		plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			c == '_' || c == '-' || c == '.' || c == '/';
+	}
+	if (plain) {
+		fprintf(f, "%s:", key);
+		return;
+	}
+	k = json_string(key);
 	yaml_scalar(k, f);
 	json_decref(k);
 	fputc(':', f);
@@ -215,8 +228,8 @@ static const char *ready_reason(const struct pgstore_ws_row *r)
 static void ws_table(const struct pgstore_ws_row *rows, size_t n, int wide)
 {
 	static const char *const head[] = { "NAME", "POOL", "OWNER", "STATE", "PHASE", "INSTANCE",
-		"AGE", "GEN", "OBSERVED", "IMAGE", "CPU", "MEMORY", "READY", "REASON", "URL" };
-	size_t ncols = wide ? 15 : 7, i, k;
+		"URL", "AGE", "GEN", "OBSERVED", "IMAGE", "CPU", "MEMORY", "READY", "REASON" };
+	size_t ncols = wide ? 15 : 8, i, k;
 	int64_t now = cli_now_ms();
 	struct cli_table t;
 	char buf[8][40];
@@ -236,6 +249,7 @@ static void ws_table(const struct pgstore_ws_row *rows, size_t n, int wide)
 		cli_table_add(&t, ws_state_name(r->spec.state));
 		cli_table_add(&t, phase);
 		cli_table_add(&t, r->has_status && r->status.instance_id[0] ? r->status.instance_id : "-");
+		cli_table_add(&t, r->has_status && r->status.url[0] ? r->status.url : "-");
 		cli_table_add(&t, buf[0]);
 		if (!wide)
 			continue;
@@ -251,7 +265,6 @@ static void ws_table(const struct pgstore_ws_row *rows, size_t n, int wide)
 		cli_table_add(&t, buf[4]);
 		cli_table_add(&t, r->has_status ? cond_status_name(r->status.conds[COND_READY].status) : "-");
 		cli_table_add(&t, ready_reason(r)[0] ? ready_reason(r) : "-");
-		cli_table_add(&t, r->has_status && r->status.url[0] ? r->status.url : "-");
 	}
 	cli_table_print(&t, stdout);
 	cli_table_release(&t);

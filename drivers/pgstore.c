@@ -818,6 +818,13 @@ static const char *row_owners(const PGresult *res)
 	return (c >= 0 && !PQgetisnull(res, 0, c)) ? PQgetvalue(res, 0, c) : NULL;
 }
 
+static int pool_marked(const PGresult *res)
+{
+	int c = PQfnumber(res, "deletion_requested_at");
+
+	return c >= 0 && strcmp(PQgetvalue(res, 0, c), "0") != 0;
+}
+
 static int pool_params(const struct pool_spec *p, char ints[5][16], const char *v[10])
 {
 	snprintf(ints[0], 16, "%d", p->slots_per_instance);
@@ -861,6 +868,9 @@ static int apply_pool(struct pgstore *s, const struct manifest_doc *d, size_t do
 					  " $7::int, $8::int, $9)", n, p, NULL, e);
 	} else if (!rc) {
 		rc = pgstore_decode_pool(res, 0, &cur, e);
+		if (!rc && pool_marked(res))
+			rc = err_set(e, SP_ECONFLICT,
+				     "%s: marked for deletion; wait for the operator to finalize it", what);
 		if (!rc)
 			rc = diff_fields(pool_fields, NFIELDS(pool_fields), &d->pool, &cur,
 					 row_owners(res), doc, r, &nchanged, e);
