@@ -598,18 +598,35 @@ static int ws_exists(const struct plan_ctx *x, int64_t id)
 	return id && bsearch(&id, x->ws_ids, x->nws_ids, sizeof(*x->ws_ids), cmp_i64) != NULL;
 }
 
+static int cmp_cont_ptr(const void *a, const void *b)
+{
+	const struct obs_container *x = *(const struct obs_container *const *)a;
+	const struct obs_container *y = *(const struct obs_container *const *)b;
+
+	if (x->workspace_id != y->workspace_id)
+		return x->workspace_id < y->workspace_id ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
 /* Containers on t that no workspace owns: report; ours are removed after the grace. */
 static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
 	const struct obs_agent *a = t->agent;
+	const struct obs_container **v;
 	char desired[128], observed[128], remedy[128];
 	int any = 0, rc = 0;
 	size_t j;
 
 	if (!t->known)
 		return 0;
+	v = calloc(a->ncontainers + 1, sizeof(*v));
+	if (!v)
+		return SP_ENOMEM;
+	for (j = 0; j < a->ncontainers; j++)
+		v[j] = &a->containers[j];
+	qsort(v, a->ncontainers, sizeof(*v), cmp_cont_ptr);
 	for (j = 0; !rc && j < a->ncontainers; j++) {
-		const struct obs_container *c = &a->containers[j];
+		const struct obs_container *c = v[j];
 
 		if (c->workspace_id && ws_exists(x, c->workspace_id))
 			continue;
@@ -644,6 +661,7 @@ static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	}
 	if (!any)
 		t->rec.orphan_seen = 0;
+	free(v);
 	return rc;
 }
 
@@ -852,9 +870,15 @@ static void pool_need(struct plan_ctx *x, struct ppool *p)
 	p->need = 0;
 	for (k = p->wlo; k < p->whi; k++) {
 		const struct workspace_spec *w = &x->in->workspaces[x->ws[k]];
+		const struct workspace_status *st = x->in->has_status && x->in->has_status[x->ws[k]] ?
+			&x->in->status[x->ws[k]] : NULL;
 
-		if (w->state == WS_STATE_RUNNING && !w->deletion_requested_at)
-			p->need++;
+		if (w->state != WS_STATE_RUNNING || w->deletion_requested_at)
+			continue;
+		/* a paused workspace not yet placed asks for nothing, not even capacity */
+		if (w->paused_until > x->now && (!st || !st->instance_id[0]))
+			continue;
+		p->need++;
 	}
 	t = (p->need + slots - 1) / slots + p->spec->warm_instances;
 	p->exhausted = p->need > 0 && t > p->spec->max_instances;
