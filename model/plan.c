@@ -745,6 +745,8 @@ static void inst_idle(struct plan_ctx *x, struct pinst *t)
 
 /* ---- capacity -------------------------------------------------------- */
 
+static void pool_target(struct plan_ctx *x, struct ppool *p);
+
 static int cmp_idle(const void *a, const void *b)
 {
 	const struct pinst *x = *(const struct pinst *const *)a;
@@ -796,6 +798,7 @@ static int plan_capacity(struct plan_ctx *x, struct ppool *p, int *newcap)
 	size_t i;
 
 	*newcap = -1;
+	pool_target(x, p);
 	if (!g)
 		return 0;
 	cur = g->desired_capacity;
@@ -882,6 +885,28 @@ static void pool_need(struct plan_ctx *x, struct ppool *p)
 	}
 	t = (p->need + slots - 1) / slots + p->spec->warm_instances;
 	p->exhausted = p->need > 0 && t > p->spec->max_instances;
+}
+
+/*
+ * The computed desired capacity (invariant 3): instances the declared
+ * workspaces need (ceil(need / slots)), never fewer than the live instances
+ * that hold workspaces now (they are protected and cannot be scaled in, so
+ * a lower value would never converge), plus the warm buffer, clamped to
+ * [min, max]. Called after placement, which decides what is busy.
+ */
+static void pool_target(struct plan_ctx *x, struct ppool *p)
+{
+	int slots = p->spec->slots_per_instance > 0 ? p->spec->slots_per_instance : 1;
+	int64_t t = (p->need + slots - 1) / slots;
+	int64_t busy = 0;
+	size_t i;
+
+	for (i = p->ilo; i < p->ihi; i++)
+		if (x->insts[i].oi && x->insts[i].alive && x->insts[i].used > 0)
+			busy++;
+	if (busy > t)
+		t = busy;
+	t += p->spec->warm_instances;
 	if (t > p->spec->max_instances)
 		t = p->spec->max_instances;
 	if (t < p->spec->min_instances)
