@@ -649,7 +649,9 @@ static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 		} else {
 			rc = plan_act(x, p, p->acting, ACT_REMOVE_CONTAINER, c->workspace_id, t,
 				      !c->restore_failed, NULL, "OrphanContainer");
-			if (rc >= 0)
+			if (rc >= 0 && !p->group)
+				snprintf(remedy, sizeof(remedy), "held (group unobservable): remove");
+			else if (rc >= 0)
 				held_remedy(p, remedy, sizeof(remedy),
 					    c->restore_failed ? "remove" : "sync, then remove");
 			if (rc > 0)
@@ -763,7 +765,7 @@ static int choose_terminations(struct plan_ctx *x, struct ppool *p, int n)
 	struct pinst **v;
 	size_t i, nv = 0;
 
-	if (n <= 0)
+	if (n <= 0 || p->unsettled)
 		return 0;
 	v = calloc(p->ihi - p->ilo + 1, sizeof(*v));
 	if (!v)
@@ -856,6 +858,8 @@ static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
 		held_remedy(p, remedy, sizeof(remedy), what);
 	} else if (!p->evidence) {
 		snprintf(remedy, sizeof(remedy), "wait: evidence incomplete, not scaling in");
+	} else if (p->unsettled && p->target < g->desired_capacity) {
+		snprintf(remedy, sizeof(remedy), "wait: workspaces need a slot, not scaling in");
 	} else {
 		snprintf(remedy, sizeof(remedy), "wait for idle cooldown");
 	}
@@ -902,7 +906,8 @@ static void pool_target(struct plan_ctx *x, struct ppool *p)
 	size_t i;
 
 	for (i = p->ilo; i < p->ihi; i++)
-		if (x->insts[i].oi && x->insts[i].alive && x->insts[i].used > 0)
+		if (x->insts[i].oi && x->insts[i].alive && x->insts[i].used > 0 &&
+		    !x->insts[i].rec.marked_unhealthy && !x->insts[i].mark)
 			busy++;
 	if (busy > t)
 		t = busy;
@@ -976,7 +981,7 @@ static int pool_once(struct plan_ctx *x, struct ppool *p)
 	int rc = 0, newcap = -1;
 	size_t i;
 
-	p->lowering = 0;
+	p->lowering = p->unsettled = 0;
 	for (i = p->ilo; i < p->ihi; i++)
 		inst_prepare(x, p, &x->insts[i]);
 	pool_evidence(x, p);

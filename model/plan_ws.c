@@ -153,7 +153,8 @@ static void ready_from_conds(struct wsx *s)
 		const struct condition *c = &s->st.conds[order[i]];
 
 		if (c->status != CSTAT_TRUE) {
-			cond(s, COND_READY, CSTAT_FALSE, c->reason, "%s", c->message);
+			cond(s, COND_READY, c->status == CSTAT_UNKNOWN ? CSTAT_UNKNOWN : CSTAT_FALSE,
+			     c->reason, "%s", c->message);
 			return;
 		}
 	}
@@ -304,6 +305,7 @@ static int move_off(struct wsx *s, const struct pinst *t, const struct obs_conta
 	int rc = act(s, ACT_REMOVE_CONTAINER, t, sync, "InstanceUnhealthy");
 	char obs[128];
 
+	s->p->unsettled++;
 	if (rc < 0)
 		return rc;
 	set_placement(s, t);
@@ -422,6 +424,7 @@ static int place(struct wsx *s)
 	t = pick(s);
 	if (t)
 		return assign(s, t);
+	p->unsettled++;
 	if (p->exhausted) {
 		s->st.error_class = SP_CLASS_NEEDS_OPERATOR;
 		snprintf(buf, sizeof(buf), "%d", p->spec->max_instances);
