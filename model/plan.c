@@ -252,15 +252,6 @@ static void ctx_release(struct plan_ctx *x)
 	free(x->ws_ids);
 }
 
-static int pool_position(const struct plan_ctx *x, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < x->npools; i++)
-		if (!strcmp(x->pools[i].spec->name, name))
-			return (int)i;
-	return -1;
-}
 
 static int build_pools(struct plan_ctx *x)
 {
@@ -284,10 +275,7 @@ static int build_pools(struct plan_ctx *x)
 	return 0;
 }
 
-/*
- * Workspaces by pool position then id. Pools are few (tens), so finding a
- * workspace's pool by name is a short linear scan of a sorted-name index.
- */
+/* Workspaces by pool position then id; a workspace finds its pool by name. */
 struct nameref {
 	const char *name;
 	size_t pos;
@@ -299,6 +287,22 @@ static int cmp_nameref(const void *a, const void *b)
 	int r = strcmp(x->name, y->name);
 
 	return r ? r : (x->pos < y->pos ? -1 : x->pos > y->pos);
+}
+
+/* Position of the first pool (in pool order) with this name, or -1. */
+static int pool_position(const struct nameref *names, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(names[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && !strcmp(names[lo].name, name) ? (int)names[lo].pos : -1;
 }
 
 static int build_workspaces(struct plan_ctx *x)
@@ -322,11 +326,7 @@ static int build_workspaces(struct plan_ctx *x)
 	}
 	qsort(names, x->npools, sizeof(*names), cmp_nameref);
 	for (i = 0; i < n; i++) {
-		struct nameref key = { in->workspaces[i].pool, 0 };
-		struct nameref *hit = bsearch(&key, names, x->npools, sizeof(*names),
-					      cmp_nameref);
-		/* bsearch may land on any duplicate name; take the first position */
-		int pos = hit ? pool_position(x, in->workspaces[i].pool) : -1;
+		int pos = pool_position(names, x->npools, in->workspaces[i].pool);
 
 		keys[i].pool = pos < 0 ? x->npools : (size_t)pos;
 		keys[i].id = in->workspaces[i].id;

@@ -58,7 +58,7 @@ static int drift(struct wsx *s, enum drift_class cls, const char *reason, const 
 	char subject[96], remedy[128];
 
 	snprintf(subject, sizeof(subject), "workspace/%s", s->w->name);
-	if (s->acting || !what[0])
+	if (s->acting || !what[0] || !s->held)
 		snprintf(remedy, sizeof(remedy), "%s", what);
 	else
 		snprintf(remedy, sizeof(remedy), "held (%s): %s", s->held, what);
