@@ -461,6 +461,7 @@ static void q_config(const struct awscloud_config *cfg, struct awsq_config *qc,
 	qc->backoff_base_ms = cfg->backoff_base_ms;
 	qc->backoff_cap_ms = cfg->backoff_cap_ms;
 	qc->clock = cfg->clock;
+	qc->max_response = cfg->max_response;
 }
 
 /* The explicit per-service endpoint, else the env's per-service one, else the common one. */

@@ -43,6 +43,7 @@ struct awscloud_config {
 	long connect_timeout_ms;     /* 0: AWSQ_DEFAULT_CONNECT_TIMEOUT_MS */
 	int max_attempts;            /* 0: AWSQ_DEFAULT_ATTEMPTS */
 	int64_t backoff_base_ms, backoff_cap_ms;
+	size_t max_response;         /* bytes of one response; 0: AWSQ_MAX_RESPONSE */
 	const struct awsq_clock *clock; /* NULL: real clock */
 };
 

@@ -628,8 +628,8 @@ static int judge(const char *action, long status, const struct strbuf *b, xmlDoc
 	} else {
 		snippet(b, snip, sizeof(snip));
 		rc = awsq_map_error(status, NULL, NULL);
-		err_set(e, rc, "%s failed: http %ld with a non-xml body (%zu bytes: '%s')", action,
-			status, b->len, snip);
+		err_set(e, rc, "%s failed: http %ld without an aws error document "
+			"(%zu bytes: '%s')", action, status, b->len, snip);
 	}
 	xmlFreeDoc(d);
 	return rc;
