@@ -498,10 +498,13 @@ int awscloud_new(const struct awscloud_config *cfg, struct cloud **out, struct e
 	if (cfg->region)
 		cc.region = cfg->region;
 	rc = awscreds_new(&cc, &s->creds, e);
+	if (!rc && !*awscreds_region(s->creds) &&
+	    awscreds_resolve_region(s->creds, (int64_t)time(NULL), e)) {
+		rc = SP_EINVAL; /* no region: a configuration problem, whatever IMDS said */
+		if (e)
+			e->code = rc;
+	}
 	region = s->creds ? awscreds_region(s->creds) : "";
-	if (!rc && !*region)
-		rc = err_set(e, SP_EINVAL, "no aws region configured (set AWS_REGION or region "
-			     "in the aws config file)");
 	if (!rc) {
 		q_config(cfg, &qc, s, region);
 		qc.service = "autoscaling";

@@ -249,6 +249,10 @@ static void imds_handler(void *ctx, const struct awsstub_req *rq, struct awsstub
 		rs->status = 401;
 		return;
 	}
+	if (!strcmp(rq->url, "/latest/meta-data/placement/region")) {
+		strbuf_addstr(&rs->body, "ap-northeast-2");
+		return;
+	}
 	if (!strcmp(rq->url, "/latest/meta-data/iam/security-credentials/")) {
 		strbuf_addstr(&rs->body, "spinup-role\n");
 		return;
@@ -373,6 +377,40 @@ static void test_awscreds__imds_refused_token(void **state)
 	assert_non_null(strstr(e.msg, "401"));
 	awscreds_free(c);
 	awsstub_stop(s);
+}
+
+static void test_awscreds__region_from_imds_when_unset(void **state)
+{
+	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0 };
+	struct awsstub *s = imds_start(&m);
+	struct awscreds *c = NULL;
+	struct err e = ERR_INIT;
+
+	(void)state;
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_string_equal(awscreds_region(c), "");
+	assert_int_equal(awscreds_resolve_region(c, T0, &e), 0);
+	assert_string_equal(awscreds_region(c), "ap-northeast-2");
+	assert_int_equal(awsstub_requests(s), 2);
+	/* known now: no further call */
+	assert_int_equal(awscreds_resolve_region(c, T0, &e), 0);
+	assert_int_equal(awsstub_requests(s), 2);
+	awscreds_free(c);
+
+	/* a configured region is never overridden */
+	setenv("AWS_REGION", "eu-north-1", 1);
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_int_equal(awscreds_resolve_region(c, T0, &e), 0);
+	assert_string_equal(awscreds_region(c), "eu-north-1");
+	assert_int_equal(awsstub_requests(s), 2);
+	awscreds_free(c);
+	awsstub_stop(s);
+
+	clean_env();
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_int_equal(awscreds_resolve_region(c, T0, &e), SP_ENOTFOUND);
+	assert_non_null(strstr(e.msg, "no aws region"));
+	awscreds_free(c);
 }
 
 static void test_awscreds__precedence_env_then_files_then_imds(void **state)
@@ -534,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_awscreds__imds_refreshes_before_expiry),
 		cmocka_unit_test(test_awscreds__imds_timeout_is_reported),
 		cmocka_unit_test(test_awscreds__imds_refused_token),
+		cmocka_unit_test(test_awscreds__region_from_imds_when_unset),
 		cmocka_unit_test(test_awscreds__precedence_env_then_files_then_imds),
 		cmocka_unit_test(test_awscreds__missing_everything_is_clear),
 		cmocka_unit_test(test_awscreds__fixed_config_credentials),

@@ -960,6 +960,28 @@ static void test_awsq__connection_refused_is_eio(void **state)
 	cloud_free(c);
 }
 
+static void test_awsq__no_region_is_a_config_error(void **state)
+{
+	struct awscloud_config cfg;
+	struct cloud *c = NULL;
+	struct err e = ERR_INIT;
+
+	(void)state;
+	unsetenv("AWS_REGION");
+	unsetenv("AWS_DEFAULT_REGION");
+	unsetenv("AWS_PROFILE");
+	setenv("AWS_CONFIG_FILE", "/nonexistent/spinup/aws-config", 1);
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.creds.access_key_id = AKID;
+	cfg.creds.secret_access_key = SECRET;
+	assert_int_equal(awscloud_new(&cfg, &c, &e), SP_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(e.msg, "no aws region"));
+	unsetenv("AWS_CONFIG_FILE");
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -983,6 +1005,7 @@ int main(void)
 		cmocka_unit_test(test_awsq__token_bucket_paces_calls),
 		cmocka_unit_test(test_awsq__endpoints_follow_config_and_env),
 		cmocka_unit_test(test_awsq__connection_refused_is_eio),
+		cmocka_unit_test(test_awsq__no_region_is_a_config_error),
 	};
 
 	setup(NULL);
