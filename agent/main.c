@@ -14,8 +14,10 @@
 #include <curl/curl.h>
 
 #include "agentd.h"
+#include "../drivers/agenthttp.h"
 #include "wsstub.h"
 #include "../drivers/log.h"
+#include "../model/strbuf.h"
 #include "../model/banned.h"
 
 static void usage(FILE *f)
@@ -23,6 +25,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: spinup-agent [options]\n"
 "       spinup-agent workspace --listen ADDR:PORT --dir DIR\n"
+"       spinup-agent call --secret-file PATH [--epoch N] ADDR:PORT METHOD PATH [BODY]\n"
 "\n"
 "options:\n"
 "  --listen ADDR:PORT     API address (default 127.0.0.1:7070)\n"
@@ -108,6 +111,68 @@ static int cmd_workspace(int argc, char **argv)
 	return 0;
 }
 
+/* A signed request to an agent, for operators and scripts: body to stdout. */
+static int cmd_call(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "secret-file", required_argument, NULL, 's' },
+		{ "epoch", required_argument, NULL, 'e' },
+		{ "timestamp", required_argument, NULL, 't' },
+		{ "nonce", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct agenthttp_opts ho = { 0 };
+	struct agenthttp_raw raw = { 0, NULL };
+	struct agent_target t;
+	struct strbuf resp = STRBUF_INIT;
+	struct err e = ERR_INIT;
+	struct agentc *a = NULL;
+	long long epoch = 0, ts = 0;
+	long status = 0;
+	const char *colon;
+	char *end;
+	int c, port = 0, rc = 2, timeout_s = 0;
+
+	memset(&t, 0, sizeof(t));
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': ho.secret_file = optarg; break;
+		case 'e': epoch = strtoll(optarg, &end, 10); if (*end) return 2; break;
+		case 't': ts = strtoll(optarg, &end, 10); if (*end) return 2; break;
+		case 'n': raw.nonce = optarg; break;
+		case 'T': if (int_arg(optarg, 1, 86400, &timeout_s) < 0) return 2; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind < 3 || argc - optind > 4 || !(colon = strrchr(argv[optind], ':')) ||
+	    int_arg(colon + 1, 1, 65535, &port) < 0 ||
+	    (size_t)(colon - argv[optind]) >= sizeof(t.address)) {
+		usage(stderr);
+		return 2;
+	}
+	memcpy(t.address, argv[optind], (size_t)(colon - argv[optind]));
+	t.port = port;
+	str_copy(t.instance_id, sizeof(t.instance_id), "cli");
+	raw.timestamp = ts;
+	ho.call_timeout_ms = timeout_s * 1000L;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	a = agenthttp_new(&ho, &e);
+	if (a && agenthttp_request(a, &t, epoch, argv[optind + 1], argv[optind + 2],
+				   argc - optind == 4 ? argv[optind + 3] : NULL, &raw, &status,
+				   &resp, &e) == 0) {
+		printf("%s\n", resp.buf);
+		fprintf(stderr, "HTTP %ld\n", status);
+		rc = status >= 200 && status < 300 ? 0 : 1;
+	} else {
+		log_warnx("call: %s", e.msg);
+	}
+	agentc_free(a);
+	strbuf_release(&resp);
+	curl_global_cleanup();
+	return rc;
+}
+
 enum { O_SYNC_INTERVAL = 256, O_SYNC_TIMEOUT, O_DRAIN, O_GRACE, O_DSOCK, O_DURL, O_DPORT,
        O_DEBUG };
 
@@ -184,6 +249,8 @@ int main(int argc, char **argv)
 	log_init("spinup-agent", LOG_LVL_INFO);
 	if (argc > 1 && !strcmp(argv[1], "workspace"))
 		return cmd_workspace(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "call"))
+		return cmd_call(argc - 1, argv + 1);
 	agentd_config_defaults(&cfg);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {

@@ -64,7 +64,7 @@ int rt_spawn_shell(const char *cmd, const char *dir, const char *log_path, pid_t
 		return err_set(e, SP_EIO, "could not fork: %s", strerror(errno));
 	if (p == 0)
 		child_exec(cmd, dir, log_path);
-	setpgid(p, p);   /* also done by the child's setsid; closes the race for kill(-p) */
+	/* no setpgid(p, p) here: it would make the child's setsid() fail (EPERM) */
 	*pid = p;
 	return 0;
 }
