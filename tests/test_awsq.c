@@ -783,6 +783,12 @@ static void test_awsq__non_xml_bodies_are_clear_errors(void **state)
 	v->fake.fail_body = strdup("\x01\x02<\xff\xfe>\x7f garbage");
 	v->fake.fail_times = -1;
 	assert_int_equal(cloud_set_capacity(v->cloud, ASG, 2, &e), SP_EPROTO);
+	/* a well-formed answer carrying a DTD (entity tricks) is refused */
+	free(v->fake.fail_body);
+	v->fake.fail_body = strdup("<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"aaaa\">"
+				   "<!ENTITY b \"&a;&a;&a;&a;\">]><SetDesiredCapacityResponse>&b;"
+				   "</SetDesiredCapacityResponse>");
+	assert_int_equal(cloud_set_capacity(v->cloud, ASG, 2, &e), SP_EPROTO);
 	/* a 400 that is not an aws error document */
 	env_fail(v, "SetDesiredCapacity", -1, 400, NULL);
 	assert_int_equal(cloud_set_capacity(v->cloud, ASG, 2, &e), SP_EPROTO);
