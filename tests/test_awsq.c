@@ -198,6 +198,34 @@ static void test_awsq__parse_rejects_malformed_fields(void **state)
 	obs_group_release(&g);
 }
 
+static void test_awsq__duplicate_instances_are_dropped(void **state)
+{
+	xmlDocPtr d = doc_of(
+		"<DescribeAutoScalingGroupsResponse><DescribeAutoScalingGroupsResult><AutoScalingGroups>"
+		"<member><AutoScalingGroupName>my-asg</AutoScalingGroupName><MinSize>0</MinSize>"
+		"<MaxSize>9</MaxSize><DesiredCapacity>3</DesiredCapacity><Instances>"
+		"<member><InstanceId>i-b</InstanceId><LifecycleState>InService</LifecycleState></member>"
+		"<member><InstanceId>i-a</InstanceId><LifecycleState>Pending</LifecycleState></member>"
+		"<member><InstanceId>i-b</InstanceId><LifecycleState>Terminating</LifecycleState></member>"
+		"<member><InstanceId>i-c</InstanceId><LifecycleState>InService</LifecycleState></member>"
+		"</Instances></member></AutoScalingGroups></DescribeAutoScalingGroupsResult>"
+		"</DescribeAutoScalingGroupsResponse>");
+	struct obs_group g;
+	struct err e = ERR_INIT;
+	char next[16];
+
+	(void)state;
+	obs_group_init(&g);
+	assert_int_equal(awscloud_parse_asg(d, ASG, &g, next, sizeof(next), &e), 0);
+	assert_int_equal(g.ninstances, 3);
+	assert_string_equal(g.instances[0].id, "i-b");
+	assert_int_equal(g.instances[0].lifecycle, LC_IN_SERVICE);
+	assert_string_equal(g.instances[1].id, "i-a");
+	assert_string_equal(g.instances[2].id, "i-c");
+	obs_group_release(&g);
+	xmlFreeDoc(d);
+}
+
 static void test_awsq__error_codes_map_to_classes(void **state)
 {
 	static const struct {
@@ -994,6 +1022,7 @@ int main(void)
 		cmocka_unit_test(test_awsq__parses_describe_asg),
 		cmocka_unit_test(test_awsq__parses_describe_instances),
 		cmocka_unit_test(test_awsq__parse_rejects_malformed_fields),
+		cmocka_unit_test(test_awsq__duplicate_instances_are_dropped),
 		cmocka_unit_test(test_awsq__error_codes_map_to_classes),
 		cmocka_unit_test(test_awsq__backoff_is_full_jitter_within_cap),
 		cmocka_unit_test(test_awsq__token_bucket_arithmetic),
