@@ -226,6 +226,39 @@ static void test_awsq__duplicate_instances_are_dropped(void **state)
 	xmlFreeDoc(d);
 }
 
+/* Every prefix of the canned documents: parsers never crash, and say EPROTO when lost. */
+static void test_awsq__truncated_documents_never_crash(void **state)
+{
+	static const char *const files[] = { "describe_asg.xml", "describe_instances.xml" };
+	size_t f, len, cut;
+	char next[64];
+
+	(void)state;
+	for (f = 0; f < 2; f++) {
+		char *text = load(files[f], &len);
+
+		for (cut = 0; cut <= len; cut += 7) {
+			xmlDocPtr d = xmlReadMemory(text, (int)cut, "t.xml", NULL,
+						    XML_PARSE_NONET | XML_PARSE_NOERROR |
+						    XML_PARSE_NOWARNING | XML_PARSE_RECOVER);
+			struct obs_group g;
+			struct err e = ERR_INIT;
+			int rc;
+
+			obs_group_init(&g);
+			str_copy(obs_group_add(&g)->id, OBS_INSTANCE_ID_MAX + 1, "i-0598c7d356eba48d7");
+			rc = f == 0 ? awscloud_parse_asg(d, ASG, &g, next, sizeof(next), &e)
+				    : awscloud_parse_instances(d, &g, next, sizeof(next), &e);
+			assert_true(rc == 0 || rc == SP_EPROTO);
+			if (!d)
+				assert_int_equal(rc, SP_EPROTO);
+			xmlFreeDoc(d);
+			obs_group_release(&g);
+		}
+		free(text);
+	}
+}
+
 static void test_awsq__error_codes_map_to_classes(void **state)
 {
 	static const struct {
@@ -1023,6 +1056,7 @@ int main(void)
 		cmocka_unit_test(test_awsq__parses_describe_instances),
 		cmocka_unit_test(test_awsq__parse_rejects_malformed_fields),
 		cmocka_unit_test(test_awsq__duplicate_instances_are_dropped),
+		cmocka_unit_test(test_awsq__truncated_documents_never_crash),
 		cmocka_unit_test(test_awsq__error_codes_map_to_classes),
 		cmocka_unit_test(test_awsq__backoff_is_full_jitter_within_cap),
 		cmocka_unit_test(test_awsq__token_bucket_arithmetic),
