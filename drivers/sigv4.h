@@ -22,6 +22,8 @@
 #include "../model/strbuf.h"
 
 #define SIGV4_MAX_HEADERS 64
+/* The clock skew AWS tolerates between X-Amz-Date and the server (15 minutes). */
+#define SIGV4_DEFAULT_SKEW_S 900
 
 struct sigv4_header {
 	const char *name;
