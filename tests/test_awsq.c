@@ -582,6 +582,9 @@ struct env {
 	struct awsq_clock qclock;
 };
 
+/* The env of the running test, stopped by the teardown even when an assertion fails. */
+static struct env *live_env;
+
 static struct env *env_new(int ninst, int ec2_page, int attempts, long timeout_ms)
 {
 	struct env *v = calloc(1, sizeof(*v));
@@ -611,6 +614,7 @@ static struct env *env_new(int ninst, int ec2_page, int attempts, long timeout_m
 	cfg.backoff_cap_ms = 5000;
 	cfg.clock = &v->qclock;
 	cfg.max_response = 1u << 20;
+	live_env = v;
 	if (awscloud_new(&cfg, &v->cloud, &e))
 		fail_msg("awscloud_new: %s", e.msg);
 	return v;
@@ -627,6 +631,8 @@ static void env_fail(struct env *v, const char *action, int times, int status, c
 
 static void env_free(struct env *v)
 {
+	if (v == live_env)
+		live_env = NULL;
 	cloud_free(v->cloud);
 	awsstub_stop(v->stub);
 	free(v->fake.fail_body);
@@ -639,6 +645,14 @@ static int setup(void **state)
 	unsetenv("AWS_ENDPOINT_URL");
 	unsetenv("AWS_ENDPOINT_URL_EC2");
 	unsetenv("AWS_ENDPOINT_URL_AUTO_SCALING");
+	return 0;
+}
+
+static int env_teardown(void **state)
+{
+	(void)state;
+	if (live_env)
+		env_free(live_env);
 	return 0;
 }
 
@@ -1052,29 +1066,29 @@ static void test_awsq__no_region_is_a_config_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_awsq__parses_describe_asg),
-		cmocka_unit_test(test_awsq__parses_describe_instances),
-		cmocka_unit_test(test_awsq__parse_rejects_malformed_fields),
-		cmocka_unit_test(test_awsq__duplicate_instances_are_dropped),
-		cmocka_unit_test(test_awsq__truncated_documents_never_crash),
-		cmocka_unit_test(test_awsq__error_codes_map_to_classes),
-		cmocka_unit_test(test_awsq__backoff_is_full_jitter_within_cap),
-		cmocka_unit_test(test_awsq__token_bucket_arithmetic),
-		cmocka_unit_test(test_awsq__describe_follows_pages_and_signs_every_request),
-		cmocka_unit_test(test_awsq__filter_batches_large_groups),
-		cmocka_unit_test(test_awsq__throttling_retried_with_backoff_and_resigned),
-		cmocka_unit_test(test_awsq__throttling_exhausted_is_ethrottled),
-		cmocka_unit_test(test_awsq__5xx_and_html_retried_then_unavailable),
-		cmocka_unit_test(test_awsq__denied_and_busy_are_not_retried),
-		cmocka_unit_test(test_awsq__ec2_not_found_is_incomplete_not_absent),
-		cmocka_unit_test(test_awsq__non_xml_bodies_are_clear_errors),
-		cmocka_unit_test(test_awsq__timeout_is_reported),
-		cmocka_unit_test(test_awsq__response_size_is_limited),
-		cmocka_unit_test(test_awsq__mutations_send_documented_parameters),
-		cmocka_unit_test(test_awsq__token_bucket_paces_calls),
-		cmocka_unit_test(test_awsq__endpoints_follow_config_and_env),
-		cmocka_unit_test(test_awsq__connection_refused_is_eio),
-		cmocka_unit_test(test_awsq__no_region_is_a_config_error),
+		cmocka_unit_test_teardown(test_awsq__parses_describe_asg, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__parses_describe_instances, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__parse_rejects_malformed_fields, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__duplicate_instances_are_dropped, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__truncated_documents_never_crash, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__error_codes_map_to_classes, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__backoff_is_full_jitter_within_cap, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__token_bucket_arithmetic, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__describe_follows_pages_and_signs_every_request, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__filter_batches_large_groups, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__throttling_retried_with_backoff_and_resigned, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__throttling_exhausted_is_ethrottled, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__5xx_and_html_retried_then_unavailable, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__denied_and_busy_are_not_retried, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__ec2_not_found_is_incomplete_not_absent, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__non_xml_bodies_are_clear_errors, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__timeout_is_reported, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__response_size_is_limited, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__mutations_send_documented_parameters, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__token_bucket_paces_calls, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__endpoints_follow_config_and_env, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__connection_refused_is_eio, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__no_region_is_a_config_error, env_teardown),
 	};
 
 	setup(NULL);
