@@ -404,6 +404,7 @@ struct fake {
 	int delay_ms;
 	size_t big_body;         /* answer with this many bytes */
 	int verify_failures;
+	int with_token;          /* requests carrying X-Amz-Security-Token */
 	int nreq;
 	char actions[FAKE_MAX_REQ][48];
 	char dates[FAKE_MAX_REQ][17];
@@ -521,6 +522,10 @@ static void fake_handler(void *ctx, const struct awsstub_req *rq, struct awsstub
 			 awsstub_header(rq, "X-Amz-Date") ? awsstub_header(rq, "X-Amz-Date") : "");
 	}
 	f->nreq++;
+	if (awsstub_header(rq, "X-Amz-Security-Token") &&
+	    !strcmp(awsstub_header(rq, "X-Amz-Security-Token"), "session+token/==") &&
+	    strstr(awsstub_header(rq, "Authorization"), "x-amz-security-token"))
+		f->with_token++; /* sent and among the signed headers */
 	req.method = rq->method;
 	req.path = rq->url;
 	req.query = rq->query;
@@ -584,6 +589,7 @@ struct env {
 
 /* The env of the running test, stopped by the teardown even when an assertion fails. */
 static struct env *live_env;
+static const char *env_token; /* session token for the next env_new, or NULL */
 
 static struct env *env_new(int ninst, int ec2_page, int attempts, long timeout_ms)
 {
@@ -607,6 +613,7 @@ static struct env *env_new(int ninst, int ec2_page, int attempts, long timeout_m
 	cfg.endpoint = awsstub_url(v->stub);
 	cfg.creds.access_key_id = AKID;
 	cfg.creds.secret_access_key = SECRET;
+	cfg.creds.session_token = env_token;
 	cfg.timeout_ms = timeout_ms;
 	cfg.connect_timeout_ms = 1000;
 	cfg.max_attempts = attempts;
@@ -687,6 +694,26 @@ static void test_awsq__describe_follows_pages_and_signs_every_request(void **sta
 	assert_int_equal(v->cloud->calls, 4);
 	assert_int_equal(awscloud_requests(v->cloud), 4);
 	assert_string_equal(v->fake.actions[1], "DescribeInstances");
+	assert_int_equal(v->fake.verify_failures, 0);
+	obs_group_release(&g);
+	env_free(v);
+}
+
+static void test_awsq__session_token_is_sent_and_signed(void **state)
+{
+	struct env *v;
+	struct obs_group g;
+	struct err e = ERR_INIT;
+
+	(void)state;
+	env_token = "session+token/==";
+	v = env_new(2, 10, 3, 2000);
+	env_token = NULL;
+	obs_group_init(&g);
+	assert_int_equal(cloud_describe(v->cloud, ASG, &g, &e), 0);
+	assert_int_equal(cloud_set_capacity(v->cloud, ASG, 2, &e), 0);
+	assert_int_equal(v->fake.nreq, 3);
+	assert_int_equal(v->fake.with_token, 3);
 	assert_int_equal(v->fake.verify_failures, 0);
 	obs_group_release(&g);
 	env_free(v);
@@ -1075,6 +1102,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_awsq__backoff_is_full_jitter_within_cap, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__token_bucket_arithmetic, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__describe_follows_pages_and_signs_every_request, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__session_token_is_sent_and_signed, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__filter_batches_large_groups, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__throttling_retried_with_backoff_and_resigned, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__throttling_exhausted_is_ethrottled, env_teardown),
