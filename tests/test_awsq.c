@@ -524,6 +524,7 @@ static void fake_handler(void *ctx, const struct awsstub_req *rq, struct awsstub
 	f->nreq++;
 	if (awsstub_header(rq, "X-Amz-Security-Token") &&
 	    !strcmp(awsstub_header(rq, "X-Amz-Security-Token"), "session+token/==") &&
+	    awsstub_header(rq, "Authorization") &&
 	    strstr(awsstub_header(rq, "Authorization"), "x-amz-security-token"))
 		f->with_token++; /* sent and among the signed headers */
 	req.method = rq->method;
