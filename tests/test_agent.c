@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,6 +530,56 @@ static void test_agent__sigterm_leaves_workspaces_running(void **state)
 	assert_int_equal(agentfx_plain("GET", x->f->addr, p, "/", NULL, &x->resp), -1);
 }
 
+struct bg_call {
+	struct ctx *x;
+	long status;
+	struct strbuf resp;
+};
+
+static void *bg_stop(void *arg)
+{
+	struct bg_call *b = arg;
+	struct agentc *c = agentfx_client(b->x->f);
+
+	b->status = c ? agentfx_call(c, b->x->f, 0, "POST", "/v1/containers/82/stop", NULL,
+				     &b->resp) : -1;
+	agentc_free(c);
+	return NULL;
+}
+
+static void test_agent__sigterm_finishes_inflight_requests(void **state)
+{
+	struct ctx *x = *state;
+	char gate[PATH_MAX + 16], slow[2048];
+	const char *extra[3] = { "--sync-cmd", slow, NULL };
+	struct bg_call b = { x, 0, STRBUF_INIT };
+	pthread_t th;
+	int i;
+
+	snprintf(gate, sizeof(gate), "%s/sync-gate", x->f->tmp);
+	snprintf(slow, sizeof(slow), "while [ ! -e %s ]; do sleep 0.05; done", gate);
+	start(x, extra);
+	assert_int_equal(ensure(x, 82, "p82", 0), 201);
+	assert_true(wait_field(x, 82, "state", "running"));
+	assert_int_equal(pthread_create(&th, NULL, bg_stop, &b), 0);
+	/* while the stop waits for its sync, the agent keeps answering */
+	assert_true(wait_field(x, 82, "job", "sync"));
+	assert_int_equal(call(x, 0, "GET", "/v1/health", NULL), 200);
+	kill(x->f->pid, SIGTERM);
+	for (i = 0; i < 20 && agentfx_plain("GET", x->f->addr, x->f->port, "/v1/health", NULL,
+					    &x->resp) > 0; i++)
+		agentfx_sleep_ms(50);
+	/* no new connections once draining */
+	assert_int_equal(agentfx_plain("GET", x->f->addr, x->f->port, "/v1/health", NULL,
+				       &x->resp), -1);
+	assert_int_equal(agentfx_write(gate, "", 0600), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(b.status, 200);
+	assert_non_null(strstr(b.resp.buf, "\"synced\":true"));
+	assert_int_equal(agentfx_signal_wait(x->f, 0), 0);
+	strbuf_release(&b.resp);
+}
+
 /* ---- limits ------------------------------------------------------------------------------ */
 
 static void test_agent__limits_are_json_errors(void **state)
@@ -574,6 +625,7 @@ int main(void)
 		T(test_agent__ready_only_when_endpoint_answers),
 		T(test_agent__crash_is_restarted_with_backoff),
 		T(test_agent__sigterm_leaves_workspaces_running),
+		T(test_agent__sigterm_finishes_inflight_requests),
 		T(test_agent__limits_are_json_errors),
 #undef T
 	};
