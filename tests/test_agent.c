@@ -366,6 +366,20 @@ static void test_agent__stop_syncs_before_stopping(void **state)
 	strbuf_release(&events);
 }
 
+static void test_agent__running_workspaces_sync_periodically(void **state)
+{
+	struct ctx *x = *state;
+	const char *extra[] = { "--sync-interval", "1", NULL };
+	char bdir[PATH_MAX + 32];
+
+	start(x, extra);
+	assert_int_equal(ensure(x, 33, "p33", 0), 201);
+	assert_true(wait_field(x, 33, "state", "running"));
+	assert_true(wait_field(x, 33, "last_sync", "ok"));
+	snprintf(bdir, sizeof(bdir), "%s/p33", x->f->bucket);
+	assert_true(file_exists(bdir, ".spinup-snapshot"));
+}
+
 static void test_agent__failed_sync_does_not_stop(void **state)
 {
 	struct ctx *x = *state;
@@ -618,6 +632,7 @@ int main(void)
 		T(test_agent__ensure_is_idempotent),
 		T(test_agent__remove_is_idempotent),
 		T(test_agent__stop_syncs_before_stopping),
+		T(test_agent__running_workspaces_sync_periodically),
 		T(test_agent__failed_sync_does_not_stop),
 		T(test_agent__failed_restore_forbids_sync_back),
 		T(test_agent__expected_snapshot_missing_fails),
