@@ -224,6 +224,32 @@ static enum MHD_Result ensure_new(struct agentd *a, struct MHD_Connection *conn,
 					      "container", agentd_ct_json(c)));
 }
 
+/*
+ * Bucket and prefix end up in file paths of sync commands (a local folder
+ * as the bucket): no control characters, no absolute prefix, no ".."
+ * segment, and an S3-style bucket name.
+ */
+static int req_check(const struct container_req *r, struct err *e)
+{
+	const char *p;
+	size_t i;
+
+	for (i = 0; r->bucket[i]; i++)
+		if (!((r->bucket[i] >= 'a' && r->bucket[i] <= 'z') || r->bucket[i] == '-' ||
+		      r->bucket[i] == '.' || (r->bucket[i] >= '0' && r->bucket[i] <= '9')))
+			return err_set(e, SP_EINVAL, "bucket '%s' is not a bucket name", r->bucket);
+	if (r->prefix[0] == '/')
+		return err_set(e, SP_EINVAL, "prefix must not start with '/'");
+	for (p = r->prefix; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return err_set(e, SP_EINVAL, "prefix holds a control character");
+		if ((p == r->prefix || p[-1] == '/') && p[0] == '.' && p[1] == '.' &&
+		    (p[2] == '/' || p[2] == '\0'))
+			return err_set(e, SP_EINVAL, "prefix must not hold a '..' segment");
+	}
+	return 0;
+}
+
 static enum MHD_Result handle_ensure(struct agentd *a, struct reqctx *r, int64_t id)
 {
 	struct container_req req;
@@ -241,6 +267,8 @@ static enum MHD_Result handle_ensure(struct agentd *a, struct reqctx *r, int64_t
 		return send_err(r->conn, 400, "invalid", "container request: %s", e.msg);
 	}
 	json_decref(body);
+	if (req_check(&req, &e) < 0)
+		return send_err(r->conn, 400, "invalid", "container request: %s", e.msg);
 	if (req.workspace_id != id)
 		return send_err(r->conn, 400, "invalid", "body workspace_id %lld does not match "
 				"path %lld", (long long)req.workspace_id, (long long)id);

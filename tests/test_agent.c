@@ -617,6 +617,14 @@ static void test_agent__limits_are_json_errors(void **state)
 	assert_string_equal(resp_str(x, "code", code, sizeof(code)), "not_found");
 	assert_int_equal(call(x, 0, "PUT", "/v1/containers/93", "not json"), 400);
 	assert_string_equal(resp_str(x, "code", code, sizeof(code)), "invalid");
+	assert_int_equal(call(x, 0, "PUT", "/v1/containers/94",
+			      "{\"workspace_id\":94,\"prefix\":\"a/../../etc\"}"), 400);
+	assert_non_null(strstr(x->resp.buf, "'..' segment"));
+	assert_int_equal(call(x, 0, "PUT", "/v1/containers/94",
+			      "{\"workspace_id\":94,\"bucket\":\"Bad Bucket\"}"), 400);
+	assert_int_equal(call(x, 0, "PUT", "/v1/containers/94", "{\"workspace_id\":\"94\"}"),
+			 400);
+	assert_non_null(strstr(x->resp.buf, "not an integer"));
 	strbuf_release(&big);
 }
 
