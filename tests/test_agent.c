@@ -332,6 +332,7 @@ static void test_agent__stop_syncs_before_stopping(void **state)
 	const char *extra[3] = { "--workspace-cmd", wscmd, NULL };
 	struct strbuf events = STRBUF_INIT;
 	json_t *j;
+	int i;
 
 	snprintf(ev, sizeof(ev), "%s/events", x->f->tmp);
 	snprintf(wscmd, sizeof(wscmd),
@@ -340,8 +341,10 @@ static void test_agent__stop_syncs_before_stopping(void **state)
 	start(x, extra);
 	assert_int_equal(ensure(x, 31, "p31", 0), 201);
 	assert_true(wait_field(x, 31, "state", "running"));
-	while (agentfx_read(ev, &events) < 0 || !strstr(events.buf, "started"))
+	for (i = 0; i < 500 && (agentfx_read(ev, &events) < 0 || !strstr(events.buf, "started"));
+	     i++)
 		agentfx_sleep_ms(20);
+	assert_non_null(strstr(events.buf, "started"));
 	assert_int_equal(call(x, 0, "POST", "/v1/containers/31/stop", NULL), 200);
 	j = json_loads(x->resp.buf, 0, NULL);
 	assert_true(json_is_true(json_object_get(j, "synced")));
@@ -356,7 +359,8 @@ static void test_agent__stop_syncs_before_stopping(void **state)
 	assert_true(file_exists(bdir, "notes.txt"));
 	assert_true(file_exists(bdir, ".spinup-snapshot"));
 	/* order of events: the sync ran while the workspace ran, then it stopped */
-	while (agentfx_read(ev, &events) == 0 && !strstr(events.buf, "stopped"))
+	for (i = 0; i < 500 && agentfx_read(ev, &events) == 0 && !strstr(events.buf, "stopped");
+	     i++)
 		agentfx_sleep_ms(20);
 	assert_string_equal(events.buf, "started\nsync\nstopped\n");
 	/* a second stop is a no-op: no new sync */

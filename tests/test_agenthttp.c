@@ -130,6 +130,25 @@ static int wait_state(struct ctx *x, const struct agent_target *t, int64_t id,
 	return found;
 }
 
+/* One observation of one agent; 1 when it listed container id (copied to out). */
+static int observe_ct(struct ctx *x, const struct agent_target *t, int64_t id,
+		      struct obs_container *out)
+{
+	struct obs_agent a;
+	size_t k;
+	int found = 0;
+
+	obs_agent_init(&a);
+	if (agentc_observe(x->c, t, 1, 0, &a, NULL) == 0 && a.observed)
+		for (k = 0; k < a.ncontainers; k++)
+			if (a.containers[k].workspace_id == id) {
+				*out = a.containers[k];
+				found = 1;
+			}
+	obs_agent_release(&a);
+	return found;
+}
+
 /* ---- real agents ------------------------------------------------------------------------ */
 
 static void test_agenthttp__observes_agents_concurrently_unreachable_is_unknown(void **state)
@@ -530,8 +549,8 @@ static void test_agenthttp__docker_runtime_against_recorded_engine_api(void **st
 	en.exit_code = 137;
 	en.calls[0] = '\0';
 	pthread_mutex_unlock(&en.mu);
-	for (i = 0; i < 200; i++) {
-		if (wait_state(x, t, 77, CS_RUNNING, &c) && c.restarts == 1)
+	for (i = 0; i < 300; i++) {
+		if (observe_ct(x, t, 77, &c) && c.state == CS_RUNNING && c.restarts == 1)
 			break;
 		agentfx_sleep_ms(50);
 	}
