@@ -42,7 +42,8 @@ static int setup(void **state)
 
 	if (!x)
 		return -1;
-	snprintf(addr, sizeof(addr), "127.0.0.%d", 20 + (n++ % 200));
+	/* an address of our own, so concurrent runs never share workspace ports */
+	snprintf(addr, sizeof(addr), "127.%d.0.%d", 100 + getpid() % 100, 20 + (n++ % 200));
 	x->f = agentfx_new(addr);
 	if (!x->f)
 		return -1;

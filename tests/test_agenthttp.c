@@ -48,7 +48,7 @@ static int setup(void **state)
 	if (!x)
 		return -1;
 	for (i = 0; i < NAGENTS; i++) {
-		snprintf(addr, sizeof(addr), "127.0.1.%d", 10 + (n++ % 200));
+		snprintf(addr, sizeof(addr), "127.%d.1.%d", 100 + getpid() % 100, 10 + (n++ % 200));
 		x->f[i] = agentfx_new(addr);
 		if (!x->f[i])
 			return -1;
