@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -490,6 +491,29 @@ static void engine_calls(struct engine *en, char *out, size_t n)
 	pthread_mutex_unlock(&en->mu);
 }
 
+/* Serve the recorded Engine API on a unix socket at path. */
+static struct MHD_Daemon *engine_listen(struct engine *en, const char *path)
+{
+	struct sockaddr_un sun;
+	struct MHD_Daemon *d;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, engine, en,
+			     MHD_OPTION_NOTIFY_COMPLETED, engine_done, NULL,
+			     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
+	if (!d)
+		close(fd);
+	return d;
+}
+
 static void test_agenthttp__docker_runtime_against_recorded_engine_api(void **state)
 {
 	struct ctx *x = *state;
@@ -500,23 +524,19 @@ static void test_agenthttp__docker_runtime_against_recorded_engine_api(void **st
 	struct obs_container c;
 	struct err e = ERR_INIT;
 	char url[128], calls[2048], want[256];
-	const char *extra[] = { "--runtime", "docker", "--docker-socket", "", "--docker-url", url,
-				NULL };
-	int eport = agentfx_free_port("127.0.0.3"), i;
+	char sock[PATH_MAX + 32];
+	const char *extra[] = { "--runtime", "docker", "--docker-socket", sock, "--docker-url",
+				url, NULL };
+	int i;
 	json_t *body;
 
 	memset(&en, 0, sizeof(en));
 	pthread_mutex_init(&en.mu, NULL);
-	x->fake = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)eport, NULL, NULL,
-				   engine, &en, MHD_OPTION_NOTIFY_COMPLETED, engine_done, NULL,
-				   MHD_OPTION_SOCK_ADDR,
-				   (struct sockaddr *)&(struct sockaddr_in){
-					   .sin_family = AF_INET,
-					   .sin_port = htons((uint16_t)eport),
-					   .sin_addr.s_addr = htonl(0x7f000003) },
-				   MHD_OPTION_END);
+	/* the Engine API on a unix socket, as dockerd serves it */
+	snprintf(sock, sizeof(sock), "%s/docker.sock", f->tmp);
+	x->fake = engine_listen(&en, sock);
 	assert_non_null(x->fake);
-	snprintf(url, sizeof(url), "http://127.0.0.3:%d/v1.43", eport);
+	snprintf(url, sizeof(url), "http://localhost/v1.43");
 	start_agent(f, extra);
 
 	assert_int_equal(agentc_ensure(x->c, t, 0, &r, &e), 0);
