@@ -8,7 +8,7 @@
 
 /* Signal state: the only file-scope variables besides the log's. */
 static int sig_pipe[2] = { -1, -1 };
-static volatile sig_atomic_t sig_term, sig_chld;
+static volatile sig_atomic_t sig_term, sig_chld, sig_hup;
 
 void agentd_config_defaults(struct agentd_config *c)
 {
@@ -146,6 +146,26 @@ static int mhd_open(struct agentd *a, int port, struct err *e)
 	return 0;
 }
 
+int agentd_check(const struct agentd_config *c, struct err *e)
+{
+	struct agentd a;
+	char addr[INET_ADDRSTRLEN];
+	int port, rc;
+
+	memset(&a, 0, sizeof(a));
+	a.cfg = *c;
+	rc = validate(c, e);
+	if (!rc)
+		rc = parse_listen(c->listen, addr, sizeof(addr), &port, e);
+	if (!rc)
+		rc = agentsig_key_load(&a.key, c->secret_file, e);
+	if (!rc)
+		rc = runtime_open(&a, e);
+	runtime_free(a.rt);
+	agentsig_key_wipe(&a.key);
+	return rc;
+}
+
 struct agentd *agentd_new(const struct agentd_config *c, struct err *e)
 {
 	struct agentd *a = calloc(1, sizeof(*a));
@@ -210,6 +230,8 @@ static void on_signal(int sig)
 
 	if (sig == SIGCHLD)
 		sig_chld = 1;
+	else if (sig == SIGHUP)
+		sig_hup = 1;
 	else
 		sig_term = 1;
 	if (sig_pipe[1] >= 0 && write(sig_pipe[1], &b, 1) < 0) {
@@ -230,6 +252,7 @@ static int signals_install(struct err *e)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
@@ -248,6 +271,21 @@ static void drain_begin(struct agentd *a)
 		close(ls);
 	log_info("draining: no new connections, finishing %d in-flight requests",
 		 a->live_reqs);
+}
+
+/* SIGHUP: re-read the secret file (rotation); a file that fails the checks keeps the old key. */
+static void reload_secret(struct agentd *a)
+{
+	struct agentsig_key k;
+	struct err e = ERR_INIT;
+
+	if (agentsig_key_load(&k, a->cfg.secret_file, &e) < 0) {
+		log_warnx("secret not reloaded, keeping the current one: %s", e.msg);
+		return;
+	}
+	a->key = k;
+	agentsig_key_wipe(&k);
+	log_info("secret reloaded from %s", a->cfg.secret_file);
 }
 
 static int jobs_running(const struct agentd *a)
@@ -313,6 +351,10 @@ int agentd_run(struct agentd *a, struct err *e)
 		if (sig_chld) {
 			sig_chld = 0;
 			agentd_reap(a);
+		}
+		if (sig_hup) {
+			sig_hup = 0;
+			reload_secret(a);
 		}
 		if (sig_term)
 			drain_begin(a);

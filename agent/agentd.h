@@ -54,8 +54,14 @@ void agentd_config_defaults(struct agentd_config *c);
 
 struct agentd;
 
+/* Check the configuration (flags, secret file, commands, runtime) without starting. */
+int agentd_check(const struct agentd_config *c, struct err *e);
 struct agentd *agentd_new(const struct agentd_config *c, struct err *e);
-/* Serve until SIGTERM or SIGINT, then drain; installs the signal handlers. */
+/*
+ * Serve until SIGTERM or SIGINT, then drain; SIGHUP re-reads the secret
+ * file (a file that fails the checks keeps the current key). Installs the
+ * signal handlers.
+ */
 int agentd_run(struct agentd *a, struct err *e);
 /* The port actually bound (useful with port 0). */
 int agentd_port(const struct agentd *a);

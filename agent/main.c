@@ -23,7 +23,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: spinup-agent [options]\n"
+"usage: spinup-agent [options]          (SIGHUP re-reads the secret file)\n"
 "       spinup-agent workspace --listen ADDR:PORT --dir DIR\n"
 "       spinup-agent call --secret-file PATH [--epoch N] ADDR:PORT METHOD PATH [BODY]\n"
 "\n"
@@ -48,6 +48,7 @@ static void usage(FILE *f)
 "  --docker-socket PATH   Engine API socket (default /var/run/docker.sock)\n"
 "  --docker-url URL       Engine API base URL (default http://localhost/v1.43)\n"
 "  --docker-port N        port the workspace image listens on (default 8080)\n"
+"  -n, --check            check the configuration, print \"configuration OK\", exit\n"
 "  --debug                verbose logs\n"
 "  --help                 this text\n");
 }
@@ -176,7 +177,7 @@ static int cmd_call(int argc, char **argv)
 enum { O_SYNC_INTERVAL = 256, O_SYNC_TIMEOUT, O_DRAIN, O_GRACE, O_DSOCK, O_DURL, O_DPORT,
        O_DEBUG };
 
-static int parse_args(int argc, char **argv, struct agentd_config *cfg)
+static int parse_args(int argc, char **argv, struct agentd_config *cfg, int *check)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -198,12 +199,14 @@ static int parse_args(int argc, char **argv, struct agentd_config *cfg)
 		{ "docker-port", required_argument, NULL, O_DPORT },
 		{ "debug", no_argument, NULL, O_DEBUG },
 		{ "help", no_argument, NULL, 'h' },
+		{ "check", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n", opts, NULL)) != -1) {
 		switch (c) {
+		case 'n': *check = 1; break;
 		case 'l': cfg->listen = optarg; break;
 		case 'i': cfg->id = optarg; break;
 		case 's': cfg->secret_file = optarg; break;
@@ -244,7 +247,7 @@ int main(int argc, char **argv)
 	struct agentd *a;
 	char self[PATH_MAX];
 	ssize_t n;
-	int rc;
+	int rc, check = 0;
 
 	log_init("spinup-agent", LOG_LVL_INFO);
 	if (argc > 1 && !strcmp(argv[1], "workspace"))
@@ -257,8 +260,16 @@ int main(int argc, char **argv)
 		self[n] = '\0';
 		cfg.self_exe = self;
 	}
-	if (parse_args(argc, argv, &cfg) < 0)
+	if (parse_args(argc, argv, &cfg, &check) < 0)
 		return 2;
+	if (check) {
+		if (agentd_check(&cfg, &e) < 0) {
+			log_warnx("configuration: %s", e.msg);
+			return 1;
+		}
+		printf("configuration OK\n");
+		return 0;
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("could not initialise libcurl");
 	a = agentd_new(&cfg, &e);

@@ -209,6 +209,33 @@ static void test_agent__refuses_bad_signature_and_unsigned(void **state)
 	strbuf_release(&log);
 }
 
+static void test_agent__sighup_rotates_the_secret(void **state)
+{
+	struct ctx *x = *state;
+	struct agentc *fresh;
+	char code[64];
+	int i;
+
+	start(x, NULL);
+	assert_int_equal(call(x, 0, "GET", "/v1/health", NULL), 200);
+	assert_int_equal(agentfx_write(x->f->secret, "rotated-secret-0123456789", 0600), 0);
+	fresh = agentfx_client(x->f);
+	assert_non_null(fresh);
+	kill(x->f->pid, SIGHUP);
+	for (i = 0; i < 100 && agentfx_call(fresh, x->f, 0, "GET", "/v1/health", NULL,
+					    &x->resp) != 200; i++)
+		agentfx_sleep_ms(50);
+	assert_int_equal(agentfx_call(fresh, x->f, 0, "GET", "/v1/health", NULL, &x->resp), 200);
+	assert_int_equal(call(x, 0, "GET", "/v1/health", NULL), 401);
+	assert_string_equal(resp_str(x, "code", code, sizeof(code)), "bad_signature");
+	/* a secret file others can read is not taken: the current key stays */
+	assert_int_equal(agentfx_write(x->f->secret, "leaked-secret-0123456789", 0644), 0);
+	kill(x->f->pid, SIGHUP);
+	agentfx_sleep_ms(300);
+	assert_int_equal(agentfx_call(fresh, x->f, 0, "GET", "/v1/health", NULL, &x->resp), 200);
+	agentc_free(fresh);
+}
+
 static long raw_call(struct ctx *x, int64_t ts, const char *nonce, int64_t epoch)
 {
 	struct agenthttp_raw raw = { ts, nonce };
@@ -639,6 +666,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_agent__refuses_secret_readable_by_others),
 		T(test_agent__refuses_bad_signature_and_unsigned),
+		T(test_agent__sighup_rotates_the_secret),
 		T(test_agent__refuses_clock_skew_either_way),
 		T(test_agent__refuses_replay),
 		T(test_agent__refuses_stale_epoch_and_remembers_it),
