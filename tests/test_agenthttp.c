@@ -355,7 +355,7 @@ static void test_agenthttp__bad_answers_are_unknown(void **state)
 
 struct engine {
 	pthread_mutex_t mu;
-	int exists, running, exit_code, foreign;
+	int exists, running, exit_code, foreign, have_image;
 	char calls[2048];
 	char create_body[4096];
 };
@@ -398,11 +398,22 @@ static enum MHD_Result engine_route(struct engine *en, struct MHD_Connection *c,
 {
 	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
 	const char *force = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "force");
+	const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "fromImage");
 	char doc[2048];
 	size_t l = strlen(en->calls);
 
-	snprintf(en->calls + l, sizeof(en->calls) - l, "%s %s%s%s%s\n", method, url,
-		 name ? " name=" : "", name ? name : "", force ? " force" : "");
+	snprintf(en->calls + l, sizeof(en->calls) - l, "%s %s%s%s%s%s%s\n", method, url,
+		 name ? " name=" : "", name ? name : "", force ? " force" : "",
+		 from ? " fromImage=" : "", from ? from : "");
+	if (!strcmp(url, "/v1.43/images/create") && !strcmp(method, "POST")) {
+		en->have_image = 1;   /* the pull's progress stream, shortened */
+		return reply(c, 200, "{\"status\":\"Pulling from codercom/code-server\","
+			     "\"id\":\"4.19.0\"}\n{\"status\":\"Status: Downloaded newer image "
+			     "for codercom/code-server:4.19.0\"}\n");
+	}
+	if (!strcmp(url, "/v1.43/containers/create") && !strcmp(method, "POST") &&
+	    !en->have_image)
+		return reply(c, 404, "{\"message\":\"No such image: codercom/code-server:4.19.0\"}");
 	if (!strcmp(url, "/v1.43/containers/create") && !strcmp(method, "POST")) {
 		if (en->exists || en->foreign)
 			return reply(c, 409, "{\"message\":\"Conflict. The container name "
@@ -544,7 +555,10 @@ static void test_agenthttp__docker_runtime_against_recorded_engine_api(void **st
 	assert_string_equal(c.name, "spinup-77");
 	assert_int_equal(c.ready, 0);   /* nothing answers on the mapped port */
 	engine_calls(&en, calls, sizeof(calls));
+	/* no image here yet: create says 404, the agent pulls once and creates again */
 	assert_non_null(strstr(calls, "POST /v1.43/containers/create name=spinup-77\n"
+				      "POST /v1.43/images/create fromImage=codercom/code-server:4.19.0\n"
+				      "POST /v1.43/containers/create name=spinup-77\n"
 				      "POST /v1.43/containers/spinup-77/start\n"));
 	/* the create body carries the label, the port binding and the files */
 	body = json_loads(en.create_body, 0, NULL);
