@@ -114,6 +114,7 @@ static int runtime_open(struct agentd *a, struct err *e)
 		d.container_port = a->cfg.docker_port;
 		d.mount_point = "/home/coder/project";
 		d.timeout_ms = 30000;
+		d.self_exe = a->cfg.self_exe;
 		a->rt = rt_docker_new(&d, e);
 	} else {
 		return err_set(e, SP_EINVAL, "unknown runtime '%s' (process or docker)",

@@ -52,7 +52,7 @@
 #define JOB_TAIL_MAX 160                  /* bytes of a failed command's output in messages */
 
 enum phase { PH_RESTORING, PH_RUNNING, PH_BACKOFF, PH_STOPPED, PH_FAILED, PH_MAX };
-enum job_kind { JOB_NONE, JOB_RESTORE, JOB_SYNC };
+enum job_kind { JOB_NONE, JOB_RESTORE, JOB_SYNC, JOB_PREPARE };
 enum op_kind { OP_SYNC, OP_STOP, OP_REMOVE };
 
 /* One HTTP request; the connection's con_cls. Ops wait in a container's queue. */
@@ -126,6 +126,8 @@ json_t *agentd_ct_json(const struct ct *c);          /* new reference, the API's
 void agentd_ct_free(struct agentd *a, struct ct *c); /* drop the record (not the workspace) */
 void agentd_ct_restore(struct agentd *a, struct ct *c);          /* restore, then start */
 void agentd_ct_start_workspace(struct agentd *a, struct ct *c);  /* files in place: start */
+/* Files in place: run the runtime's prepare step (a job) if it has one, then start. */
+void agentd_ct_launch(struct agentd *a, struct ct *c);
 /* Run c's queued ops until one must wait for a sync job. */
 void agentd_ct_advance(struct agentd *a, struct ct *c);
 /* Decide a request's answer (resumes its connection when suspended); takes body. */

@@ -31,6 +31,12 @@ int64_t agentd_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static const char *job_name(enum job_kind k)
+{
+	return k == JOB_RESTORE ? "restore" : k == JOB_SYNC ? "sync" : k == JOB_PREPARE ?
+	       "prepare" : "none";
+}
+
 /* ---- containers ---------------------------------------------------------------- */
 
 struct ct *agentd_ct_find(struct agentd *a, int64_t id)
@@ -104,8 +110,8 @@ json_t *agentd_ct_json(const struct ct *c)
 		json_object_set_new(j, "workspace_name", json_string(c->req.workspace_name));
 		json_object_set_new(j, "phase", json_string(agentd_phase_name(c->phase)));
 		json_object_set_new(j, "dirty", json_boolean(c->dirty));
-		json_object_set_new(j, "job", json_string(c->job.pid == 0 ? "none" :
-			c->job.kind == JOB_RESTORE ? "restore" : "sync"));
+		json_object_set_new(j, "job", json_string(c->job.pid ? job_name(c->job.kind) :
+							     "none"));
 	}
 	return j;
 }
@@ -196,12 +202,35 @@ static int write_marker(const struct ct *c, struct err *e)
 	return rc;
 }
 
+/* Run cmd as c's job (output to its job log, killed after --sync-timeout). */
+static int job_spawn(struct agentd *a, struct ct *c, enum job_kind kind, const char *cmd,
+		     struct reqctx *op, struct err *e)
+{
+	char log[PATH_MAX];
+	int rc;
+
+	job_log_path(a, c, log, sizeof(log));
+	unlink(log);
+	rc = rt_spawn_shell(cmd, c->dir, log, &c->job.pid, e);
+	if (rc)
+		return rc;
+	c->job.kind = kind;
+	c->job.deadline = agentd_mono_ms() + (int64_t)a->cfg.sync_timeout_s * 1000;
+	c->job.timed_out = 0;
+	c->job.op = op;
+	if (kind == JOB_SYNC)
+		c->last_sync = SYNC_RUNNING;
+	log_info("container %s %s started pid=%d", c->name, job_name(kind), (int)c->job.pid);
+	return 0;
+}
+
+/* Start the restore or sync command of c. */
 static int job_start(struct agentd *a, struct ct *c, enum job_kind kind, struct reqctx *op,
 		     struct err *e)
 {
 	const char *tpl = kind == JOB_RESTORE ? a->cfg.restore_cmd : a->cfg.sync_cmd;
 	struct strbuf cmd = STRBUF_INIT;
-	char id[24], log[PATH_MAX];
+	char id[24];
 	int rc = 0;
 
 	snprintf(id, sizeof(id), "%lld", (long long)c->req.workspace_id);
@@ -215,20 +244,8 @@ static int job_start(struct agentd *a, struct ct *c, enum job_kind kind, struct 
 	}
 	if (!rc && kind == JOB_SYNC)
 		rc = write_marker(c, e);
-	job_log_path(a, c, log, sizeof(log));
-	unlink(log);
 	if (!rc)
-		rc = rt_spawn_shell(cmd.buf, c->dir, log, &c->job.pid, e);
-	if (!rc) {
-		c->job.kind = kind;
-		c->job.deadline = agentd_mono_ms() + (int64_t)a->cfg.sync_timeout_s * 1000;
-		c->job.timed_out = 0;
-		c->job.op = op;
-		if (kind == JOB_SYNC)
-			c->last_sync = SYNC_RUNNING;
-		log_info("container %s %s started pid=%d", c->name,
-			 kind == JOB_RESTORE ? "restore" : "sync", (int)c->job.pid);
-	}
+		rc = job_spawn(a, c, kind, cmd.buf, op, e);
 	strbuf_release(&cmd);
 	return rc;
 }
@@ -293,11 +310,46 @@ static void restore_finished(struct agentd *a, struct ct *c, int ok, const char 
 		return;
 	}
 	c->restore_failed = 0;
+	agentd_ct_launch(a, c);
+}
+
+/* The prepare job (or none) finished: start, unless a stop or remove waits. */
+static void prepare_finished(struct agentd *a, struct ct *c, int ok, const char *why)
+{
+	if (!ok) {
+		ct_message(c, "could not prepare workspace: %s", why);
+		ct_set_phase(c, PH_FAILED, "prepare failed");
+		log_warnx("container %s: %s", c->name, c->message);
+		return;
+	}
 	if (stop_queued(c)) {
-		ct_set_phase(c, PH_STOPPED, "restored; not started, a stop or remove is queued");
+		ct_set_phase(c, PH_STOPPED, "not started, a stop or remove is queued");
 		return;
 	}
 	agentd_ct_start_workspace(a, c);
+}
+
+void agentd_ct_launch(struct agentd *a, struct ct *c)
+{
+	struct strbuf cmd = STRBUF_INIT;
+	struct rt_spec s;
+	struct err e = ERR_INIT;
+	char log[PATH_MAX];
+	int rc = 0;
+
+	agentd_ct_spec(a, c, &s, log, sizeof(log));
+	if (a->rt->ops->prepare)
+		rc = a->rt->ops->prepare(a->rt->state, &s, &cmd, &e);
+	if (!rc && cmd.len) {
+		ct_set_phase(c, PH_RESTORING, "preparing the runtime");
+		rc = job_spawn(a, c, JOB_PREPARE, cmd.buf, NULL, &e);
+		if (!rc) {
+			strbuf_release(&cmd);
+			return;
+		}
+	}
+	strbuf_release(&cmd);
+	prepare_finished(a, c, rc == 0, e.msg);
 }
 
 /* Begin restoring files into c->dir (first start, or retry after a failed restore). */
@@ -478,10 +530,12 @@ static void job_done(struct agentd *a, struct ct *c, int status)
 	else
 		snprintf(why, sizeof(why), "command killed by signal %d",
 			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-	log_info("container %s %s finished ok=%d%s%s", c->name,
-		 j.kind == JOB_RESTORE ? "restore" : "sync", ok, ok ? "" : " reason=", ok ? "" : why);
+	log_info("container %s %s finished ok=%d%s%s", c->name, job_name(j.kind), ok,
+		 ok ? "" : " reason=", ok ? "" : why);
 	if (j.kind == JOB_RESTORE) {
 		restore_finished(a, c, ok, why);
+	} else if (j.kind == JOB_PREPARE) {
+		prepare_finished(a, c, ok, why);
 	} else {
 		c->last_sync = ok ? SYNC_OK : SYNC_FAILED;
 		c->last_sync_at = agentd_wall_ms();

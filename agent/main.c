@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "agentd.h"
+#include "runtime.h"
 #include "../drivers/agenthttp.h"
 #include "wsstub.h"
 #include "../drivers/log.h"
@@ -26,6 +27,7 @@ static void usage(FILE *f)
 "usage: spinup-agent [options]          (SIGHUP re-reads the secret file)\n"
 "       spinup-agent workspace --listen ADDR:PORT --dir DIR\n"
 "       spinup-agent call --secret-file PATH [--epoch N] ADDR:PORT METHOD PATH [BODY]\n"
+"       spinup-agent docker-pull [--docker-socket P] [--docker-url U] IMAGE\n"
 "\n"
 "options:\n"
 "  --listen ADDR:PORT     API address (default 127.0.0.1:7070)\n"
@@ -110,6 +112,50 @@ static int cmd_workspace(int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+/* Pull an image through the Engine API: the agent runs this as a job. */
+static int cmd_docker_pull(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "docker-socket", required_argument, NULL, 's' },
+		{ "docker-url", required_argument, NULL, 'u' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rt_docker_opts o;
+	struct err e = ERR_INIT;
+	long timeout_ms = 600000;
+	char *end;
+	int c, rc;
+
+	memset(&o, 0, sizeof(o));
+	o.socket_path = "/var/run/docker.sock";
+	o.base_url = "http://localhost/v1.43";
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': o.socket_path = *optarg ? optarg : NULL; break;
+		case 'u': o.base_url = optarg; break;
+		case 't':
+			timeout_ms = strtol(optarg, &end, 10);
+			if (*end || timeout_ms <= 0)
+				return 2;
+			break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		usage(stderr);
+		return 2;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = rt_docker_pull(&o, argv[optind], timeout_ms, &e);
+	if (rc)
+		log_warnx("docker-pull: %s", e.msg);
+	else
+		log_info("docker-pull: pulled %s", argv[optind]);
+	curl_global_cleanup();
+	return rc ? 1 : 0;
 }
 
 /* A signed request to an agent, for operators and scripts: body to stdout. */
@@ -254,6 +300,8 @@ int main(int argc, char **argv)
 		return cmd_workspace(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "call"))
 		return cmd_call(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "docker-pull"))
+		return cmd_docker_pull(argc - 1, argv + 1);
 	agentd_config_defaults(&cfg);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {

@@ -405,6 +405,12 @@ static enum MHD_Result engine_route(struct engine *en, struct MHD_Connection *c,
 	snprintf(en->calls + l, sizeof(en->calls) - l, "%s %s%s%s%s%s%s\n", method, url,
 		 name ? " name=" : "", name ? name : "", force ? " force" : "",
 		 from ? " fromImage=" : "", from ? from : "");
+	if (!strcmp(url, "/v1.43/images/codercom/code-server:4.19.0/json") &&
+	    !strcmp(method, "GET"))
+		return en->have_image ? reply(c, 200, "{\"Id\":\"sha256:9a5b\",\"RepoTags\":"
+					      "[\"codercom/code-server:4.19.0\"]}")
+				      : reply(c, 404, "{\"message\":\"No such image: "
+					      "codercom/code-server:4.19.0\"}");
 	if (!strcmp(url, "/v1.43/images/create") && !strcmp(method, "POST")) {
 		en->have_image = 1;   /* the pull's progress stream, shortened */
 		return reply(c, 200, "{\"status\":\"Pulling from codercom/code-server\","
@@ -555,8 +561,8 @@ static void test_agenthttp__docker_runtime_against_recorded_engine_api(void **st
 	assert_string_equal(c.name, "spinup-77");
 	assert_int_equal(c.ready, 0);   /* nothing answers on the mapped port */
 	engine_calls(&en, calls, sizeof(calls));
-	/* no image here yet: create says 404, the agent pulls once and creates again */
-	assert_non_null(strstr(calls, "POST /v1.43/containers/create name=spinup-77\n"
+	/* no image here yet: a docker-pull job pulls it, then create and start */
+	assert_non_null(strstr(calls, "GET /v1.43/images/codercom/code-server:4.19.0/json\n"
 				      "POST /v1.43/images/create fromImage=codercom/code-server:4.19.0\n"
 				      "POST /v1.43/containers/create name=spinup-77\n"
 				      "POST /v1.43/containers/spinup-77/start\n"));
