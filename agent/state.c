@@ -148,6 +148,10 @@ int agentd_state_load(struct agentd *a, struct err *e)
 	if (!root)
 		return err_set(e, SP_EINVAL, "state file %s:%d:%d: %s", a->state_path, jerr.line,
 			       jerr.column, jerr.text);
+	if (json_integer_value(json_object_get(root, "version")) != 1) {
+		rc = err_set(e, SP_ESCHEMA, "state file %s has an unknown version", a->state_path);
+		goto out;
+	}
 	if (json_unpack(root, "{sI so}", "max_epoch", &epoch, "containers", &arr) < 0 ||
 	    !json_is_array(arr)) {
 		rc = err_set(e, SP_EINVAL, "state file %s: missing max_epoch or containers",
