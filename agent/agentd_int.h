@@ -68,6 +68,7 @@ struct reqctx {
 	int64_t wsid;
 	int sync_first;
 	int synced;             /* this op's sync ran and succeeded */
+	int sync_passed;        /* the op may go on: synced, or nothing to sync with */
 	struct reqctx *next;
 };
 

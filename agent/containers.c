@@ -415,32 +415,36 @@ static int op_needs_sync(const struct ct *c, const struct reqctx *r)
 	return r->sync_first && c->dirty;
 }
 
-static void ct_stop_workspace(struct agentd *a, struct ct *c)
+/* Stop the workspace (graceful; SIGKILL after the grace period). 0 or the runtime's error. */
+static int ct_stop_workspace(struct agentd *a, struct ct *c, struct err *e)
 {
 	struct rt_spec s;
-	struct err e = ERR_INIT;
 	char log[PATH_MAX];
 
 	agentd_ct_spec(a, c, &s, log, sizeof(log));
-	if (c->phase == PH_RUNNING && a->rt->ops->stop(a->rt->state, &s, &c->h, 0, &e) < 0)
-		log_warnx("container %s: %s", c->name, e.msg);
+	if (c->phase == PH_RUNNING && a->rt->ops->stop(a->rt->state, &s, &c->h, 0, e) < 0)
+		return e ? e->code : SP_EIO;
 	c->kill_at = agentd_mono_ms() + (int64_t)a->cfg.stop_grace_s * 1000;
 	c->ready = 0;
 	probe_cancel(a, c);
 	ct_set_phase(c, PH_STOPPED, "stop requested");
+	return 0;
 }
 
-/* Remove c (its workspace, its files) and answer every op still queued on it. */
-static void ct_remove(struct agentd *a, struct ct *c)
+/*
+ * Remove c (its workspace, its files) and answer every op still queued on
+ * it. When the runtime cannot remove the workspace, nothing is dropped:
+ * 0 or the runtime's error, c then still exists.
+ */
+static int ct_remove(struct agentd *a, struct ct *c, struct err *e)
 {
 	struct rt_spec s;
-	struct err e = ERR_INIT;
 	char log[PATH_MAX], jlog[PATH_MAX];
 	struct reqctx *r;
 
 	agentd_ct_spec(a, c, &s, log, sizeof(log));
-	if (a->rt->ops->remove(a->rt->state, &s, &c->h, &e) < 0)
-		log_warnx("container %s: %s", c->name, e.msg);
+	if (a->rt->ops->remove(a->rt->state, &s, &c->h, e) < 0)
+		return e ? e->code : SP_EIO;
 	nftw(c->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	job_log_path(a, c, jlog, sizeof(jlog));
 	unlink(jlog);
@@ -453,11 +457,13 @@ static void ct_remove(struct agentd *a, struct ct *c)
 			agentd_op_fail(r, 404, "not_found", "container %s was removed", c->name);
 	}
 	agentd_ct_free(a, c);
+	return 0;
 }
 
 /* Carry out an op whose sync (if it needed one) is done. Returns 1 if c was freed. */
 static int op_perform(struct agentd *a, struct ct *c, struct reqctx *r)
 {
+	struct err e = ERR_INIT;
 	int synced = r->synced;
 
 	agentd_op_pop(c);
@@ -466,16 +472,24 @@ static int op_perform(struct agentd *a, struct ct *c, struct reqctx *r)
 		agentd_op_respond(r, 200, json_pack("{so}", "container", agentd_ct_json(c)));
 		return 0;
 	case OP_STOP:
-		if (c->phase != PH_STOPPED)
-			ct_stop_workspace(a, c);
+		if (c->phase != PH_STOPPED && ct_stop_workspace(a, c, &e) < 0) {
+			agentd_op_fail(r, 502, "runtime_failed", "could not stop container %s: %s",
+				       c->name, e.msg);
+			return 0;
+		}
 		if (synced)
 			c->dirty = 0;
-		agentd_op_respond(r, 200, json_pack("{sb so}", "synced", synced, "container", agentd_ct_json(c)));
+		agentd_op_respond(r, 200, json_pack("{sb so}", "synced", synced, "container",
+						    agentd_ct_json(c)));
 		return 0;
 	case OP_REMOVE:
+		if (ct_remove(a, c, &e) < 0) {
+			agentd_op_fail(r, 502, "runtime_failed", "could not remove container %s: %s",
+				       c->name, e.msg);
+			return 0;
+		}
 		agentd_op_respond(r, 200, json_pack("{sb sb sb}", "removed", 1, "existed", 1,
-					     "synced", synced));
-		ct_remove(a, c);
+						    "synced", synced));
 		return 1;
 	}
 	return 0;
@@ -488,7 +502,7 @@ void agentd_ct_advance(struct agentd *a, struct ct *c)
 	struct err e = ERR_INIT;
 
 	while ((r = c->ops) != NULL && c->job.pid == 0) {
-		if (op_needs_sync(c, r) && !r->synced) {
+		if (op_needs_sync(c, r) && !r->sync_passed) {
 			if (c->restore_failed) {
 				agentd_op_pop(c);
 				agentd_op_fail(r, 409, "restore_failed",
@@ -506,7 +520,7 @@ void agentd_ct_advance(struct agentd *a, struct ct *c)
 				}
 				return;
 			}
-			r->synced = 1;   /* no sync command configured: nothing to copy */
+			r->sync_passed = 1;   /* no sync command configured: nothing to copy */
 		}
 		if (op_perform(a, c, r))
 			return;
@@ -547,6 +561,7 @@ static void job_done(struct agentd *a, struct ct *c, int status)
 			c->dirty = 0;
 		if (j.op && ok) {
 			j.op->synced = 1;
+			j.op->sync_passed = 1;
 		} else if (j.op) {
 			if (agentd_op_pop(c) == j.op)
 				agentd_op_fail(j.op, 502, "sync_failed", "container %s: %s; not stopped",

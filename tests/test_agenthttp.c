@@ -355,7 +355,7 @@ static void test_agenthttp__bad_answers_are_unknown(void **state)
 
 struct engine {
 	pthread_mutex_t mu;
-	int exists, running, exit_code, foreign, have_image;
+	int exists, running, exit_code, foreign, have_image, fail_delete;
 	char calls[2048];
 	char create_body[4096];
 };
@@ -455,6 +455,8 @@ static enum MHD_Result engine_route(struct engine *en, struct MHD_Connection *c,
 		return reply(c, 204, "");
 	}
 	if (!*url && !strcmp(method, "DELETE")) {
+		if (en->fail_delete)
+			return reply(c, 500, "{\"message\":\"driver failed removing container\"}");
 		en->exists = en->running = 0;
 		return reply(c, 204, "");
 	}
@@ -600,7 +602,18 @@ static void test_agenthttp__docker_runtime_against_recorded_engine_api(void **st
 				      "GET /v1.43/containers/spinup-77/json\n"
 				      "POST /v1.43/containers/spinup-77/start\n"));
 
+	/* a remove the engine refuses keeps the record: nothing is forgotten */
+	pthread_mutex_lock(&en.mu);
+	en.fail_delete = 1;
+	pthread_mutex_unlock(&en.mu);
+	assert_int_equal(agentc_remove(x->c, t, 0, 77, 0, &e), SP_EUNAVAIL);
+	assert_non_null(strstr(e.msg, "driver failed removing container"));
+	assert_true(observe_ct(x, t, 77, &c));
+	pthread_mutex_lock(&en.mu);
+	en.fail_delete = 0;
+	pthread_mutex_unlock(&en.mu);
 	assert_int_equal(agentc_remove(x->c, t, 0, 77, 0, &e), 0);
+	assert_false(observe_ct(x, t, 77, &c));
 	engine_calls(&en, calls, sizeof(calls));
 	assert_non_null(strstr(calls, "DELETE /v1.43/containers/spinup-77 force\n"));
 	assert_int_equal(en.exists, 0);
