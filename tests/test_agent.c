@@ -626,6 +626,30 @@ static void test_agent__sigterm_finishes_inflight_requests(void **state)
 	strbuf_release(&b.resp);
 }
 
+static void test_agent__drain_deadline_answers_draining(void **state)
+{
+	struct ctx *x = *state;
+	char slow[1024];
+	const char *extra[] = { "--sync-cmd", slow, "--drain-timeout", "1", NULL };
+	struct bg_call b = { x, 0, STRBUF_INIT };
+	pthread_t th;
+	char code[64];
+
+	snprintf(slow, sizeof(slow), "while [ ! -e %s/never ]; do sleep 0.05; done", x->f->tmp);
+	start(x, extra);
+	assert_int_equal(ensure(x, 82, "p82", 0), 201);
+	assert_true(wait_field(x, 82, "state", "running"));
+	assert_int_equal(pthread_create(&th, NULL, bg_stop, &b), 0);
+	assert_true(wait_field(x, 82, "job", "sync"));
+	assert_int_equal(agentfx_signal_wait(x->f, SIGTERM), 0);   /* exits despite the stuck sync */
+	pthread_join(th, NULL);
+	assert_int_equal(b.status, 503);
+	strbuf_reset(&x->resp);
+	strbuf_addstr(&x->resp, b.resp.buf);
+	assert_string_equal(resp_str(x, "code", code, sizeof(code)), "draining");
+	strbuf_release(&b.resp);
+}
+
 /* ---- limits ------------------------------------------------------------------------------ */
 
 static void test_agent__limits_are_json_errors(void **state)
@@ -682,6 +706,7 @@ int main(void)
 		T(test_agent__crash_is_restarted_with_backoff),
 		T(test_agent__sigterm_leaves_workspaces_running),
 		T(test_agent__sigterm_finishes_inflight_requests),
+		T(test_agent__drain_deadline_answers_draining),
 		T(test_agent__limits_are_json_errors),
 #undef T
 	};
