@@ -67,4 +67,11 @@ int agentd_run(struct agentd *a, struct err *e);
 int agentd_port(const struct agentd *a);
 void agentd_free(struct agentd *a);
 
+/*
+ * "The instance is gone": SIGKILL every workspace process group recorded in
+ * data_dir's state file (process runtime), for a local provider terminating
+ * an instance. Stop the agent first, or it restarts them. Sets *killed.
+ */
+int agentd_kill_workspaces(const char *data_dir, int *killed, struct err *e);
+
 #endif

@@ -28,6 +28,7 @@ static void usage(FILE *f)
 "       spinup-agent workspace --listen ADDR:PORT --dir DIR\n"
 "       spinup-agent call --secret-file PATH [--epoch N] ADDR:PORT METHOD PATH [BODY]\n"
 "       spinup-agent docker-pull [--docker-socket P] [--docker-url U] IMAGE\n"
+"       spinup-agent kill-workspaces --data-dir DIR   (after the agent stopped)\n"
 "\n"
 "options:\n"
 "  --listen ADDR:PORT     API address (default 127.0.0.1:7070)\n"
@@ -111,6 +112,36 @@ static int cmd_workspace(int argc, char **argv)
 		log_warnx("workspace: %s", e.msg);
 		return 1;
 	}
+	return 0;
+}
+
+/* Kill the workspaces an agent left running (a local provider terminating an instance). */
+static int cmd_kill_workspaces(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = NULL;
+	struct err e = ERR_INIT;
+	int c, killed = 0;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'd') {
+			usage(stderr);
+			return 2;
+		}
+		dir = optarg;
+	}
+	if (!dir) {
+		usage(stderr);
+		return 2;
+	}
+	if (agentd_kill_workspaces(dir, &killed, &e) < 0) {
+		log_warnx("kill-workspaces: %s", e.msg);
+		return 1;
+	}
+	printf("killed %d workspace process groups\n", killed);
 	return 0;
 }
 
@@ -300,6 +331,8 @@ int main(int argc, char **argv)
 		return cmd_workspace(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "call"))
 		return cmd_call(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "kill-workspaces"))
+		return cmd_kill_workspaces(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "docker-pull"))
 		return cmd_docker_pull(argc - 1, argv + 1);
 	agentd_config_defaults(&cfg);

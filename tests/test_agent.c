@@ -650,6 +650,41 @@ static void test_agent__drain_deadline_answers_draining(void **state)
 	strbuf_release(&b.resp);
 }
 
+static void test_agent__kill_workspaces_ends_what_the_agent_left(void **state)
+{
+	struct ctx *x = *state;
+	char port[2][16], cmd[PATH_MAX * 2];
+	struct strbuf out = STRBUF_INIT;
+	FILE *p;
+	int i;
+
+	start(x, NULL);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(ensure(x, 83 + i, "p83", 0), 201);
+		assert_true(wait_field(x, 83 + i, "ready", "true"));
+		ct_field(x, 83 + i, "port", port[i], sizeof(port[i]));
+	}
+	assert_int_equal(agentfx_signal_wait(x->f, SIGKILL), SIGKILL);
+	assert_int_equal(agentfx_plain("GET", x->f->addr, (int)strtol(port[0], NULL, 10), "/",
+				       NULL, &x->resp), 200);
+	snprintf(cmd, sizeof(cmd), "%s kill-workspaces --data-dir %s", agentfx_bin(), x->f->data);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (fgets(cmd, sizeof(cmd), p))
+		strbuf_addstr(&out, cmd);
+	assert_int_equal(pclose(p), 0);
+	assert_string_equal(out.buf, "killed 2 workspace process groups\n");
+	for (i = 0; i < 2; i++) {
+		int j, p2 = (int)strtol(port[i], NULL, 10);
+
+		for (j = 0; j < 100 && agentfx_plain("GET", x->f->addr, p2, "/", NULL, &x->resp) > 0;
+		     j++)
+			agentfx_sleep_ms(50);
+		assert_int_equal(agentfx_plain("GET", x->f->addr, p2, "/", NULL, &x->resp), -1);
+	}
+	strbuf_release(&out);
+}
+
 /* ---- limits ------------------------------------------------------------------------------ */
 
 static void test_agent__limits_are_json_errors(void **state)
@@ -707,6 +742,7 @@ int main(void)
 		T(test_agent__sigterm_leaves_workspaces_running),
 		T(test_agent__sigterm_finishes_inflight_requests),
 		T(test_agent__drain_deadline_answers_draining),
+		T(test_agent__kill_workspaces_ends_what_the_agent_left),
 		T(test_agent__limits_are_json_errors),
 #undef T
 	};
