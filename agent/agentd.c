@@ -10,10 +10,13 @@
 static int sig_pipe[2] = { -1, -1 };
 static volatile sig_atomic_t sig_term, sig_chld, sig_hup;
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
 void agentd_config_defaults(struct agentd_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->listen = "127.0.0.1:7070";
+	c->listen = "127.0.0.1:" STRINGIFY(AGENTWIRE_DEFAULT_PORT);
 	c->id = "";
 	c->data_dir = "/var/lib/spinup-agent";
 	c->secret_file = "/etc/spinup/agent.secret";
