@@ -313,10 +313,10 @@ static void drain_abort(struct agentd *a)
 			agentd_op_fail(r, 503, "draining", "agent is shutting down");
 }
 
-static long loop_timeout(struct agentd *a, int64_t next_tick)
+static long loop_timeout(struct agentd *a, int64_t next_tick, int64_t next_probe)
 {
 	MHD_UNSIGNED_LONG_LONG mt;
-	int64_t t = next_tick - agentd_mono_ms();
+	int64_t t = (next_probe < next_tick ? next_probe : next_tick) - agentd_mono_ms();
 
 	if (MHD_get_timeout(a->mhd, &mt) == MHD_YES && (int64_t)mt < t)
 		t = (int64_t)mt;
@@ -327,7 +327,7 @@ int agentd_run(struct agentd *a, struct err *e)
 {
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	struct curl_waitfd fds[2];
-	int64_t next_tick = 0;
+	int64_t next_tick = 0, next_probe = INT64_MAX;
 	char buf[64];
 	size_t i;
 	int rc;
@@ -349,7 +349,7 @@ int agentd_run(struct agentd *a, struct err *e)
 		fds[1].fd = sig_pipe[0];
 		fds[1].events = CURL_WAIT_POLLIN;
 		fds[1].revents = 0;
-		curl_multi_poll(a->multi, fds, 2, (int)loop_timeout(a, next_tick), NULL);
+		curl_multi_poll(a->multi, fds, 2, (int)loop_timeout(a, next_tick, next_probe), NULL);
 		while (read(sig_pipe[0], buf, sizeof(buf)) > 0)
 			;
 		if (sig_chld) {
@@ -367,6 +367,7 @@ int agentd_run(struct agentd *a, struct err *e)
 			agentd_supervise(a);
 			next_tick = agentd_mono_ms() + TICK_MS;
 		}
+		next_probe = agentd_probes_start(a, agentd_mono_ms());
 		MHD_run(a->mhd);
 		if (a->draining && a->live_reqs == 0 && !jobs_running(a))
 			break;

@@ -44,6 +44,7 @@
 #define SNAPSHOT_MARKER ".spinup-snapshot"  /* written before every sync-back */
 #define TICK_MS 1000
 #define PROBE_TIMEOUT_MS 2000
+#define PROBE_FIRST_MS 25                 /* first probes after a start: 25, 50, 100 ... ms */
 #define PROBE_NOT_READY_MS 500
 #define PROBE_READY_MS 5000
 #define BACKOFF_MIN_MS 1000
@@ -88,6 +89,7 @@ struct ct {
 	enum phase phase;
 	struct rt_handle h;
 	int ready, restarts, streak, dirty, restore_failed;
+	int probe_tries;                          /* failed probes since start: quick at first */
 	int64_t started_at, last_sync_at;         /* wall ms */
 	enum sync_result last_sync;
 	char message[OBS_MSG_MAX + 1];
@@ -138,6 +140,8 @@ void agentd_op_fail(struct reqctx *r, unsigned status, const char *code, const c
 struct reqctx *agentd_op_pop(struct ct *c);
 json_t *agentd_err_json(const char *code, const char *msg);  /* {"code","message"} */
 void agentd_probes_collect(struct agentd *a);   /* readiness probe results */
+/* Start the probes that are due; returns when the next one is (mono ms, INT64_MAX none). */
+int64_t agentd_probes_start(struct agentd *a, int64_t now);
 void agentd_supervise(struct agentd *a);        /* the one-second tick */
 void agentd_reap(struct agentd *a);             /* after SIGCHLD */
 

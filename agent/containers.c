@@ -275,7 +275,8 @@ void agentd_ct_start_workspace(struct agentd *a, struct ct *c)
 	c->started_at = agentd_wall_ms();
 	c->run_since = agentd_mono_ms();
 	c->ready = 0;
-	c->next_probe = agentd_mono_ms();
+	c->next_probe = agentd_mono_ms() + PROBE_FIRST_MS;
+	c->probe_tries = 0;
 	c->next_sync = agentd_mono_ms() + (int64_t)a->cfg.sync_interval_s * 1000;
 	c->kill_at = 0;
 	c->dirty = 1;
@@ -624,8 +625,35 @@ void agentd_probes_collect(struct agentd *a)
 		if (ready != c->ready)
 			log_info("container %s ready %d -> %d", c->name, c->ready, ready);
 		c->ready = ready;
-		c->next_probe = agentd_mono_ms() + (ready ? PROBE_READY_MS : PROBE_NOT_READY_MS);
+		if (ready) {
+			c->next_probe = agentd_mono_ms() + PROBE_READY_MS;
+		} else {
+			int64_t wait = (int64_t)PROBE_FIRST_MS << (c->probe_tries < 5 ?
+								   c->probe_tries : 5);
+
+			c->probe_tries++;
+			c->next_probe = agentd_mono_ms() + (wait < PROBE_NOT_READY_MS ? wait :
+							     PROBE_NOT_READY_MS);
+		}
 	}
+}
+
+int64_t agentd_probes_start(struct agentd *a, int64_t now)
+{
+	int64_t next = INT64_MAX;
+	size_t i;
+
+	for (i = 0; i < a->nct; i++) {
+		struct ct *c = a->cts[i];
+
+		if (c->phase != PH_RUNNING || c->probe)
+			continue;
+		if (now >= c->next_probe)
+			probe_start(a, c);
+		else if (c->next_probe < next)
+			next = c->next_probe;
+	}
+	return next;
 }
 
 static void ct_crashed(struct ct *c, const struct rt_status *st, int64_t now)
@@ -675,8 +703,6 @@ static void ct_supervise(struct agentd *a, struct ct *c, int64_t now)
 		a->rt->ops->stop(a->rt->state, &s, &c->h, 1, &e);
 		c->kill_at = 0;
 	}
-	if (c->phase == PH_RUNNING && !c->probe && now >= c->next_probe)
-		probe_start(a, c);
 	if (c->phase == PH_RUNNING && a->cfg.sync_cmd && a->cfg.sync_interval_s > 0 &&
 	    !c->job.pid && !c->ops && !c->restore_failed && now >= c->next_sync) {
 		c->next_sync = now + (int64_t)a->cfg.sync_interval_s * 1000;
