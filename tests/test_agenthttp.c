@@ -349,6 +349,41 @@ static void test_agenthttp__bad_answers_are_unknown(void **state)
 	}
 }
 
+static void test_agenthttp__silent_agent_times_out_as_unknown(void **state)
+{
+	struct ctx *x = *state;
+	struct agenthttp_opts o = { x->f[0]->secret, 200, 300, 300, 0 };
+	struct agent_target t[2] = { x->f[0]->target, x->f[1]->target };
+	struct sockaddr_in sin;
+	struct obs_agent a[2];
+	struct agentc *c;
+	struct err e = ERR_INIT;
+	int fd;
+
+	/* t[0]: a socket that accepts connections (backlog) but never answers */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)t[0].port);
+	inet_pton(AF_INET, t[0].address, &sin.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	start_agent(x->f[1], NULL);
+	c = agenthttp_new(&o, &e);
+	assert_non_null(c);
+	obs_agent_init(&a[0]);
+	obs_agent_init(&a[1]);
+	assert_int_equal(agentc_observe(c, t, 2, 0, a, &e), 0);
+	assert_int_equal(a[0].observed, 0);
+	assert_non_null(strstr(a[0].error, "imeout"));
+	assert_int_equal(a[1].observed, 1);   /* the silent one does not hold up the others */
+	assert_int_equal(agentc_sync(c, &t[0], 0, 1, &e), SP_ETIMEOUT);
+	obs_agent_release(&a[0]);
+	obs_agent_release(&a[1]);
+	agentc_free(c);
+	close(fd);
+}
+
 /* ---- docker runtime against a recorded Engine API ---------------------------------------- */
 
 #define CID "4fa6e0f0c6786287e131c3852c58a2e01cc697a68231826813597e4994f1d6e2"
@@ -639,6 +674,7 @@ int main(void)
 		T(test_agenthttp__stale_epoch_is_fenced),
 		T(test_agenthttp__agent_errors_map_to_codes),
 		T(test_agenthttp__bad_answers_are_unknown),
+		T(test_agenthttp__silent_agent_times_out_as_unknown),
 		T(test_agenthttp__docker_runtime_against_recorded_engine_api),
 #undef T
 	};
