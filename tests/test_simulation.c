@@ -767,8 +767,12 @@ static void print_plan(struct harness *h, const struct plan_output *out, const s
 		       ws_phase_name(out->events[i].to), out->events[i].reason);
 }
 
-/* Run one pass with the given epoch. A stale pass must change nothing at all. */
-static int run_pass(struct harness *h, int64_t epoch, struct pass_stats *ps)
+/*
+ * Run one pass with the given epoch. A stale pass must change nothing at all.
+ * With replay, the executor runs the plan twice, as a leader that crashed
+ * after acting and before recording would have it replayed (invariant 6).
+ */
+static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_stats *ps)
 {
 	struct observation o;
 	struct plan_input in;
@@ -815,6 +819,15 @@ static int run_pass(struct harness *h, int64_t epoch, struct pass_stats *ps)
 		rc = violation(h, "exec_run: %s", e.msg);
 	if (!rc)
 		print_plan(h, &out, &r);
+	if (!rc && replay && !stale) {
+		vlog(h, "  crash before record: the plan is replayed\n");
+		if (exec_run(&ec, h->cloud, h->agents, &ej, out.actions, out.nactions, &r, &e) ==
+		    SP_ENOMEM)
+			rc = violation(h, "exec_run: %s", e.msg);
+		if (!rc)
+			print_plan(h, &out, &r);
+		h->replays++;
+	}
 	if (!rc && stale) {
 		if (sim_mutations(h->w) != m0 || j.pending)
 			rc = violation(h, "invariant 5: a stale leader (epoch %lld < %lld) changed the world",
@@ -841,26 +854,6 @@ out:
 	plan_output_release(&out);
 	observation_release(&o);
 	return rc;
-}
-
-/* A crash after acting, before recording: the next leader replays the same plan. */
-static int replay_pass(struct harness *h)
-{
-	struct pass_stats ps;
-	struct workspace_status saved[WS_MAX];
-	unsigned char saved_has[WS_MAX];
-	size_t nws = h->nws;
-
-	memcpy(saved, h->st, sizeof(saved));
-	memcpy(saved_has, h->has, sizeof(saved_has));
-	if (run_pass(h, h->epoch, &ps) < 0)
-		return -1;
-	if (h->nws == nws) {   /* no row went: forget what was recorded */
-		memcpy(h->st, saved, sizeof(saved));
-		memcpy(h->has, saved_has, sizeof(saved_has));
-	}
-	h->replays++;
-	return 0;
 }
 
 /* ---- convergence ------------------------------------------------------------------------ */
@@ -923,7 +916,7 @@ static int converge(struct harness *h)
 		h->pass++;
 		vlog(h, "pass %d (converging) t=%llds\n", h->pass,
 		     (long long)((sim_now(h->w) - 1767225600000LL) / 1000));
-		if (run_pass(h, h->epoch, &ps) < 0)
+		if (run_pass(h, h->epoch, 0, &ps) < 0)
 			return -1;
 		if (ps.nactions == 0 && ps.nchanges == 0 && world_matches(h, why, sizeof(why)))
 			break;
@@ -937,7 +930,7 @@ static int converge(struct harness *h)
 	for (stable = 0; stable < STABLE_PASSES; stable++) {
 		sim_tick(h->w, PASS_MS);
 		h->pass++;
-		if (run_pass(h, h->epoch, &ps) < 0)
+		if (run_pass(h, h->epoch, 0, &ps) < 0)
 			return -1;
 		if (ps.nactions || ps.nchanges || ps.mutations)
 			return violation(h, "invariant 8: converged pass planned %zu actions, %zu status "
@@ -967,12 +960,10 @@ static int run_seed(uint64_t seed, int verbose, struct harness *h)
 		if (h->epoch > 1 && h_unit(h) < 0.03) {
 			h->stale_passes++;
 			vlog(h, "  stale leader pass (epoch %lld)\n", (long long)h->epoch - 1);
-			rc = run_pass(h, h->epoch - 1, &ps);
+			rc = run_pass(h, h->epoch - 1, 0, &ps);
 		}
 		if (!rc)
-			rc = run_pass(h, h->epoch, &ps);
-		if (!rc && h_unit(h) < 0.03)
-			rc = replay_pass(h);
+			rc = run_pass(h, h->epoch, h_unit(h) < 0.03, &ps);
 		if (!rc) {
 			sim_tick(h->w, PASS_MS);
 			rc = check_world(h);
