@@ -69,14 +69,80 @@ static int next_token(xmlNodePtr n, const char *path, char *next, size_t nextsz,
 	return 0;
 }
 
-static struct obs_instance *find_instance(struct obs_group *g, const char *id)
+/* An index of g's instances sorted by id, so lookups in big pages stay O(log n). */
+struct id_index {
+	size_t *pos;
+	size_t n;
+};
+
+static int by_id(const void *a, const void *b, void *ctx)
+{
+	const struct obs_instance *in = ctx;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcmp(in[x].id, in[y].id);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+static int id_index_build(struct id_index *ix, struct obs_group *g)
 {
 	size_t i;
 
-	for (i = 0; i < g->ninstances; i++)
-		if (!strcmp(g->instances[i].id, id))
-			return &g->instances[i];
+	ix->n = g->ninstances;
+	ix->pos = malloc((ix->n ? ix->n : 1) * sizeof(*ix->pos));
+	if (!ix->pos)
+		return SP_ENOMEM;
+	for (i = 0; i < ix->n; i++)
+		ix->pos[i] = i;
+	qsort_r(ix->pos, ix->n, sizeof(*ix->pos), by_id, g->instances);
+	return 0;
+}
+
+static struct obs_instance *id_index_find(const struct id_index *ix, struct obs_group *g,
+					  const char *id)
+{
+	size_t lo = 0, hi = ix->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(g->instances[ix->pos[mid]].id, id);
+
+		if (c == 0)
+			return &g->instances[ix->pos[mid]];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
+}
+
+/* Drop later duplicates of an id (a malformed answer), keeping the order. */
+static int dedupe(struct obs_group *g)
+{
+	struct id_index ix;
+	char *drop;
+	size_t i, w = 0;
+
+	if (g->ninstances < 2)
+		return 0;
+	if (id_index_build(&ix, g))
+		return SP_ENOMEM;
+	drop = calloc(g->ninstances, 1);
+	if (!drop) {
+		free(ix.pos);
+		return SP_ENOMEM;
+	}
+	for (i = 1; i < ix.n; i++)
+		if (!strcmp(g->instances[ix.pos[i]].id, g->instances[ix.pos[i - 1]].id))
+			drop[ix.pos[i]] = 1;
+	for (i = 0; i < g->ninstances; i++)
+		if (!drop[i])
+			g->instances[w++] = g->instances[i];
+	g->ninstances = w;
+	free(drop);
+	free(ix.pos);
+	return 0;
 }
 
 static int parse_asg_instance(xmlNodePtr m, struct obs_group *g, struct err *e)
@@ -95,13 +161,10 @@ static int parse_asg_instance(xmlNodePtr m, struct obs_group *g, struct err *e)
 				"ProtectedFromScaleIn", e);
 	if (rc)
 		return rc;
-	in = find_instance(g, id);
-	if (!in) {
-		in = obs_group_add(g);
-		if (!in)
-			return err_set(e, SP_ENOMEM, "out of memory adding instance %s", id);
-		str_copy(in->id, sizeof(in->id), id);
-	}
+	in = obs_group_add(g); /* duplicates are dropped once the page is read */
+	if (!in)
+		return err_set(e, SP_ENOMEM, "out of memory adding instance %s", id);
+	str_copy(in->id, sizeof(in->id), id);
 	rc = text_field(m, "AvailabilityZone", in->az, sizeof(in->az), 0, "AvailabilityZone", e);
 	in->lifecycle = inst_lifecycle_parse(lc);
 	in->healthy = !strcasecmp(health, "Healthy");
@@ -136,6 +199,8 @@ int awscloud_parse_asg(xmlDocPtr doc, const char *asg, struct obs_group *g, char
 		     im = awsq_next(im, "member"))
 			rc = parse_asg_instance(im, g, e);
 	}
+	if (!rc && dedupe(g))
+		rc = err_set(e, SP_ENOMEM, "out of memory indexing instances");
 	if (!rc)
 		rc = next_token(res, "NextToken", next, nextsz, e);
 	if (rc)
@@ -163,7 +228,8 @@ static int64_t parse_time_ms(const char *s)
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
-static int parse_ec2_instance(xmlNodePtr it, struct obs_group *g, struct err *e)
+static int parse_ec2_instance(xmlNodePtr it, struct obs_group *g, const struct id_index *ix,
+			      struct err *e)
 {
 	char id[OBS_INSTANCE_ID_MAX + 1], when[64];
 	struct obs_instance *in;
@@ -172,7 +238,7 @@ static int parse_ec2_instance(xmlNodePtr it, struct obs_group *g, struct err *e)
 	rc = text_field(it, "instanceId", id, sizeof(id), 1, "instanceId", e);
 	if (rc)
 		return rc;
-	in = find_instance(g, id);
+	in = id_index_find(ix, g, id);
 	if (!in)
 		return 0; /* not the group's (the filter should prevent it) */
 	in->ec2_seen = 1;
@@ -198,15 +264,19 @@ int awscloud_parse_instances(xmlDocPtr doc, struct obs_group *g, char *next, siz
 {
 	xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
 	xmlNodePtr r, it;
+	struct id_index ix;
 	int rc = 0;
 
 	if (!root)
 		return err_set(e, SP_EPROTO, "DescribeInstances response is empty");
+	if (id_index_build(&ix, g))
+		return err_set(e, SP_ENOMEM, "out of memory indexing instances");
 	for (r = awsq_child(awsq_child(root, "reservationSet"), "item"); r && !rc;
 	     r = awsq_next(r, "item"))
 		for (it = awsq_child(awsq_child(r, "instancesSet"), "item"); it && !rc;
 		     it = awsq_next(it, "item"))
-			rc = parse_ec2_instance(it, g, e);
+			rc = parse_ec2_instance(it, g, &ix, e);
+	free(ix.pos);
 	if (!rc)
 		rc = next_token(root, "nextToken", next, nextsz, e);
 	if (rc)
@@ -461,6 +531,7 @@ static void q_config(const struct awscloud_config *cfg, struct awsq_config *qc,
 	qc->backoff_base_ms = cfg->backoff_base_ms;
 	qc->backoff_cap_ms = cfg->backoff_cap_ms;
 	qc->clock = cfg->clock;
+	qc->max_response = cfg->max_response;
 }
 
 /* The explicit per-service endpoint, else the env's per-service one, else the common one. */
@@ -497,10 +568,13 @@ int awscloud_new(const struct awscloud_config *cfg, struct cloud **out, struct e
 	if (cfg->region)
 		cc.region = cfg->region;
 	rc = awscreds_new(&cc, &s->creds, e);
+	if (!rc && !*awscreds_region(s->creds) &&
+	    awscreds_resolve_region(s->creds, (int64_t)time(NULL), e)) {
+		rc = SP_EINVAL; /* no region: a configuration problem, whatever IMDS said */
+		if (e)
+			e->code = rc;
+	}
 	region = s->creds ? awscreds_region(s->creds) : "";
-	if (!rc && !*region)
-		rc = err_set(e, SP_EINVAL, "no aws region configured (set AWS_REGION or region "
-			     "in the aws config file)");
 	if (!rc) {
 		q_config(cfg, &qc, s, region);
 		qc.service = "autoscaling";

@@ -9,7 +9,8 @@
  * calls succeeded. An instance the ASG lists but EC2 does not return keeps
  * ec2_seen = 0 (not yet visible: unknown, not absent). An
  * InvalidInstanceID.NotFound answer makes the observation incomplete and
- * returns SP_EBUSY.
+ * returns SP_EBUSY. A group that does not exist is found = 0 with
+ * complete = 1 (the answer was complete: there is no such group).
  *
  * Mutations: SetDesiredCapacity (HonorCooldown=false),
  * SetInstanceProtection (at most CLOUD_PROTECT_BATCH ids a call),
@@ -43,11 +44,14 @@ struct awscloud_config {
 	long connect_timeout_ms;     /* 0: AWSQ_DEFAULT_CONNECT_TIMEOUT_MS */
 	int max_attempts;            /* 0: AWSQ_DEFAULT_ATTEMPTS */
 	int64_t backoff_base_ms, backoff_cap_ms;
+	size_t max_response;         /* bytes of one response; 0: AWSQ_MAX_RESPONSE */
 	const struct awsq_clock *clock; /* NULL: real clock */
 };
 
 /*
- * Build the driver. Resolves the region; credentials are fetched on first
+ * Build the driver. A zeroed config takes everything from the environment
+ * as the AWS SDKs do (AWS_REGION, AWS_ENDPOINT_URL[_EC2|_AUTO_SCALING],
+ * the credentials chain). Resolves the region (IMDS as a last resort); credentials are fetched on first
  * use (so a missing role shows up as an error of the first call, with the
  * chain's message). 0, SP_EINVAL (no region, bad endpoint), SP_ENOMEM.
  */

@@ -540,6 +540,38 @@ static int from_imds(struct awscreds *c, int64_t now, struct err *e)
 	return rc;
 }
 
+int awscreds_resolve_region(struct awscreds *c, int64_t now_s, struct err *e)
+{
+	char *buf;
+	struct body b;
+	int rc;
+
+	if (c->region[0])
+		return 0;
+	if (c->imds_disabled)
+		return err_set(e, SP_ENOTFOUND, "no aws region: AWS_REGION is unset, profile '%s' "
+			       "in '%s' has none, and imds is disabled", c->profile, c->config_file);
+	buf = calloc(1, AWSCREDS_IMDS_BODY_MAX);
+	if (!buf)
+		return err_set(e, SP_ENOMEM, "out of memory for imds response");
+	memset(&b, 0, sizeof(b));
+	b.buf = buf;
+	b.cap = AWSCREDS_IMDS_BODY_MAX;
+	rc = imds_token(c, now_s, &b, e);
+	if (!rc)
+		rc = imds_call(c, 0, "/latest/meta-data/placement/region", &b, e);
+	if (!rc && (!*trim(b.buf) || str_copy(c->region, sizeof(c->region), trim(b.buf)))) {
+		c->region[0] = '\0';
+		rc = err_set(e, SP_EPROTO, "imds returned no usable region");
+	}
+	if (rc)
+		err_prefix(e, "no aws region: AWS_REGION is unset, profile '%s' in '%s' has none, "
+			   "and imds at %s failed", c->profile, c->config_file, c->imds_endpoint);
+	OPENSSL_cleanse(buf, AWSCREDS_IMDS_BODY_MAX);
+	free(buf);
+	return rc;
+}
+
 /* ---- the chain ---- */
 
 static void lend(const struct credset *s, struct sigv4_creds *out)

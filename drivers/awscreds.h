@@ -73,6 +73,12 @@ int awscreds_get(struct awscreds *c, int64_t now_s, struct sigv4_creds *out, str
 
 /* The region, "" when none is configured. */
 const char *awscreds_region(const struct awscreds *c);
+/*
+ * When no region is configured, ask IMDSv2 (/latest/meta-data/placement/region)
+ * and keep the answer. 0 when a region is known afterwards; SP_ENOTFOUND when
+ * IMDS is disabled; IMDS errors as for awscreds_get. Blocks like awscreds_get.
+ */
+int awscreds_resolve_region(struct awscreds *c, int64_t now_s, struct err *e);
 /* Where the current credentials came from. */
 enum awscreds_source awscreds_source(const struct awscreds *c);
 const char *awscreds_source_name(enum awscreds_source s);

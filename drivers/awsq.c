@@ -445,6 +445,7 @@ int awsq_new(const struct awsq_config *cfg, struct awsq **out, struct err *e)
 	curl_easy_setopt(q->curl, CURLOPT_CONNECTTIMEOUT_MS, q->connect_timeout_ms);
 	curl_easy_setopt(q->curl, CURLOPT_WRITEFUNCTION, write_body);
 	curl_easy_setopt(q->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(q->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(q->curl, CURLOPT_URL, q->endpoint);
 	*out = q;
 	return 0;
@@ -586,13 +587,21 @@ static const char *action_of(const struct awsq_params *p, char *out, size_t outs
 	return out;
 }
 
+/* Parse without network access or entity substitution; AWS never sends a DTD, so refuse one. */
 static xmlDocPtr parse_xml(const struct strbuf *b)
 {
+	xmlDocPtr d;
+
 	if (b->len == 0 || b->len > (size_t)0x7fffffff)
 		return NULL;
-	return xmlReadMemory(b->buf, (int)b->len, "response.xml", NULL,
-			     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-				     XML_PARSE_NOBLANKS);
+	d = xmlReadMemory(b->buf, (int)b->len, "response.xml", NULL,
+			  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
+				  XML_PARSE_NOBLANKS);
+	if (d && (d->intSubset || d->extSubset)) {
+		xmlFreeDoc(d);
+		d = NULL;
+	}
+	return d;
 }
 
 /* Turn an HTTP answer into a document or a mapped error. */
@@ -628,8 +637,8 @@ static int judge(const char *action, long status, const struct strbuf *b, xmlDoc
 	} else {
 		snippet(b, snip, sizeof(snip));
 		rc = awsq_map_error(status, NULL, NULL);
-		err_set(e, rc, "%s failed: http %ld with a non-xml body (%zu bytes: '%s')", action,
-			status, b->len, snip);
+		err_set(e, rc, "%s failed: http %ld without an aws error document "
+			"(%zu bytes: '%s')", action, status, b->len, snip);
 	}
 	xmlFreeDoc(d);
 	return rc;

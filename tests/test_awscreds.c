@@ -249,6 +249,10 @@ static void imds_handler(void *ctx, const struct awsstub_req *rq, struct awsstub
 		rs->status = 401;
 		return;
 	}
+	if (!strcmp(rq->url, "/latest/meta-data/placement/region")) {
+		strbuf_addstr(&rs->body, "ap-northeast-2");
+		return;
+	}
 	if (!strcmp(rq->url, "/latest/meta-data/iam/security-credentials/")) {
 		strbuf_addstr(&rs->body, "spinup-role\n");
 		return;
@@ -272,11 +276,30 @@ static void imds_handler(void *ctx, const struct awsstub_req *rq, struct awsstub
 	rs->status = 404;
 }
 
+/* The stub of the running test, stopped by the teardown even when an assertion fails. */
+static struct awsstub *live_stub;
+
+static void imds_stop(struct awsstub *s)
+{
+	if (s == live_stub)
+		live_stub = NULL;
+	awsstub_stop(s);
+}
+
+static int stub_teardown(void **state)
+{
+	(void)state;
+	if (live_stub)
+		imds_stop(live_stub);
+	return 0;
+}
+
 static struct awsstub *imds_start(struct imds *m)
 {
 	struct awsstub *s = NULL;
 
 	assert_int_equal(awsstub_start(imds_handler, m, &s), 0);
+	live_stub = s;
 	clean_env();
 	unsetenv("AWS_EC2_METADATA_DISABLED");
 	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", awsstub_url(s), 1);
@@ -305,7 +328,7 @@ static void test_awscreds__imds_v2_flow(void **state)
 	assert_int_equal(awscreds_get(c, T0 + 60, &cr, &e), 0);
 	assert_int_equal(awsstub_requests(s), 3);
 	awscreds_free(c);
-	awsstub_stop(s);
+	imds_stop(s);
 }
 
 static void test_awscreds__imds_refreshes_before_expiry(void **state)
@@ -337,7 +360,7 @@ static void test_awscreds__imds_refreshes_before_expiry(void **state)
 	assert_int_equal(awscreds_get(c, T0 + 7200, &cr, &e), SP_EUNAVAIL);
 	assert_non_null(strstr(e.msg, "imds"));
 	awscreds_free(c);
-	awsstub_stop(s);
+	imds_stop(s);
 }
 
 static void test_awscreds__imds_timeout_is_reported(void **state)
@@ -356,7 +379,7 @@ static void test_awscreds__imds_timeout_is_reported(void **state)
 	assert_int_equal(awscreds_get(c, T0, &cr, &e), SP_ETIMEOUT);
 	assert_non_null(strstr(e.msg, "timed out"));
 	awscreds_free(c);
-	awsstub_stop(s);
+	imds_stop(s);
 }
 
 static void test_awscreds__imds_refused_token(void **state)
@@ -372,7 +395,41 @@ static void test_awscreds__imds_refused_token(void **state)
 	assert_int_equal(awscreds_get(c, T0, &cr, &e), SP_EDENIED);
 	assert_non_null(strstr(e.msg, "401"));
 	awscreds_free(c);
-	awsstub_stop(s);
+	imds_stop(s);
+}
+
+static void test_awscreds__region_from_imds_when_unset(void **state)
+{
+	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0 };
+	struct awsstub *s = imds_start(&m);
+	struct awscreds *c = NULL;
+	struct err e = ERR_INIT;
+
+	(void)state;
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_string_equal(awscreds_region(c), "");
+	assert_int_equal(awscreds_resolve_region(c, T0, &e), 0);
+	assert_string_equal(awscreds_region(c), "ap-northeast-2");
+	assert_int_equal(awsstub_requests(s), 2);
+	/* known now: no further call */
+	assert_int_equal(awscreds_resolve_region(c, T0, &e), 0);
+	assert_int_equal(awsstub_requests(s), 2);
+	awscreds_free(c);
+
+	/* a configured region is never overridden */
+	setenv("AWS_REGION", "eu-north-1", 1);
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_int_equal(awscreds_resolve_region(c, T0, &e), 0);
+	assert_string_equal(awscreds_region(c), "eu-north-1");
+	assert_int_equal(awsstub_requests(s), 2);
+	awscreds_free(c);
+	imds_stop(s);
+
+	clean_env();
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_int_equal(awscreds_resolve_region(c, T0, &e), SP_ENOTFOUND);
+	assert_non_null(strstr(e.msg, "no aws region"));
+	awscreds_free(c);
 }
 
 static void test_awscreds__precedence_env_then_files_then_imds(void **state)
@@ -405,7 +462,7 @@ static void test_awscreds__precedence_env_then_files_then_imds(void **state)
 	assert_int_equal(awscreds_get(c, T0, &cr, &e), 0);
 	assert_string_equal(cr.access_key_id, "ASIAIMDS1");
 	awscreds_free(c);
-	awsstub_stop(s);
+	imds_stop(s);
 }
 
 static void test_awscreds__missing_everything_is_clear(void **state)
@@ -487,7 +544,7 @@ static void test_awscreds__secrets_never_logged(void **state)
 	assert_int_equal(awscreds_get(c, T0 + 3600, &cr, &e), SP_EUNAVAIL);
 	strbuf_addf(&msgs, "%s\n", e.msg);
 	awscreds_free(c);
-	awsstub_stop(s);
+	imds_stop(s);
 
 	clean_env();
 	write_shared_files(0644);
@@ -526,18 +583,19 @@ static void test_awscreds__secrets_never_logged(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_awscreds__env_source),
-		cmocka_unit_test(test_awscreds__shared_files_by_profile),
-		cmocka_unit_test(test_awscreds__default_home_location),
-		cmocka_unit_test(test_awscreds__world_readable_file_is_refused),
-		cmocka_unit_test(test_awscreds__imds_v2_flow),
-		cmocka_unit_test(test_awscreds__imds_refreshes_before_expiry),
-		cmocka_unit_test(test_awscreds__imds_timeout_is_reported),
-		cmocka_unit_test(test_awscreds__imds_refused_token),
-		cmocka_unit_test(test_awscreds__precedence_env_then_files_then_imds),
-		cmocka_unit_test(test_awscreds__missing_everything_is_clear),
-		cmocka_unit_test(test_awscreds__fixed_config_credentials),
-		cmocka_unit_test(test_awscreds__secrets_never_logged),
+		cmocka_unit_test_teardown(test_awscreds__env_source, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__shared_files_by_profile, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__default_home_location, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__world_readable_file_is_refused, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__imds_v2_flow, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__imds_refreshes_before_expiry, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__imds_timeout_is_reported, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__imds_refused_token, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__region_from_imds_when_unset, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__precedence_env_then_files_then_imds, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__missing_everything_is_clear, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__fixed_config_credentials, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__secrets_never_logged, stub_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -303,7 +303,7 @@ static void make_signed(struct signed_req *s, const char *token)
 
 static int verify(const struct sigv4_req *req, int64_t now, struct err *e)
 {
-	return sigv4_verify(req, "eu-west-1", "ec2", lookup, NULL, now, 900, e);
+	return sigv4_verify(req, "eu-west-1", "ec2", lookup, NULL, now, SIGV4_DEFAULT_SKEW_S, e);
 }
 
 static void test_sigv4__round_trip_verifies(void **state)

@@ -29,6 +29,7 @@ struct conn_state {
 	struct strbuf uri;
 	struct strbuf body;
 	struct awsstub_req rq;
+	int started;
 	char *names[SIGV4_MAX_HEADERS];
 	char *values[SIGV4_MAX_HEADERS];
 };
@@ -110,6 +111,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	(void)version;
 	if (!cs)
 		return MHD_NO;
+	if (!cs->started) { /* first call: headers only, the body follows */
+		cs->started = 1;
+		return MHD_YES;
+	}
 	if (*upload_size) {
 		if (strbuf_add(&cs->body, upload, *upload_size))
 			return MHD_NO;
