@@ -23,19 +23,6 @@
 #include "model/strbuf.h"
 #include "reconciler/exec.h"
 
-/*
- * Until the planner (model/plan*.c) lands on this branch, its functions are
- * weak references and the test skips; remove this block once it is merged
- * (a weak reference does not pull an object out of libspinup.a).
- */
-#pragma weak plan_compute
-#pragma weak plan_config_defaults
-#pragma weak plan_output_init
-#pragma weak plan_output_release
-#pragma weak action_type_name
-#pragma weak action_is_destructive
-#define PLANNER_LINKED (plan_compute != NULL)
-
 #define NPOOLS 2
 #define WS_MAX 16
 #define PASS_MS 10000
@@ -757,11 +744,17 @@ static void print_plan(struct harness *h, const struct plan_output *out, const s
 
 	if (!h->verbose)
 		return;
+	for (i = 0; !r && i < out->ndrift; i++)
+		printf("  drift %s %s %s: desired %s, observed %s, remedy %s\n",
+		       out->drift[i].subject, drift_class_name(out->drift[i].cls),
+		       out->drift[i].reason, out->drift[i].desired, out->drift[i].observed,
+		       out->drift[i].remedy);
 	for (i = 0; i < out->nactions; i++)
 		printf("  act %-18s %-28s %s %s %s\n", action_type_name(out->actions[i].type),
 		       out->actions[i].key, out->actions[i].reason,
-		       exec_outcome_name(r->results[i].outcome), r->results[i].msg);
-	for (i = 0; i < out->nevents; i++)
+		       r ? exec_outcome_name(r->results[i].outcome) : "planned",
+		       r ? r->results[i].msg : "");
+	for (i = 0; r && i < out->nevents; i++)
 		printf("  event ws=%lld %s %s -> %s %s\n", (long long)out->events[i].workspace_id,
 		       out->events[i].type, ws_phase_name(out->events[i].from),
 		       ws_phase_name(out->events[i].to), out->events[i].reason);
@@ -812,6 +805,8 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 	in.ninstances = h->nirecs;
 	if (!rc && plan_compute(&in, &out, &e) < 0)
 		rc = violation(h, "plan_compute: %s", e.msg);
+	if (!rc && h->verbose)
+		print_plan(h, &out, NULL);
 	if (!rc && !stale)
 		rc = check_plan(h, &o, &out);
 	if (!rc && exec_run(&ec, h->cloud, h->agents, &ej, out.actions, out.nactions, &r, &e) ==
@@ -995,10 +990,6 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	size_t m;
 
 	(void)state;
-	if (!PLANNER_LINKED) {
-		printf("simulation: the planner is not linked yet, skipped\n");
-		skip();
-	}
 	if (one && *one) {
 		first = env_ulong("SPINUP_SIM_SEED", 1);
 		nseeds = 1;
