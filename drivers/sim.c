@@ -168,7 +168,11 @@ void sim_set_faults(struct sim_world *w, const struct sim_faults *f)
 
 void sim_faults_off(struct sim_world *w)
 {
+	size_t i;
+
 	memset(&w->cfg.faults, 0, sizeof(w->cfg.faults));
+	for (i = 0; i < w->ninsts; i++)   /* agent outages in progress end now */
+		w->insts[i]->agent_down_until = 0;
 }
 
 /* Grow a dynamic array by one slot; 0 or SP_ENOMEM. */

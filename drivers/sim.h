@@ -118,7 +118,11 @@ struct agentc *sim_agentc(struct sim_world *w);
 int64_t sim_now(const struct sim_world *w);
 void sim_tick(struct sim_world *w, int64_t ms);
 
-/* Replace the fault knobs; sim_faults_off clears them all (pending timers run out). */
+/*
+ * Replace the fault knobs. sim_faults_off clears them all and ends agent
+ * outages in progress; slow syncs already running still complete on time,
+ * and instances already dying still terminate.
+ */
 void sim_set_faults(struct sim_world *w, const struct sim_faults *f);
 void sim_faults_off(struct sim_world *w);
 /* Draw from the world's PRNG (for harnesses that want one stream): [0, 1). */
