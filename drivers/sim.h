@@ -176,6 +176,9 @@ struct sim_container_info {
 /* Containers of a workspace on instances that are not Terminated; up to max filled, count returned. */
 size_t sim_containers_of(const struct sim_world *w, int64_t workspace_id,
 			 struct sim_container_info *out, size_t max);
+/* Containers on one instance; up to max filled, count returned (0 if unknown). */
+size_t sim_containers_on(const struct sim_world *w, const char *instance_id,
+			 struct sim_container_info *out, size_t max);
 /* The workspace's bucket snapshot: 1 and its version, or 0 when none. */
 int sim_bucket_get(const struct sim_world *w, int64_t workspace_id, int64_t *version);
 /* Put (or with present = 0 drop) a snapshot, e.g. to test restore. 0, SP_ENOMEM. */

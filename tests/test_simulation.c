@@ -764,6 +764,32 @@ static void print_plan(struct harness *h, const struct plan_output *out, const s
 		       ws_phase_name(out->events[i].to), out->events[i].reason);
 }
 
+/* Verbose replay: the world as it is (instances and their containers). */
+static void print_world(struct harness *h)
+{
+	struct sim_container_info ci[SIM_CONTAINERS_MAX];
+	size_t i, j, n;
+
+	if (!h->verbose)
+		return;
+	for (i = 0; i < sim_instance_count(h->w); i++) {
+		struct sim_instance_info info;
+
+		sim_instance_get(h->w, i, &info);
+		if (info.lifecycle == LC_TERMINATED)
+			continue;
+		printf("  world: %s %s %s%s%s", info.id, info.group,
+		       inst_lifecycle_name(info.lifecycle), info.protected_from_scale_in ?
+		       " protected" : "", info.agent_up ? "" : " agent-down");
+		n = sim_containers_on(h->w, info.id, ci, SIM_CONTAINERS_MAX);
+		for (j = 0; j < n && j < SIM_CONTAINERS_MAX; j++)
+			printf(" [ws %lld %s%s%s]", (long long)ci[j].workspace_id,
+			       container_state_name(ci[j].state), ci[j].ready ? " ready" : "",
+			       ci[j].restore_failed ? " restore-failed" : "");
+		printf("\n");
+	}
+}
+
 /*
  * Run one pass with the given epoch. A stale pass must change nothing at all.
  * With replay, the executor runs the plan twice, as a leader that crashed
@@ -785,6 +811,7 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 
 	memset(&o, 0, sizeof(o));
 	memset(ps, 0, sizeof(*ps));
+	print_world(h);
 	plan_output_init(&out);
 	exec_report_init(&r);
 	for (p = 0; p < NPOOLS; p++)
