@@ -73,7 +73,8 @@ static int drift(struct wsx *s, enum drift_class cls, const char *reason, const 
  */
 static int may_sync(const struct wsx *s, const struct obs_container *c)
 {
-	return !c->restore_failed && !s->st.restore_failed &&
+	(void)s; /* the observed container is the truth, not a stale status */
+	return !c->restore_failed &&
 	       (c->state == CS_RUNNING || c->state == CS_EXITED || c->state == CS_STOPPED);
 }
 
@@ -510,7 +511,7 @@ static int absence_sure(struct wsx *s)
 static int stop_one(struct wsx *s, const struct pinst *t, const struct obs_container *c,
 		    int *active)
 {
-	int rf = c->restore_failed || s->st.restore_failed;
+	int rf = c->restore_failed;   /* the observed container is the truth */
 	int rc = 0;
 
 	switch (c->state) {
@@ -547,8 +548,10 @@ static void stop_conds(struct wsx *s, const char *why)
 	size_t i;
 
 	/* while a container remains, status names where it is and what it saw */
-	if (s->nc)
+	if (s->nc) {
 		set_placement(s, inst_of(s, &s->c[0]));
+		s->st.restore_failed = 0;
+	}
 	for (i = 0; i < s->nc; i++)
 		if (s->c[i].c->restore_failed)
 			s->st.restore_failed = 1;
