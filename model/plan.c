@@ -828,7 +828,7 @@ static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
 {
 	const struct obs_group *g = p->group;
 	char desired[128], observed[128], remedy[128];
-	int rc = 0, nterm = 0;
+	int rc = 0, nterm = 0, idle = 0, live = 0;
 	size_t i;
 
 	if (!g)
@@ -841,8 +841,18 @@ static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
 	}
 	if (rc < 0 || p->target == g->desired_capacity)
 		return rc < 0 ? rc : 0;
-	for (i = p->ilo; i < p->ihi; i++)
-		nterm += x->insts[i].terminate;
+	for (i = p->ilo; i < p->ihi; i++) {
+		const struct pinst *t = &x->insts[i];
+
+		nterm += t->terminate;
+		idle += t->oi && t->in_service && t->known && !t->used &&
+			!t->rec.marked_unhealthy && !t->mark;
+		live += t->oi && t->alive;
+	}
+	/* above target only because busy instances hold workspaces: nothing to give back */
+	if (p->target < g->desired_capacity && newcap == g->desired_capacity && !idle &&
+	    live >= g->desired_capacity && p->evidence)
+		return 0;
 	snprintf(desired, sizeof(desired), "capacity %d (%d workspaces, %d slots, %d warm)",
 		 p->target, p->need, p->spec->slots_per_instance, p->spec->warm_instances);
 	snprintf(observed, sizeof(observed), "capacity %d", g->desired_capacity);
@@ -892,26 +902,18 @@ static void pool_need(struct plan_ctx *x, struct ppool *p)
 }
 
 /*
- * The computed desired capacity (invariant 3): instances the declared
- * workspaces need (ceil(need / slots)), never fewer than the live instances
- * that hold workspaces now (they are protected and cannot be scaled in, so
- * a lower value would never converge), plus the warm buffer, clamped to
- * [min, max]. Called after placement, which decides what is busy.
+ * The computed desired capacity (invariant 3): the instances the declared
+ * workspaces need (ceil(need / slots)) plus the warm buffer, clamped to
+ * [min, max]. Placement may spread workspaces over more instances than that
+ * (idle instances are reused first); those stay busy and protected, and the
+ * capacity above the computed value is given back only by idle instances.
  */
 static void pool_target(struct plan_ctx *x, struct ppool *p)
 {
 	int slots = p->spec->slots_per_instance > 0 ? p->spec->slots_per_instance : 1;
-	int64_t t = (p->need + slots - 1) / slots;
-	int64_t busy = 0;
-	size_t i;
+	int64_t t = (p->need + slots - 1) / slots + p->spec->warm_instances;
 
-	for (i = p->ilo; i < p->ihi; i++)
-		if (x->insts[i].oi && x->insts[i].alive && x->insts[i].used > 0 &&
-		    !x->insts[i].rec.marked_unhealthy && !x->insts[i].mark)
-			busy++;
-	if (busy > t)
-		t = busy;
-	t += p->spec->warm_instances;
+	(void)x;
 	if (t > p->spec->max_instances)
 		t = p->spec->max_instances;
 	if (t < p->spec->min_instances)
