@@ -517,6 +517,7 @@ static int build_conts(struct plan_ctx *x)
 static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
 	const struct plan_config *cfg = x->cfg;
+	size_t i;
 
 	memset(&t->rec, 0, sizeof(t->rec));
 	if (t->rec_in) {
@@ -529,6 +530,13 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	t->known = t->agent && t->agent->observed;
 	t->healthy = t->known && t->agent->healthy;
 	t->used = t->known ? (int)t->agent->ncontainers : 0;
+	t->cap = p->spec->slots_per_instance;
+	if (t->known && t->agent->capacity > 0 && t->agent->capacity < t->cap)
+		t->cap = t->agent->capacity;
+	t->active = 0;
+	for (i = 0; t->known && i < t->agent->ncontainers; i++)
+		t->active += t->agent->containers[i].state == CS_RUNNING ||
+			     t->agent->containers[i].state == CS_CREATED;
 	t->mark = t->terminate = 0;
 	t->grace = t->gone = 0;
 	if (!p->group) {

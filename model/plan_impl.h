@@ -34,6 +34,8 @@ struct pinst {
 	int gone;       /* surely gone: group complete, not listed, grace over */
 	int mark;       /* to be marked unhealthy this pass */
 	int used;       /* slots taken: containers present + new placements */
+	int cap;        /* slots: the pool's, or fewer when the agent reports fewer */
+	int active;     /* containers running or created (what the agent counts) */
 	int terminate;  /* chosen for scale-in this pass */
 };
 
