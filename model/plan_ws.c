@@ -404,7 +404,7 @@ static int place(struct wsx *s)
 
 	if (cand && cand->pool != (size_t)(p - s->x->pools))
 		cand = NULL;
-	if (cand && cand->usable)
+	if (cand && cand->usable && cand->used < cand->cap)
 		return assign(s, cand);
 	if (cand && !cand->rec.marked_unhealthy && !cand->mark && !cand->gone &&
 	    (cand->grace || (cand->alive && !cand->known)))
