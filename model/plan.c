@@ -427,7 +427,8 @@ static int build_pool_insts(struct plan_ctx *x, size_t pi, size_t *alloc,
 		x->insts[i].pool = pi;
 		x->insts[i].rec_in = find_rec(recs, nrecs, x->insts[i].id);
 	}
-	qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
+	if (x->ninsts - p->ilo > 1)
+		qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
 	mid = x->ninsts;
 	for (i = 0; i < nrecs; i++) {
 		if (recs[i]->pool_id != p->spec->id ||
@@ -439,7 +440,8 @@ static int build_pool_insts(struct plan_ctx *x, size_t pi, size_t *alloc,
 		t->pool = pi;
 		t->rec_in = recs[i];
 	}
-	qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
+	if (x->ninsts - p->ilo > 1)
+		qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
 	p->ihi = x->ninsts;
 	free(agents);
 	return 0;

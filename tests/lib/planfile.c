@@ -744,9 +744,11 @@ static void feed(struct planfile *pf, const struct plan_output *o)
 		    (w = ws_find(pf, o->actions[i].workspace_id)) >= 0)
 			ws_remove(pf, (size_t)w);
 	pf->nrecs = o->ninstances < PF_RECS ? o->ninstances : PF_RECS;
-	memcpy(pf->recs, o->instances, pf->nrecs * sizeof(*pf->recs));
+	if (pf->nrecs)
+		memcpy(pf->recs, o->instances, pf->nrecs * sizeof(*pf->recs));
 	pf->nprecs = o->npool_records < PF_POOLS ? o->npool_records : PF_POOLS;
-	memcpy(pf->precs, o->pool_records, pf->nprecs * sizeof(*pf->precs));
+	if (pf->nprecs)
+		memcpy(pf->precs, o->pool_records, pf->nprecs * sizeof(*pf->precs));
 }
 
 static int verb_run(struct planfile *pf, struct strbuf *actual, char *err, size_t errsz)
