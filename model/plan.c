@@ -556,20 +556,22 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	}
 	t->alive = t->oi->lifecycle == LC_PENDING || t->oi->lifecycle == LC_IN_SERVICE;
 	t->in_service = t->oi->lifecycle == LC_IN_SERVICE;
-	if (t->in_service && t->healthy)
+	if (t->in_service && t->healthy) {
 		t->rec.unhealthy_passes = 0;
+		t->rec.ever_healthy = 1;
+	}
 	else if (t->in_service && t->rec.unhealthy_passes < 1000000)
 		t->rec.unhealthy_passes++;
 	else if (!t->in_service)
 		t->rec.unhealthy_passes = 0;
 	/*
 	 * An agent down for unhealthy_after_passes passes makes its instance
-	 * unhealthy, but never before register_timeout_ms after it was first
-	 * seen: a booting instance's agent is allowed that long to come up.
+	 * unhealthy; one that never was healthy is given register_timeout_ms
+	 * from first sight to come up (a booting instance).
 	 */
 	t->mark = t->in_service && !t->rec.marked_unhealthy &&
 		  t->rec.unhealthy_passes >= cfg->unhealthy_after_passes &&
-		  x->now - t->rec.first_seen >= cfg->register_timeout_ms;
+		  (t->rec.ever_healthy || x->now - t->rec.first_seen >= cfg->register_timeout_ms);
 	t->usable = t->in_service && t->healthy && !t->rec.marked_unhealthy && !t->mark;
 }
 
@@ -699,7 +701,9 @@ static int inst_health(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	} else if (t->rec.marked_unhealthy) {
 		snprintf(remedy, sizeof(remedy), "marked unhealthy, waiting for replacement");
 	} else {
-		snprintf(remedy, sizeof(remedy), "mark unhealthy after %d passes and %llds",
+		snprintf(remedy, sizeof(remedy), t->rec.ever_healthy ?
+			 "mark unhealthy after %d passes" :
+			 "mark unhealthy after %d passes and %llds from first sight",
 			 x->cfg->unhealthy_after_passes,
 			 (long long)(x->cfg->register_timeout_ms / 1000));
 	}

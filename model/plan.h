@@ -100,6 +100,8 @@ struct instance_record {
 	int unhealthy_passes;     /* consecutive passes with the agent down or unhealthy */
 	int marked_unhealthy;     /* SetInstanceHealth(Unhealthy) issued */
 	int64_t orphan_seen;      /* ms; an unowned container first seen (grace period) */
+	int ever_healthy;         /* its agent has been healthy at least once; 0 when not
+				     remembered: the register timeout then applies */
 };
 
 /* Per-pool safety state between passes (destructive budget window). */

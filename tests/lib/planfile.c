@@ -231,6 +231,7 @@ static int set_record(struct instance_record *r, const char *k, const char *v)
 	INT_FIELD("passes", r->unhealthy_passes)
 	INT_FIELD("marked", r->marked_unhealthy)
 	INT_FIELD("orphan", r->orphan_seen)
+	INT_FIELD("ever_healthy", r->ever_healthy)
 	return -1;
 }
 
