@@ -556,6 +556,13 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	}
 	t->alive = t->oi->lifecycle == LC_PENDING || t->oi->lifecycle == LC_IN_SERVICE;
 	t->in_service = t->oi->lifecycle == LC_IN_SERVICE;
+	/*
+	 * Marked, but the group still calls it healthy and in service: the mark
+	 * never took (the call failed or was lost). Forget it; the rules below
+	 * mark it again if the agent is still down.
+	 */
+	if (t->rec.marked_unhealthy && t->in_service && t->oi->healthy)
+		t->rec.marked_unhealthy = 0;
 	if (t->in_service && t->healthy) {
 		t->rec.unhealthy_passes = 0;
 		t->rec.ever_healthy = 1;
