@@ -638,6 +638,13 @@ static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 
 	if (!t->known)
 		return 0;
+	for (j = 0; j < a->ncontainers; j++)
+		if (!ws_exists(x, a->containers[j].workspace_id))
+			break;
+	if (j == a->ncontainers) {   /* the usual case: every container owned */
+		t->rec.orphan_seen = 0;
+		return 0;
+	}
 	v = calloc(a->ncontainers + 1, sizeof(*v));
 	if (!v)
 		return SP_ENOMEM;
