@@ -752,7 +752,8 @@ static void feed(struct planfile *pf, const struct plan_output *o)
 		memcpy(pf->precs, o->pool_records, pf->nprecs * sizeof(*pf->precs));
 }
 
-static int verb_run(struct planfile *pf, struct strbuf *actual, char *err, size_t errsz)
+static int verb_run(struct planfile *pf, int do_feed, struct strbuf *actual, char *err,
+		    size_t errsz)
 {
 	struct plan_output out;
 	struct plan_input in;
@@ -765,7 +766,7 @@ static int verb_run(struct planfile *pf, struct strbuf *actual, char *err, size_
 	rc = strbuf_addf(actual, "== pass %d\n", ++pf->pass);
 	if (!rc)
 		rc = plan_output_format(&out, actual);
-	if (!rc)
+	if (!rc && do_feed)
 		feed(pf, &out);
 	plan_output_release(&out);
 	return rc ? fail(err, errsz, "format failed") : 0;
@@ -804,8 +805,11 @@ int planfile_line(struct planfile *pf, const char *line, struct strbuf *actual, 
 		kv[n].v = eq + 1;
 		n++;
 	}
-	if (!strcmp(verb, "run"))
-		return verb_run(pf, actual, err, errsz);
+	if (!strcmp(verb, "run")) {
+		const char *f = kv_get(kv, n, "record");
+
+		return verb_run(pf, !f || strcmp(f, "0"), actual, err, errsz);
+	}
 	if (!strcmp(verb, "pool"))
 		return verb_pool(pf, kv, n, err, errsz);
 	if (!strcmp(verb, "group"))
