@@ -104,6 +104,24 @@ static int cbool(const PGresult *res, int row, const char *name)
 
 /* ------------------------------------------------------------ connection */
 
+/* Several statements without parameters, in one simple-protocol message. */
+static int run_simple(struct pgstate *p, const char *what, const char *sql, struct err *e)
+{
+	PGconn *c = pgstore_conn(p->store);
+	PGresult *r;
+	int rc = 0;
+
+	p->trips++;
+	if (!PQsendQuery(c, sql))
+		return err_set(e, SP_EIO, "%s: %s", what, PQerrorMessage(c));
+	while ((r = PQgetResult(c))) {
+		if (!rc)
+			rc = pgstore_result_err(r, what, e);
+		PQclear(r);
+	}
+	return rc;
+}
+
 static int session_setup(struct pgstate *p, struct err *e)
 {
 	char sql[256];
@@ -112,8 +130,7 @@ static int session_setup(struct pgstate *p, struct err *e)
 		 "SET idle_in_transaction_session_timeout = %d; SET lock_timeout = %d;"
 		 " SET spinup.writer = 'spinupd'",
 		 PGSTATE_IDLE_TX_TIMEOUT_MS, PGSTATE_LOCK_TIMEOUT_MS);
-	p->trips++;
-	return pgstore_exec(p->store, "set session timeouts", sql, 0, NULL, NULL, e);
+	return run_simple(p, "set session timeouts", sql, e);
 }
 
 int pgstate_open(const char *conninfo, const char *lease, const char *holder,
