@@ -184,6 +184,15 @@ int plan_compute(const struct plan_input *in, struct plan_output *out, struct er
 enum ws_phase status_derive_phase(const struct workspace_spec *w,
 				  const struct workspace_status *st);
 
+/*
+ * Retry delay before attempt number `attempt` (1 = first retry) of a
+ * workspace: capped exponential backoff (backoff_base_ms doubling up to
+ * backoff_max_ms) with "equal jitter": a value in [d/2, d], chosen by a small
+ * deterministic hash of (seed, workspace_id, attempt). Pure.
+ */
+int64_t plan_backoff_ms(const struct plan_config *c, uint64_t seed, int64_t workspace_id,
+			int attempt);
+
 /* Print the plan as stable text (one line per item) for tests and --dry-run. */
 int plan_output_format(const struct plan_output *o, struct strbuf *out);
 
