@@ -168,7 +168,11 @@ void sim_set_faults(struct sim_world *w, const struct sim_faults *f)
 
 void sim_faults_off(struct sim_world *w)
 {
+	size_t i;
+
 	memset(&w->cfg.faults, 0, sizeof(w->cfg.faults));
+	for (i = 0; i < w->ninsts; i++)   /* agent outages in progress end now */
+		w->insts[i]->agent_down_until = 0;
 }
 
 /* Grow a dynamic array by one slot; 0 or SP_ENOMEM. */
@@ -1109,6 +1113,37 @@ int sim_group_sizes(const struct sim_world *w, const char *name, int *min_size, 
 	return 0;
 }
 
+static void container_info(const struct sim_inst *in, const struct sim_ct *c,
+			   struct sim_container_info *o)
+{
+	memset(o, 0, sizeof(*o));
+	str_copy(o->instance_id, sizeof(o->instance_id), in->id);
+	o->lifecycle = in->lc;
+	o->workspace_id = c->ws;
+	o->state = c->state;
+	o->ready = c->state == CS_RUNNING && c->ready;
+	o->restore_failed = c->restore_failed;
+	o->dirty = c->dirty;
+	o->files = c->files;
+}
+
+size_t sim_containers_on(const struct sim_world *w, const char *instance_id,
+			 struct sim_container_info *out, size_t max)
+{
+	size_t i, j;
+
+	for (i = 0; i < w->ninsts; i++) {
+		const struct sim_inst *in = w->insts[i];
+
+		if (strcmp(in->id, instance_id))
+			continue;
+		for (j = 0; j < in->ncts && j < max; j++)
+			container_info(in, &in->cts[j], &out[j]);
+		return in->ncts;
+	}
+	return 0;
+}
+
 size_t sim_containers_of(const struct sim_world *w, int64_t workspace_id,
 			 struct sim_container_info *out, size_t max)
 {
@@ -1122,19 +1157,8 @@ size_t sim_containers_of(const struct sim_world *w, int64_t workspace_id,
 
 			if (c->ws != workspace_id)
 				continue;
-			if (n < max) {
-				struct sim_container_info *o = &out[n];
-
-				memset(o, 0, sizeof(*o));
-				str_copy(o->instance_id, sizeof(o->instance_id), in->id);
-				o->lifecycle = in->lc;
-				o->workspace_id = c->ws;
-				o->state = c->state;
-				o->ready = c->state == CS_RUNNING && c->ready;
-				o->restore_failed = c->restore_failed;
-				o->dirty = c->dirty;
-				o->files = c->files;
-			}
+			if (n < max)
+				container_info(in, c, &out[n]);
 			n++;
 		}
 	}

@@ -118,7 +118,11 @@ struct agentc *sim_agentc(struct sim_world *w);
 int64_t sim_now(const struct sim_world *w);
 void sim_tick(struct sim_world *w, int64_t ms);
 
-/* Replace the fault knobs; sim_faults_off clears them all (pending timers run out). */
+/*
+ * Replace the fault knobs. sim_faults_off clears them all and ends agent
+ * outages in progress; slow syncs already running still complete on time,
+ * and instances already dying still terminate.
+ */
 void sim_set_faults(struct sim_world *w, const struct sim_faults *f);
 void sim_faults_off(struct sim_world *w);
 /* Draw from the world's PRNG (for harnesses that want one stream): [0, 1). */
@@ -171,6 +175,9 @@ struct sim_container_info {
 
 /* Containers of a workspace on instances that are not Terminated; up to max filled, count returned. */
 size_t sim_containers_of(const struct sim_world *w, int64_t workspace_id,
+			 struct sim_container_info *out, size_t max);
+/* Containers on one instance; up to max filled, count returned (0 if unknown). */
+size_t sim_containers_on(const struct sim_world *w, const char *instance_id,
 			 struct sim_container_info *out, size_t max);
 /* The workspace's bucket snapshot: 1 and its version, or 0 when none. */
 int sim_bucket_get(const struct sim_world *w, int64_t workspace_id, int64_t *version);

@@ -301,6 +301,14 @@ static int cmp_nameref(const void *a, const void *b)
 	return r ? r : (x->pos < y->pos ? -1 : x->pos > y->pos);
 }
 
+/* Names only: bsearch must not compare the position of the key. */
+static int cmp_nameref_name(const void *a, const void *b)
+{
+	const struct nameref *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
 static int build_workspaces(struct plan_ctx *x)
 {
 	const struct plan_input *in = x->in;
@@ -324,7 +332,7 @@ static int build_workspaces(struct plan_ctx *x)
 	for (i = 0; i < n; i++) {
 		struct nameref key = { in->workspaces[i].pool, 0 };
 		struct nameref *hit = bsearch(&key, names, x->npools, sizeof(*names),
-					      cmp_nameref);
+					      cmp_nameref_name);
 		/* bsearch may land on any duplicate name; take the first position */
 		int pos = hit ? pool_position(x, in->workspaces[i].pool) : -1;
 

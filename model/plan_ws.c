@@ -288,7 +288,7 @@ static int run_on(struct wsx *s, const struct pinst *t, const struct obs_contain
 /* Its container sits on an instance that is going away: sync it off, then place elsewhere. */
 static int move_off(struct wsx *s, const struct pinst *t, const struct obs_container *c)
 {
-	int sync = !c->restore_failed && !s->st.restore_failed && c->state != CS_FAILED;
+	int sync = !c->restore_failed && c->state != CS_FAILED;
 	int rc = act(s, ACT_REMOVE_CONTAINER, t, sync, "InstanceUnhealthy");
 	char obs[128];
 
@@ -495,7 +495,7 @@ static int absence_sure(struct wsx *s)
 static int stop_one(struct wsx *s, const struct pinst *t, const struct obs_container *c,
 		    int *active)
 {
-	int rf = c->restore_failed || s->st.restore_failed;
+	int rf = c->restore_failed;   /* the observed container is the truth */
 	int rc = 0;
 
 	switch (c->state) {
@@ -577,7 +577,7 @@ static int mode_delete(struct wsx *s)
 	stop_conds(s, "DeleteRequested");
 	for (i = 0; !rc && i < s->nc; i++) {
 		const struct obs_container *c = s->c[i].c;
-		int sync = !(c->restore_failed || s->st.restore_failed) && c->state != CS_FAILED &&
+		int sync = !c->restore_failed && c->state != CS_FAILED &&
 			   !(c->state == CS_STOPPED && c->last_sync == SYNC_OK);
 
 		rc = act(s, ACT_REMOVE_CONTAINER, inst_of(s, &s->c[i]), sync, "DeleteRequested");
