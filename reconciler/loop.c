@@ -725,6 +725,25 @@ static void pass_metrics(struct loop *l, struct pass *p)
 	l->m.last_pass_at = now_ms();
 }
 
+/* Sim only: count containers per workspace in the world (invariant 1, for tests). */
+static void sim_truth(struct loop *l)
+{
+	struct sim_container_info ci[4];
+	unsigned long total = 0, dup = 0;
+	size_t i, k;
+
+	if (!l->sim)
+		return;
+	for (i = 0; i < l->snap.nworkspaces; i++) {
+		k = sim_containers_of(l->sim, l->snap.workspaces[i].id, ci, 4);
+		total += k;
+		dup += k > 1;
+	}
+	l->m.sim = 1;
+	l->m.sim_containers = total;
+	l->m.sim_duplicates = dup;
+}
+
 static void pass_log(struct loop *l, struct pass *p)
 {
 	if (p->rc && p->rc != SP_EBUSY)
@@ -809,6 +828,7 @@ static int pass_run(struct loop *l)
 	if (!p.rc)
 		pass_body(l, &p);
 	pass_metrics(l, &p);
+	sim_truth(l);
 	pass_log(l, &p);
 	rc = p.rc;
 	pass_release(&p);

@@ -38,6 +38,10 @@ struct loop_metrics {
 	int64_t epoch;
 	int healthy;                            /* the database answered the last pass */
 	int64_t last_pass_at;                   /* ms */
+	/* --cloud sim only: the world's ground truth after the last pass */
+	int sim;
+	unsigned long sim_containers;           /* containers of loaded workspaces */
+	unsigned long sim_duplicates;           /* workspaces with more than one (invariant 1) */
 };
 
 enum loop_mode { LOOP_RUN, LOOP_ONCE, LOOP_DRY_RUN };

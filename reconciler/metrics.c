@@ -83,6 +83,12 @@ int metrics_format(const struct loop_metrics *m, struct strbuf *sb)
 	if (!rc)
 		rc = addf(sb, "spinup_last_pass_duration_ms", "gauge", "Duration of the last pass",
 			  m->last_pass_ms);
+	if (!rc && m->sim)
+		rc = addf(sb, "spinup_sim_containers", "gauge",
+			  "Sim world: containers of loaded workspaces", (double)m->sim_containers);
+	if (!rc && m->sim)
+		rc = addf(sb, "spinup_sim_duplicate_workspaces", "gauge",
+			  "Sim world: workspaces with more than one container", (double)m->sim_duplicates);
 	if (!rc)
 		rc = format_actions(m, sb);
 	if (!rc)
