@@ -12,6 +12,11 @@
 #     mirror entry gone)
 #   4 a leader SIGSTOPped before recording, resumed after another took over,
 #     has its writes refused: SP_EFENCED in its log, nothing with its epoch
+#   5 Redis goes away: the leader stops acting (nothing journaled), loses
+#     nothing; Redis comes back empty: leadership again, mirror rebuilt, the
+#     change made meanwhile converges
+#   6 the command line: -n, a config error with file:line:col, --dry-run
+#     changes nothing, --once, SIGHUP reloads
 #
 # Short periods and a 2 s lease keep it fast; each wait has a deadline.
 set -uo pipefail
@@ -49,6 +54,7 @@ cleanup() {
 	done
 	psql -XAtq "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1
 	redis-cli -u "$REDIS_URL" DEL "spinup:test:$$" >/dev/null 2>&1
+	[ -n "${rport:-}" ] && redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -232,4 +238,59 @@ wait_for "ws3 and ws4 READY in e's world" 40 e_world
 has_phase ws1 STOPPED || fail "ws1 is no longer STOPPED"
 log_has e "spinupd running" || fail "e did not start"
 echo "ok 4 stale leader fenced (epoch $ep_d refused), e converged"
+
+# -------------------------------------------------- 5 redis outage
+kill -TERM "$pid_d" "$pid_e"
+exited() { ! kill -0 "$1" 2>/dev/null; }
+wait_for "e exits" 10 exited "$pid_e"
+log_has e "lease released=1" || fail "e did not release its lease on SIGTERM"
+rport=$(free_port)
+redis_up() {
+	redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+		--dir "$work" --logfile "$work/redis-private.txt" >/dev/null
+	wait_for "private redis" 5 redis-cli -p "$rport" ping
+}
+redis_up
+start f "redis_url = redis://127.0.0.1:$rport/0"
+f_world() { [ "$(metric "$port_f" spinup_sim_containers)" = "$1" ] && all_ready "$1"; }
+wait_for "f converges" 40 f_world 2
+redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1
+wait_for "f stops acting" 10 log_has f "cannot lead, not acting"
+log_has f "leadership lost" || fail "f did not step down when redis went away"
+mark=$(sql "SELECT coalesce(max(id), 0) FROM actions")
+sed 's/ws4/ws5/g' "$work/ws4.yaml" >"$work/ws5.yaml"
+"$bin/spinctl" --db "$DB" apply -f "$work/ws5.yaml" >/dev/null || fail "apply ws5"
+sleep 2
+[ "$(sql "SELECT count(*) FROM actions WHERE id > $mark")" -eq 0 ] || fail "actions journaled without the lease"
+[ "$(sql "SELECT count(*) FROM workspace_status s JOIN workspaces w ON w.id = s.workspace_id WHERE w.name = 'ws5'")" -eq 0 ] ||
+	fail "status written without the lease"
+redis_up
+wait_for "f leads again" 15 eval '[ "$(grep -c "leadership acquired" "$work/f.log")" -ge 2 ]'
+wait_for "ws5 converges" 40 f_world 3
+log_has f "redis mirror rebuilt" || fail "no mirror rebuild after redis came back"
+[ "$(redis-cli -p "$rport" HGET "spinup:ws:$id3" phase)" = "READY" ] || fail "ws3 missing from the rebuilt mirror"
+[ "$(redis-cli -p "$rport" SCARD spinup:ws:index)" = "4" ] || fail "mirror index should hold 4 workspaces"
+echo "ok 5 redis outage: stopped acting, nothing lost, mirror rebuilt"
+
+# -------------------------------------------------- 6 command line
+kill -TERM "$pid_f"
+wait_for "f exits" 10 exited "$pid_f"
+"$bin/spinupd" -n --config "$work/f.conf" | grep -q "configuration OK" || fail "-n"
+printf 'period_ms = 10\nno_such_key = 1\n' >"$work/bad.conf"
+out=$("$bin/spinupd" -n --config "$work/bad.conf" 2>&1) && fail "-n accepted a bad file"
+case "$out" in *"bad.conf:2:1: unknown key 'no_such_key'"*) ;; *) fail "config error not positioned: $out" ;; esac
+mark=$(sql "SELECT coalesce(max(id), 0) FROM actions")
+passes=$(sql "SELECT count(*) FROM reconcile_passes")
+out=$("$bin/spinupd" --dry-run --config "$work/f.conf" 2>/dev/null) || fail "--dry-run failed"
+[ -n "$out" ] || fail "--dry-run printed no plan"
+[ "$(sql "SELECT count(*) FROM actions WHERE id > $mark")" -eq 0 ] || fail "--dry-run journaled actions"
+[ "$(sql "SELECT count(*) FROM reconcile_passes")" -eq "$passes" ] || fail "--dry-run recorded a pass"
+"$bin/spinupd" --once --config "$work/f.conf" >"$work/once.log" 2>&1 || fail "--once failed"
+[ "$(sql "SELECT count(*) FROM reconcile_passes")" -eq $((passes + 1)) ] || fail "--once did not record one pass"
+start g "redis_url = redis://127.0.0.1:$rport/0"
+wait_for "g leads" 10 log_has g "leadership acquired"
+sed -i 's/^period_ms = 300$/period_ms = 400/' "$work/g.conf"
+kill -HUP "$pid_g"
+wait_for "g reloads" 10 log_has g "configuration reloaded period_ms=400"
+echo "ok 6 command line: -n, positioned errors, --dry-run, --once, SIGHUP"
 exit 0
