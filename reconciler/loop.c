@@ -414,7 +414,7 @@ static const struct obs_group *group_named(const struct observation *o,
 
 /* Did a pending action of a crashed pass take effect? Decided from this pass's observation. */
 static int settle_one(const struct pgstate_pending *p, const struct observation *o,
-		      const struct pgstate_snapshot *s, char *note, size_t nsz)
+		      const struct pgstate_snapshot *s, int64_t epoch, char *note, size_t nsz)
 {
 	const struct obs_group *g;
 	const struct obs_instance *x;
@@ -454,8 +454,9 @@ static int settle_one(const struct pgstate_pending *p, const struct observation 
 		done = 0;
 		break;
 	}
-	snprintf(note, nsz, "settled by epoch after a crash: %s", done ?
-		 "its effect is observed" : "its effect is not observed; the planner decides again");
+	snprintf(note, nsz, "settled by epoch %" PRId64 " (left pending by epoch %" PRId64 "): %s",
+		 epoch, p->epoch, done ? "its effect is observed" :
+		 "its effect is not observed; the planner decides again");
 	return done;
 }
 
@@ -473,7 +474,7 @@ static int settle(struct loop *l, const struct observation *o, struct err *e)
 		return err_set(e, SP_ENOMEM, "out of memory");
 	for (i = 0; i < s->npending; i++) {
 		v[i].id = s->pending[i].id;
-		v[i].done = settle_one(&s->pending[i], o, s, v[i].note, sizeof(v[i].note));
+		v[i].done = settle_one(&s->pending[i], o, s, l->epoch, v[i].note, sizeof(v[i].note));
 	}
 	rc = pgstate_settle(l->pg, v, s->npending, e);
 	if (!rc)

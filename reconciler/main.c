@@ -53,6 +53,7 @@ static int setup_signals(int *rfd)
 	*rfd = p[0];
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;   /* blocking driver calls resume; poll() still wakes */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
