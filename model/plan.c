@@ -252,15 +252,6 @@ static void ctx_release(struct plan_ctx *x)
 	free(x->ws_ids);
 }
 
-static int pool_position(const struct plan_ctx *x, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < x->npools; i++)
-		if (!strcmp(x->pools[i].spec->name, name))
-			return (int)i;
-	return -1;
-}
 
 static int build_pools(struct plan_ctx *x)
 {
@@ -284,10 +275,7 @@ static int build_pools(struct plan_ctx *x)
 	return 0;
 }
 
-/*
- * Workspaces by pool position then id. Pools are few (tens), so finding a
- * workspace's pool by name is a short linear scan of a sorted-name index.
- */
+/* Workspaces by pool position then id; a workspace finds its pool by name. */
 struct nameref {
 	const char *name;
 	size_t pos;
@@ -301,12 +289,20 @@ static int cmp_nameref(const void *a, const void *b)
 	return r ? r : (x->pos < y->pos ? -1 : x->pos > y->pos);
 }
 
-/* Names only: bsearch must not compare the position of the key. */
-static int cmp_nameref_name(const void *a, const void *b)
+/* Position of the first pool (in pool order) with this name, or -1. */
+static int pool_position(const struct nameref *names, size_t n, const char *name)
 {
-	const struct nameref *x = a, *y = b;
+	size_t lo = 0, hi = n;
 
-	return strcmp(x->name, y->name);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(names[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && !strcmp(names[lo].name, name) ? (int)names[lo].pos : -1;
 }
 
 static int build_workspaces(struct plan_ctx *x)
@@ -330,11 +326,7 @@ static int build_workspaces(struct plan_ctx *x)
 	}
 	qsort(names, x->npools, sizeof(*names), cmp_nameref);
 	for (i = 0; i < n; i++) {
-		struct nameref key = { in->workspaces[i].pool, 0 };
-		struct nameref *hit = bsearch(&key, names, x->npools, sizeof(*names),
-					      cmp_nameref_name);
-		/* bsearch may land on any duplicate name; take the first position */
-		int pos = hit ? pool_position(x, in->workspaces[i].pool) : -1;
+		int pos = pool_position(names, x->npools, in->workspaces[i].pool);
 
 		keys[i].pool = pos < 0 ? x->npools : (size_t)pos;
 		keys[i].id = in->workspaces[i].id;
@@ -435,7 +427,8 @@ static int build_pool_insts(struct plan_ctx *x, size_t pi, size_t *alloc,
 		x->insts[i].pool = pi;
 		x->insts[i].rec_in = find_rec(recs, nrecs, x->insts[i].id);
 	}
-	qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
+	if (x->ninsts - p->ilo > 1)
+		qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
 	mid = x->ninsts;
 	for (i = 0; i < nrecs; i++) {
 		if (recs[i]->pool_id != p->spec->id ||
@@ -447,7 +440,8 @@ static int build_pool_insts(struct plan_ctx *x, size_t pi, size_t *alloc,
 		t->pool = pi;
 		t->rec_in = recs[i];
 	}
-	qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
+	if (x->ninsts - p->ilo > 1)
+		qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
 	p->ihi = x->ninsts;
 	free(agents);
 	return 0;
@@ -525,6 +519,7 @@ static int build_conts(struct plan_ctx *x)
 static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
 	const struct plan_config *cfg = x->cfg;
+	size_t i;
 
 	memset(&t->rec, 0, sizeof(t->rec));
 	if (t->rec_in) {
@@ -537,6 +532,13 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	t->known = t->agent && t->agent->observed;
 	t->healthy = t->known && t->agent->healthy;
 	t->used = t->known ? (int)t->agent->ncontainers : 0;
+	t->cap = p->spec->slots_per_instance;
+	if (t->known && t->agent->capacity > 0 && t->agent->capacity < t->cap)
+		t->cap = t->agent->capacity;
+	t->active = 0;
+	for (i = 0; t->known && i < t->agent->ncontainers; i++)
+		t->active += t->agent->containers[i].state == CS_RUNNING ||
+			     t->agent->containers[i].state == CS_CREATED;
 	t->mark = t->terminate = 0;
 	t->grace = t->gone = 0;
 	if (!p->group) {
@@ -554,20 +556,29 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	}
 	t->alive = t->oi->lifecycle == LC_PENDING || t->oi->lifecycle == LC_IN_SERVICE;
 	t->in_service = t->oi->lifecycle == LC_IN_SERVICE;
-	if (t->in_service && t->healthy)
+	/*
+	 * Marked, but the group still calls it healthy and in service: the mark
+	 * never took (the call failed or was lost). Forget it; the rules below
+	 * mark it again if the agent is still down.
+	 */
+	if (t->rec.marked_unhealthy && t->in_service && t->oi->healthy)
+		t->rec.marked_unhealthy = 0;
+	if (t->in_service && t->healthy) {
 		t->rec.unhealthy_passes = 0;
+		t->rec.ever_healthy = 1;
+	}
 	else if (t->in_service && t->rec.unhealthy_passes < 1000000)
 		t->rec.unhealthy_passes++;
 	else if (!t->in_service)
 		t->rec.unhealthy_passes = 0;
 	/*
 	 * An agent down for unhealthy_after_passes passes makes its instance
-	 * unhealthy, but never before register_timeout_ms after it was first
-	 * seen: a booting instance's agent is allowed that long to come up.
+	 * unhealthy; one that never was healthy is given register_timeout_ms
+	 * from first sight to come up (a booting instance).
 	 */
 	t->mark = t->in_service && !t->rec.marked_unhealthy &&
 		  t->rec.unhealthy_passes >= cfg->unhealthy_after_passes &&
-		  x->now - t->rec.first_seen >= cfg->register_timeout_ms;
+		  (t->rec.ever_healthy || x->now - t->rec.first_seen >= cfg->register_timeout_ms);
 	t->usable = t->in_service && t->healthy && !t->rec.marked_unhealthy && !t->mark;
 }
 
@@ -606,18 +617,42 @@ static int ws_exists(const struct plan_ctx *x, int64_t id)
 	return id && bsearch(&id, x->ws_ids, x->nws_ids, sizeof(*x->ws_ids), cmp_i64) != NULL;
 }
 
+static int cmp_cont_ptr(const void *a, const void *b)
+{
+	const struct obs_container *x = *(const struct obs_container *const *)a;
+	const struct obs_container *y = *(const struct obs_container *const *)b;
+
+	if (x->workspace_id != y->workspace_id)
+		return x->workspace_id < y->workspace_id ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
 /* Containers on t that no workspace owns: report; ours are removed after the grace. */
 static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
 	const struct obs_agent *a = t->agent;
+	const struct obs_container **v;
 	char desired[128], observed[128], remedy[128];
 	int any = 0, rc = 0;
 	size_t j;
 
 	if (!t->known)
 		return 0;
+	for (j = 0; j < a->ncontainers; j++)
+		if (!ws_exists(x, a->containers[j].workspace_id))
+			break;
+	if (j == a->ncontainers) {   /* the usual case: every container owned */
+		t->rec.orphan_seen = 0;
+		return 0;
+	}
+	v = calloc(a->ncontainers + 1, sizeof(*v));
+	if (!v)
+		return SP_ENOMEM;
+	for (j = 0; j < a->ncontainers; j++)
+		v[j] = &a->containers[j];
+	qsort(v, a->ncontainers, sizeof(*v), cmp_cont_ptr);
 	for (j = 0; !rc && j < a->ncontainers; j++) {
-		const struct obs_container *c = &a->containers[j];
+		const struct obs_container *c = v[j];
 
 		if (c->workspace_id && ws_exists(x, c->workspace_id))
 			continue;
@@ -640,7 +675,9 @@ static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 		} else {
 			rc = plan_act(x, p, p->acting, ACT_REMOVE_CONTAINER, c->workspace_id, t,
 				      !c->restore_failed, NULL, "OrphanContainer");
-			if (rc >= 0)
+			if (rc >= 0 && !p->group)
+				snprintf(remedy, sizeof(remedy), "held (group unobservable): remove");
+			else if (rc >= 0)
 				held_remedy(p, remedy, sizeof(remedy),
 					    c->restore_failed ? "remove" : "sync, then remove");
 			if (rc > 0)
@@ -652,6 +689,7 @@ static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	}
 	if (!any)
 		t->rec.orphan_seen = 0;
+	free(v);
 	return rc;
 }
 
@@ -677,7 +715,9 @@ static int inst_health(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	} else if (t->rec.marked_unhealthy) {
 		snprintf(remedy, sizeof(remedy), "marked unhealthy, waiting for replacement");
 	} else {
-		snprintf(remedy, sizeof(remedy), "mark unhealthy after %d passes and %llds",
+		snprintf(remedy, sizeof(remedy), t->rec.ever_healthy ?
+			 "mark unhealthy after %d passes" :
+			 "mark unhealthy after %d passes and %llds from first sight",
 			 x->cfg->unhealthy_after_passes,
 			 (long long)(x->cfg->register_timeout_ms / 1000));
 	}
@@ -735,6 +775,8 @@ static void inst_idle(struct plan_ctx *x, struct pinst *t)
 
 /* ---- capacity -------------------------------------------------------- */
 
+static void pool_target(struct plan_ctx *x, struct ppool *p);
+
 static int cmp_idle(const void *a, const void *b)
 {
 	const struct pinst *x = *(const struct pinst *const *)a;
@@ -751,7 +793,7 @@ static int choose_terminations(struct plan_ctx *x, struct ppool *p, int n)
 	struct pinst **v;
 	size_t i, nv = 0;
 
-	if (n <= 0)
+	if (n <= 0 || p->unsettled)
 		return 0;
 	v = calloc(p->ihi - p->ilo + 1, sizeof(*v));
 	if (!v)
@@ -786,6 +828,7 @@ static int plan_capacity(struct plan_ctx *x, struct ppool *p, int *newcap)
 	size_t i;
 
 	*newcap = -1;
+	pool_target(x, p);
 	if (!g)
 		return 0;
 	cur = g->desired_capacity;
@@ -813,7 +856,7 @@ static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
 {
 	const struct obs_group *g = p->group;
 	char desired[128], observed[128], remedy[128];
-	int rc = 0, nterm = 0;
+	int rc = 0, nterm = 0, idle = 0, live = 0;
 	size_t i;
 
 	if (!g)
@@ -826,8 +869,18 @@ static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
 	}
 	if (rc < 0 || p->target == g->desired_capacity)
 		return rc < 0 ? rc : 0;
-	for (i = p->ilo; i < p->ihi; i++)
-		nterm += x->insts[i].terminate;
+	for (i = p->ilo; i < p->ihi; i++) {
+		const struct pinst *t = &x->insts[i];
+
+		nterm += t->terminate;
+		idle += t->oi && t->in_service && t->known && !t->used &&
+			!t->rec.marked_unhealthy && !t->mark;
+		live += t->oi && t->alive;
+	}
+	/* above target only because busy instances hold workspaces: nothing to give back */
+	if (p->target < g->desired_capacity && newcap == g->desired_capacity && !idle &&
+	    live >= g->desired_capacity && p->evidence)
+		return 0;
 	snprintf(desired, sizeof(desired), "capacity %d (%d workspaces, %d slots, %d warm)",
 		 p->target, p->need, p->spec->slots_per_instance, p->spec->warm_instances);
 	snprintf(observed, sizeof(observed), "capacity %d", g->desired_capacity);
@@ -843,6 +896,8 @@ static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
 		held_remedy(p, remedy, sizeof(remedy), what);
 	} else if (!p->evidence) {
 		snprintf(remedy, sizeof(remedy), "wait: evidence incomplete, not scaling in");
+	} else if (p->unsettled && p->target < g->desired_capacity) {
+		snprintf(remedy, sizeof(remedy), "wait: workspaces need a slot, not scaling in");
 	} else {
 		snprintf(remedy, sizeof(remedy), "wait for idle cooldown");
 	}
@@ -860,12 +915,33 @@ static void pool_need(struct plan_ctx *x, struct ppool *p)
 	p->need = 0;
 	for (k = p->wlo; k < p->whi; k++) {
 		const struct workspace_spec *w = &x->in->workspaces[x->ws[k]];
+		const struct workspace_status *st = x->in->has_status && x->in->has_status[x->ws[k]] ?
+			&x->in->status[x->ws[k]] : NULL;
 
-		if (w->state == WS_STATE_RUNNING && !w->deletion_requested_at)
-			p->need++;
+		if (w->state != WS_STATE_RUNNING || w->deletion_requested_at)
+			continue;
+		/* a paused workspace not yet placed asks for nothing, not even capacity */
+		if (w->paused_until > x->now && (!st || !st->instance_id[0]))
+			continue;
+		p->need++;
 	}
 	t = (p->need + slots - 1) / slots + p->spec->warm_instances;
 	p->exhausted = p->need > 0 && t > p->spec->max_instances;
+}
+
+/*
+ * The computed desired capacity (invariant 3): the instances the declared
+ * workspaces need (ceil(need / slots)) plus the warm buffer, clamped to
+ * [min, max]. Placement may spread workspaces over more instances than that
+ * (idle instances are reused first); those stay busy and protected, and the
+ * capacity above the computed value is given back only by idle instances.
+ */
+static void pool_target(struct plan_ctx *x, struct ppool *p)
+{
+	int slots = p->spec->slots_per_instance > 0 ? p->spec->slots_per_instance : 1;
+	int64_t t = (p->need + slots - 1) / slots + p->spec->warm_instances;
+
+	(void)x;
 	if (t > p->spec->max_instances)
 		t = p->spec->max_instances;
 	if (t < p->spec->min_instances)
@@ -935,7 +1011,7 @@ static int pool_once(struct plan_ctx *x, struct ppool *p)
 	int rc = 0, newcap = -1;
 	size_t i;
 
-	p->lowering = 0;
+	p->lowering = p->unsettled = 0;
 	for (i = p->ilo; i < p->ihi; i++)
 		inst_prepare(x, p, &x->insts[i]);
 	pool_evidence(x, p);

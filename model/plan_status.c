@@ -130,16 +130,6 @@ int plan_push_instance(struct plan_output *o, const struct instance_record *r)
 	return 0;
 }
 
-int plan_push_pool_record(struct plan_output *o, const struct pool_record *r)
-{
-	struct pool_record *d = PUSH(o, pool_records, npool_records, pool_records_alloc);
-
-	if (!d)
-		return SP_ENOMEM;
-	*d = *r;
-	return 0;
-}
-
 int plan_add_drift(struct plan_output *o, const char *subject, int64_t ws, int64_t pool,
 		   enum drift_class cls, const char *reason, const char *desired,
 		   const char *observed, const char *remedy)
@@ -196,11 +186,18 @@ static int reason_is(const struct workspace_status *st, enum cond_type t, const 
 	return !strcmp(st->conds[t].reason, r);
 }
 
+/* Unknown because the observation failed (not because it never ran). */
+static int unobserved(const struct workspace_status *st, enum cond_type t)
+{
+	return cond_is(st, t, CSTAT_UNKNOWN) && !reason_is(st, t, "NotYetObserved");
+}
+
 /*
  * The phase table (DESIGN.md "Status"). The terminal phases of stop and
  * delete are read from the Ready condition's reason ("Stopped", "Deleted"),
  * which the planner sets only on complete evidence; FAILED means someone
  * other than the loop must act (a failed start or restore, a missing pool).
+ * A failed observation keeps the phase in st->phase (the last one seen).
  */
 enum ws_phase status_derive_phase(const struct workspace_spec *w,
 				  const struct workspace_status *st)
@@ -211,6 +208,12 @@ enum ws_phase status_derive_phase(const struct workspace_spec *w,
 		return reason_is(st, COND_READY, "Stopped") ? PHASE_STOPPED : PHASE_STOPPING;
 	if (cond_is(st, COND_READY, CSTAT_TRUE))
 		return PHASE_READY;
+	if (unobserved(st, COND_INSTANCE_READY) || unobserved(st, COND_CONTAINER_READY)) {
+		/* unknown is not a change: keep the last phase people saw */
+		if (st->phase <= PHASE_READY || st->phase == PHASE_FAILED)
+			return st->phase;
+		return PHASE_ALLOCATING_VM;
+	}
 	if (cond_is(st, COND_FILES_RESTORED, CSTAT_FALSE) ||
 	    (cond_is(st, COND_CONTAINER_READY, CSTAT_FALSE) &&
 	     reason_is(st, COND_CONTAINER_READY, "ContainerFailed")) ||
@@ -350,10 +353,10 @@ int plan_output_format(const struct plan_output *o, struct strbuf *out)
 		const struct instance_record *r = &o->instances[i];
 
 		rc = strbuf_addf(out, "instance %s pool=%lld first_seen=%lld idle_since=%lld "
-				 "unhealthy_passes=%d marked=%d orphan_seen=%lld\n",
+				 "unhealthy_passes=%d marked=%d orphan_seen=%lld ever_healthy=%d\n",
 				 r->instance_id, (long long)r->pool_id, (long long)r->first_seen,
 				 (long long)r->idle_since, r->unhealthy_passes,
-				 r->marked_unhealthy, (long long)r->orphan_seen);
+				 r->marked_unhealthy, (long long)r->orphan_seen, r->ever_healthy);
 	}
 	for (i = 0; !rc && i < o->npool_records; i++) {
 		const struct pool_record *r = &o->pool_records[pool_rank(o, i)];

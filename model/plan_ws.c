@@ -58,12 +58,24 @@ static int drift(struct wsx *s, enum drift_class cls, const char *reason, const 
 	char subject[96], remedy[128];
 
 	snprintf(subject, sizeof(subject), "workspace/%s", s->w->name);
-	if (s->acting || !what[0])
+	if (s->acting || !what[0] || !s->held)
 		snprintf(remedy, sizeof(remedy), "%s", what);
 	else
 		snprintf(remedy, sizeof(remedy), "held (%s): %s", s->held, what);
 	return plan_add_drift(s->x->out, subject, s->w->id, s->p ? s->p->spec->id : 0, cls,
 			      reason, desired, observed, remedy);
+}
+
+/*
+ * Whether removing or stopping c may sync its files back first (invariant
+ * 4): never after a failed restore, never from a container that never ran
+ * (created or failed: its files would overwrite the good snapshot).
+ */
+static int may_sync(const struct wsx *s, const struct obs_container *c)
+{
+	(void)s; /* the observed container is the truth, not a stale status */
+	return !c->restore_failed &&
+	       (c->state == CS_RUNNING || c->state == CS_EXITED || c->state == CS_STOPPED);
 }
 
 static struct pinst *inst_of(struct wsx *s, const struct pcont *c)
@@ -142,7 +154,8 @@ static void ready_from_conds(struct wsx *s)
 		const struct condition *c = &s->st.conds[order[i]];
 
 		if (c->status != CSTAT_TRUE) {
-			cond(s, COND_READY, CSTAT_FALSE, c->reason, "%s", c->message);
+			cond(s, COND_READY, c->status == CSTAT_UNKNOWN ? CSTAT_UNKNOWN : CSTAT_FALSE,
+			     c->reason, "%s", c->message);
 			return;
 		}
 	}
@@ -233,14 +246,15 @@ static int run_on(struct wsx *s, const struct pinst *t, const struct obs_contain
 		     t->agent ? t->agent->error : "");
 	files_synced(s, c);
 	if (c->image[0] && strcmp(c->image, eff_image(s))) {
-		rc = act(s, ACT_REMOVE_CONTAINER, t, !c->restore_failed, "ImageChanged");
+		s->st.error_class = SP_CLASS_NONE;
+		rc = act(s, ACT_REMOVE_CONTAINER, t, may_sync(s, c), "ImageChanged");
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "ImageChanged", "runs %s, spec says %s",
 		     c->image, eff_image(s));
 		cond_default(s, COND_FILES_RESTORED, CSTAT_UNKNOWN, "NotRestoredYet");
 		if (rc >= 0)
 			rc = drift(s, DRIFT_CHANGED, "ImageChanged", eff_image(s), c->image,
-				   c->restore_failed ? "remove, then start with the new image" :
-						       "sync and remove, then start with the new image");
+				   may_sync(s, c) ? "sync and remove, then start with the new image" :
+						    "remove, then start with the new image");
 		return rc;
 	}
 	switch (c->state) {
@@ -286,23 +300,25 @@ static int run_on(struct wsx *s, const struct pinst *t, const struct obs_contain
 }
 
 /* Its container sits on an instance that is going away: sync it off, then place elsewhere. */
-static int move_off(struct wsx *s, const struct pinst *t, const struct obs_container *c)
+static int move_off(struct wsx *s, const struct pinst *t, const struct obs_container *c,
+		    const char *why)
 {
-	int sync = !c->restore_failed && c->state != CS_FAILED;
-	int rc = act(s, ACT_REMOVE_CONTAINER, t, sync, "InstanceUnhealthy");
+	int sync = may_sync(s, c);
+	int rc = act(s, ACT_REMOVE_CONTAINER, t, sync, why);
 	char obs[128];
 
+	s->p->unsettled++;
 	if (rc < 0)
 		return rc;
 	set_placement(s, t);
 	s->st.url[0] = '\0';
 	cond(s, COND_SCHEDULED, CSTAT_TRUE, "Rescheduling", "leaving %s", t->id);
-	cond(s, COND_INSTANCE_READY, CSTAT_FALSE, "InstanceUnhealthy", "%s is going away", t->id);
+	cond(s, COND_INSTANCE_READY, CSTAT_FALSE, why, "leaving %s", t->id);
 	cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "ContainerMoving", "%s", c->name);
 	cond_default(s, COND_FILES_RESTORED, CSTAT_UNKNOWN, "NotRestoredYet");
 	files_synced(s, c);
-	snprintf(obs, sizeof(obs), "container on unhealthy instance %s", t->id);
-	return drift(s, DRIFT_CHANGED, "InstanceUnhealthy", "container on a healthy instance", obs,
+	snprintf(obs, sizeof(obs), "container %s on %s", container_state_name(c->state), t->id);
+	return drift(s, DRIFT_CHANGED, why, "container on a healthy instance with room", obs,
 		     sync ? "sync and remove, then place elsewhere" :
 			    "remove, then place elsewhere");
 }
@@ -317,7 +333,7 @@ static struct pinst *pick(struct wsx *s)
 	for (i = p->ilo; i < p->ihi; i++) {
 		struct pinst *t = &s->x->insts[i];
 
-		if (!t->usable || t->used >= p->spec->slots_per_instance)
+		if (!t->usable || t->used >= t->cap)
 			continue;
 		if (t->used == 0)
 			return t;
@@ -388,7 +404,7 @@ static int place(struct wsx *s)
 
 	if (cand && cand->pool != (size_t)(p - s->x->pools))
 		cand = NULL;
-	if (cand && cand->usable)
+	if (cand && cand->usable && cand->used < cand->cap)
 		return assign(s, cand);
 	if (cand && !cand->rec.marked_unhealthy && !cand->mark && !cand->gone &&
 	    (cand->grace || (cand->alive && !cand->known)))
@@ -410,6 +426,7 @@ static int place(struct wsx *s)
 	t = pick(s);
 	if (t)
 		return assign(s, t);
+	p->unsettled++;
 	if (p->exhausted) {
 		s->st.error_class = SP_CLASS_NEEDS_OPERATOR;
 		snprintf(buf, sizeof(buf), "%d", p->spec->max_instances);
@@ -452,6 +469,17 @@ static size_t choose_keeper(struct wsx *s)
 	return best;
 }
 
+/*
+ * A container that is not running on an instance whose agent already runs
+ * all the slots it has (the pool or the agent shrank): it can never start
+ * there, so it moves like one on a failing instance.
+ */
+static int no_room(const struct pinst *t, const struct obs_container *c)
+{
+	return t->healthy && c->state != CS_RUNNING && c->state != CS_CREATED &&
+	       t->active >= t->cap;
+}
+
 static int mode_run(struct wsx *s)
 {
 	size_t k = choose_keeper(s), i;
@@ -474,7 +502,9 @@ static int mode_run(struct wsx *s)
 	if (k == s->nc)
 		return place(s);
 	if (is_gone_inst(inst_of(s, &s->c[k])))
-		return move_off(s, inst_of(s, &s->c[k]), s->c[k].c);
+		return move_off(s, inst_of(s, &s->c[k]), s->c[k].c, "InstanceUnhealthy");
+	if (no_room(inst_of(s, &s->c[k]), s->c[k].c))
+		return move_off(s, inst_of(s, &s->c[k]), s->c[k].c, "InstanceFull");
 	return run_on(s, inst_of(s, &s->c[k]), s->c[k].c);
 }
 
@@ -503,11 +533,12 @@ static int stop_one(struct wsx *s, const struct pinst *t, const struct obs_conta
 	case CS_CREATED:
 	case CS_EXITED:
 		*active = 1;
-		rc = act(s, ACT_STOP_CONTAINER, t, !rf, "StopRequested");
+		rc = act(s, ACT_STOP_CONTAINER, t, may_sync(s, c), "StopRequested");
 		if (rc >= 0)
 			rc = drift(s, DRIFT_CHANGED, "ContainerShouldBeStopped", "stopped",
 				   container_state_name(c->state),
-				   rf ? "stop without sync (restore failed)" : "sync, then stop");
+				   may_sync(s, c) ? "sync, then stop" :
+				   rf ? "stop without sync (restore failed)" : "stop without sync");
 		break;
 	case CS_STOPPED:
 		if (rf || c->last_sync == SYNC_OK) {
@@ -528,6 +559,16 @@ static int stop_one(struct wsx *s, const struct pinst *t, const struct obs_conta
 
 static void stop_conds(struct wsx *s, const char *why)
 {
+	size_t i;
+
+	/* while a container remains, status names where it is and what it saw */
+	if (s->nc) {
+		set_placement(s, inst_of(s, &s->c[0]));
+		s->st.restore_failed = 0;
+	}
+	for (i = 0; i < s->nc; i++)
+		if (s->c[i].c->restore_failed)
+			s->st.restore_failed = 1;
 	cond(s, COND_SCHEDULED, CSTAT_FALSE, why, "%s", "");
 	cond(s, COND_INSTANCE_READY, CSTAT_FALSE, "NotRequested", "%s", "");
 	cond_default(s, COND_FILES_RESTORED, CSTAT_UNKNOWN, "NotRestoredYet");
@@ -577,8 +618,7 @@ static int mode_delete(struct wsx *s)
 	stop_conds(s, "DeleteRequested");
 	for (i = 0; !rc && i < s->nc; i++) {
 		const struct obs_container *c = s->c[i].c;
-		int sync = !c->restore_failed && c->state != CS_FAILED &&
-			   !(c->state == CS_STOPPED && c->last_sync == SYNC_OK);
+		int sync = may_sync(s, c) && !(c->state == CS_STOPPED && c->last_sync == SYNC_OK);
 
 		rc = act(s, ACT_REMOVE_CONTAINER, inst_of(s, &s->c[i]), sync, "DeleteRequested");
 		files_synced(s, c);
@@ -697,6 +737,11 @@ static int plan_one(struct plan_ctx *x, struct ppool *p, size_t wi)
 	s.acting = p && p->acting && !(s.w->paused_until > x->now);
 	s.retry_now = s.has_old && (s.w->generation != s.old.observed_generation ||
 				    s.w->reconcile_requested_at > s.old.reconcile_handled_at);
+	if (s.has_old && s.acting && s.w->generation != s.old.observed_generation) {
+		/* a new spec starts afresh: no backoff inherited from the old one */
+		s.st.attempts = 0;
+		s.st.next_attempt_at = 0;
+	}
 	if (!p)
 		rc = pool_missing(&s);
 	else if (s.w->deletion_requested_at)
