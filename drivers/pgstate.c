@@ -775,14 +775,19 @@ static int slot_add(struct pgstate *p, const char *key, int64_t id)
 	return 0;
 }
 
+static int cmp_slot(const void *a, const void *b)
+{
+	return strcmp(((const struct jslot *)a)->key, ((const struct jslot *)b)->key);
+}
+
+/* Slots are kept sorted by key (after each insert), so lookups are binary searches. */
 static struct jslot *slot_find(const struct pgstate *p, const char *key)
 {
-	size_t i;
+	struct jslot k;
 
-	for (i = 0; i < p->nslots; i++)
-		if (!strcmp(p->slots[i].key, key))
-			return &p->slots[i];
-	return NULL;
+	if (str_copy(k.key, sizeof(k.key), key))
+		return NULL;
+	return bsearch(&k, p->slots, p->nslots, sizeof(*p->slots), cmp_slot);
 }
 
 /* Insert actions pending (fenced); remember each id by key. */
@@ -817,6 +822,8 @@ static int journal_insert(struct pgstate *p, const struct action *a, size_t n, s
 			rc = err_set(e, SP_ENOMEM, "journal: out of memory");
 	}
 	PQclear(r);
+	if (p->nslots > 1)
+		qsort(p->slots, p->nslots, sizeof(*p->slots), cmp_slot);
 	return rc;
 }
 
