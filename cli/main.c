@@ -27,6 +27,8 @@ static const struct command commands[] = {
 	{ "get", cmd_get, "list workspaces or pools with their status" },
 	{ "delete", cmd_delete, "mark workspaces or pools for deletion" },
 	{ "events", cmd_events, "show the event history of workspaces" },
+	{ "why", cmd_why, "name the one thing blocking a workspace" },
+	{ "drift", cmd_drift, "list differences between desired and observed state" },
 };
 
 static void usage(FILE *f)
