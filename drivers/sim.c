@@ -838,12 +838,13 @@ static int sim_observe(void *st, const struct agent_target *targets, size_t n, i
 	return 0;
 }
 
+/* Containers holding a slot: all but stopped and failed ones (a crashed one keeps it). */
 static size_t active_count(const struct sim_inst *in)
 {
 	size_t i, n = 0;
 
 	for (i = 0; i < in->ncts; i++)
-		if (in->cts[i].state == CS_CREATED || in->cts[i].state == CS_RUNNING)
+		if (in->cts[i].state != CS_STOPPED && in->cts[i].state != CS_FAILED)
 			n++;
 	return n;
 }
@@ -872,6 +873,11 @@ static int ensure_apply(struct sim_world *w, struct sim_inst *in, const struct c
 	if (c && c->sync_done_at)
 		return err_set(e, SP_EBUSY, "container spinup-%" PRId64 " has a sync in progress",
 			       c->ws);
+	if (c && c->state == CS_EXITED) {   /* it holds its slot: restart in place */
+		ct_begin(w, c, req, 0);
+		w->mutations++;
+		return 0;
+	}
 	if ((int)active_count(in) >= slots)
 		return err_set(e, SP_EBUSY, "agent %s runs %zu of %d workspaces", in->ip,
 			       active_count(in), slots);
