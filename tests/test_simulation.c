@@ -908,18 +908,15 @@ static int busy_instances(struct harness *h, int p)
 /*
  * Settled capacity: the computed value, or above it only because running
  * workspaces are spread over more instances than they need (the loop does
- * not move a running workspace to pack them) plus the warm buffer.
+ * not move a running workspace to pack them): then every instance is busy.
  */
 static int capacity_settled(struct harness *h, int p, int desired)
 {
-	int want = computed_capacity(h, p), frag;
+	int want = computed_capacity(h, p);
 
 	if (desired == want)
 		return 1;
-	frag = busy_instances(h, p) + h->pools[p].warm_instances;
-	if (frag > h->pools[p].max_instances)
-		frag = h->pools[p].max_instances;
-	if (desired > want && desired <= frag) {
+	if (desired > want && desired == busy_instances(h, p)) {
 		h->fragmented++;
 		return 1;
 	}
