@@ -5,7 +5,7 @@
  * pass it checks DESIGN.md's invariants that memory can check; after the
  * faults stop it asserts convergence within a bound.
  *
- *   SPINUP_SIM_SEEDS=N   number of seeds (default 300)
+ *   SPINUP_SIM_SEEDS=N   number of seeds (default 1000)
  *   SPINUP_SIM_SEED=N    replay one seed, printing every pass
  */
 #include <setjmp.h>
@@ -598,6 +598,24 @@ static void j_done(void *ctx, const struct action *a, int rc, const struct err *
 
 /* ---- record: statuses, records, deleted rows -------------------------------------------- */
 
+static void print_status_diff(const struct workspace_status *a, const struct workspace_status *b)
+{
+	int c;
+
+	printf("  status ws=%lld %s", (long long)b->workspace_id, ws_phase_name(b->phase));
+	for (c = 0; c < COND_MAX; c++)
+		if (!a || a->conds[c].status != b->conds[c].status ||
+		    strcmp(a->conds[c].reason, b->conds[c].reason) ||
+		    strcmp(a->conds[c].message, b->conds[c].message))
+			printf(" %s=%s/%s", cond_type_name((enum cond_type)c),
+			       cond_status_name(b->conds[c].status), b->conds[c].reason);
+	if (a && (a->attempts != b->attempts || a->next_attempt_at != b->next_attempt_at))
+		printf(" attempts %d next %lld", b->attempts, (long long)b->next_attempt_at);
+	if (a && strcmp(a->instance_id, b->instance_id))
+		printf(" instance '%s'", b->instance_id);
+	printf("\n");
+}
+
 static int apply_changes(struct harness *h, const struct plan_output *out)
 {
 	size_t i;
@@ -612,6 +630,8 @@ static int apply_changes(struct harness *h, const struct plan_output *out)
 		if (h->has[k] && !workspace_status_differs(&h->st[k], ns))
 			return violation(h, "invariant 8: unchanged status of workspace %lld written",
 				    (long long)ns->workspace_id);
+		if (h->verbose)
+			print_status_diff(h->has[k] ? &h->st[k] : NULL, ns);
 		h->st[k] = *ns;
 		h->has[k] = 1;
 	}
@@ -949,6 +969,17 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 			return 0;
 		}
 	}
+	for (i = 0; i < sim_instance_count(h->w); i++) {   /* nothing in flight */
+		struct sim_instance_info info;
+
+		sim_instance_get(h->w, i, &info);
+		if (info.lifecycle != LC_TERMINATED && (info.lifecycle != LC_IN_SERVICE ||
+							!info.agent_up)) {
+			snprintf(why, whysz, "%s: %s%s", info.id, inst_lifecycle_name(info.lifecycle),
+				 info.agent_up ? "" : ", agent down");
+			return 0;
+		}
+	}
 	for (i = 0; i < h->ndeleted; i++)
 		if (live_containers(h, h->deleted[i], NULL, 0)) {
 			snprintf(why, whysz, "deleted workspace %lld: container left",
@@ -1053,7 +1084,7 @@ static unsigned long env_ulong(const char *name, unsigned long dflt)
 
 static void test_simulation__seeded_runs_keep_invariants_and_converge(void **state)
 {
-	unsigned long nseeds = env_ulong("SPINUP_SIM_SEEDS", 300);
+	unsigned long nseeds = env_ulong("SPINUP_SIM_SEEDS", 1000);
 	const char *one = getenv("SPINUP_SIM_SEED");
 	unsigned long first = 1, s, failed = 0;
 	int max_conv = 0, n_per_mix[NMIXES] = { 0 }, health = 0, stale = 0, replays = 0;
