@@ -606,18 +606,35 @@ static int ws_exists(const struct plan_ctx *x, int64_t id)
 	return id && bsearch(&id, x->ws_ids, x->nws_ids, sizeof(*x->ws_ids), cmp_i64) != NULL;
 }
 
+static int cmp_cont_ptr(const void *a, const void *b)
+{
+	const struct obs_container *x = *(const struct obs_container *const *)a;
+	const struct obs_container *y = *(const struct obs_container *const *)b;
+
+	if (x->workspace_id != y->workspace_id)
+		return x->workspace_id < y->workspace_id ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
 /* Containers on t that no workspace owns: report; ours are removed after the grace. */
 static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
 	const struct obs_agent *a = t->agent;
+	const struct obs_container **v;
 	char desired[128], observed[128], remedy[128];
 	int any = 0, rc = 0;
 	size_t j;
 
 	if (!t->known)
 		return 0;
+	v = calloc(a->ncontainers + 1, sizeof(*v));
+	if (!v)
+		return SP_ENOMEM;
+	for (j = 0; j < a->ncontainers; j++)
+		v[j] = &a->containers[j];
+	qsort(v, a->ncontainers, sizeof(*v), cmp_cont_ptr);
 	for (j = 0; !rc && j < a->ncontainers; j++) {
-		const struct obs_container *c = &a->containers[j];
+		const struct obs_container *c = v[j];
 
 		if (c->workspace_id && ws_exists(x, c->workspace_id))
 			continue;
@@ -640,7 +657,9 @@ static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 		} else {
 			rc = plan_act(x, p, p->acting, ACT_REMOVE_CONTAINER, c->workspace_id, t,
 				      !c->restore_failed, NULL, "OrphanContainer");
-			if (rc >= 0)
+			if (rc >= 0 && !p->group)
+				snprintf(remedy, sizeof(remedy), "held (group unobservable): remove");
+			else if (rc >= 0)
 				held_remedy(p, remedy, sizeof(remedy),
 					    c->restore_failed ? "remove" : "sync, then remove");
 			if (rc > 0)
@@ -652,6 +671,7 @@ static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	}
 	if (!any)
 		t->rec.orphan_seen = 0;
+	free(v);
 	return rc;
 }
 
@@ -735,6 +755,8 @@ static void inst_idle(struct plan_ctx *x, struct pinst *t)
 
 /* ---- capacity -------------------------------------------------------- */
 
+static void pool_target(struct plan_ctx *x, struct ppool *p);
+
 static int cmp_idle(const void *a, const void *b)
 {
 	const struct pinst *x = *(const struct pinst *const *)a;
@@ -751,7 +773,7 @@ static int choose_terminations(struct plan_ctx *x, struct ppool *p, int n)
 	struct pinst **v;
 	size_t i, nv = 0;
 
-	if (n <= 0)
+	if (n <= 0 || p->unsettled)
 		return 0;
 	v = calloc(p->ihi - p->ilo + 1, sizeof(*v));
 	if (!v)
@@ -786,6 +808,7 @@ static int plan_capacity(struct plan_ctx *x, struct ppool *p, int *newcap)
 	size_t i;
 
 	*newcap = -1;
+	pool_target(x, p);
 	if (!g)
 		return 0;
 	cur = g->desired_capacity;
@@ -843,6 +866,8 @@ static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
 		held_remedy(p, remedy, sizeof(remedy), what);
 	} else if (!p->evidence) {
 		snprintf(remedy, sizeof(remedy), "wait: evidence incomplete, not scaling in");
+	} else if (p->unsettled && p->target < g->desired_capacity) {
+		snprintf(remedy, sizeof(remedy), "wait: workspaces need a slot, not scaling in");
 	} else {
 		snprintf(remedy, sizeof(remedy), "wait for idle cooldown");
 	}
@@ -860,12 +885,41 @@ static void pool_need(struct plan_ctx *x, struct ppool *p)
 	p->need = 0;
 	for (k = p->wlo; k < p->whi; k++) {
 		const struct workspace_spec *w = &x->in->workspaces[x->ws[k]];
+		const struct workspace_status *st = x->in->has_status && x->in->has_status[x->ws[k]] ?
+			&x->in->status[x->ws[k]] : NULL;
 
-		if (w->state == WS_STATE_RUNNING && !w->deletion_requested_at)
-			p->need++;
+		if (w->state != WS_STATE_RUNNING || w->deletion_requested_at)
+			continue;
+		/* a paused workspace not yet placed asks for nothing, not even capacity */
+		if (w->paused_until > x->now && (!st || !st->instance_id[0]))
+			continue;
+		p->need++;
 	}
 	t = (p->need + slots - 1) / slots + p->spec->warm_instances;
 	p->exhausted = p->need > 0 && t > p->spec->max_instances;
+}
+
+/*
+ * The computed desired capacity (invariant 3): instances the declared
+ * workspaces need (ceil(need / slots)), never fewer than the live instances
+ * that hold workspaces now (they are protected and cannot be scaled in, so
+ * a lower value would never converge), plus the warm buffer, clamped to
+ * [min, max]. Called after placement, which decides what is busy.
+ */
+static void pool_target(struct plan_ctx *x, struct ppool *p)
+{
+	int slots = p->spec->slots_per_instance > 0 ? p->spec->slots_per_instance : 1;
+	int64_t t = (p->need + slots - 1) / slots;
+	int64_t busy = 0;
+	size_t i;
+
+	for (i = p->ilo; i < p->ihi; i++)
+		if (x->insts[i].oi && x->insts[i].alive && x->insts[i].used > 0 &&
+		    !x->insts[i].rec.marked_unhealthy && !x->insts[i].mark)
+			busy++;
+	if (busy > t)
+		t = busy;
+	t += p->spec->warm_instances;
 	if (t > p->spec->max_instances)
 		t = p->spec->max_instances;
 	if (t < p->spec->min_instances)
@@ -935,7 +989,7 @@ static int pool_once(struct plan_ctx *x, struct ppool *p)
 	int rc = 0, newcap = -1;
 	size_t i;
 
-	p->lowering = 0;
+	p->lowering = p->unsettled = 0;
 	for (i = p->ilo; i < p->ihi; i++)
 		inst_prepare(x, p, &x->insts[i]);
 	pool_evidence(x, p);

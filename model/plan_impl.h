@@ -58,6 +58,7 @@ struct ppool {
 	int target;     /* computed desired capacity */
 	int exhausted;  /* need exceeds what max_instances can hold */
 	int lowering;   /* count of destructive capacity decreases emitted */
+	int unsettled;  /* workspaces waiting for a slot or moving: no scale-in meanwhile */
 };
 
 struct plan_ctx {

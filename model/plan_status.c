@@ -196,11 +196,18 @@ static int reason_is(const struct workspace_status *st, enum cond_type t, const 
 	return !strcmp(st->conds[t].reason, r);
 }
 
+/* Unknown because the observation failed (not because it never ran). */
+static int unobserved(const struct workspace_status *st, enum cond_type t)
+{
+	return cond_is(st, t, CSTAT_UNKNOWN) && !reason_is(st, t, "NotYetObserved");
+}
+
 /*
  * The phase table (DESIGN.md "Status"). The terminal phases of stop and
  * delete are read from the Ready condition's reason ("Stopped", "Deleted"),
  * which the planner sets only on complete evidence; FAILED means someone
  * other than the loop must act (a failed start or restore, a missing pool).
+ * A failed observation keeps the phase in st->phase (the last one seen).
  */
 enum ws_phase status_derive_phase(const struct workspace_spec *w,
 				  const struct workspace_status *st)
@@ -211,6 +218,12 @@ enum ws_phase status_derive_phase(const struct workspace_spec *w,
 		return reason_is(st, COND_READY, "Stopped") ? PHASE_STOPPED : PHASE_STOPPING;
 	if (cond_is(st, COND_READY, CSTAT_TRUE))
 		return PHASE_READY;
+	if (unobserved(st, COND_INSTANCE_READY) || unobserved(st, COND_CONTAINER_READY)) {
+		/* unknown is not a change: keep the last phase people saw */
+		if (st->phase <= PHASE_READY || st->phase == PHASE_FAILED)
+			return st->phase;
+		return PHASE_ALLOCATING_VM;
+	}
 	if (cond_is(st, COND_FILES_RESTORED, CSTAT_FALSE) ||
 	    (cond_is(st, COND_CONTAINER_READY, CSTAT_FALSE) &&
 	     reason_is(st, COND_CONTAINER_READY, "ContainerFailed")) ||

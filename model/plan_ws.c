@@ -66,6 +66,17 @@ static int drift(struct wsx *s, enum drift_class cls, const char *reason, const 
 			      reason, desired, observed, remedy);
 }
 
+/*
+ * Whether removing or stopping c may sync its files back first (invariant
+ * 4): never after a failed restore, never from a container that never ran
+ * (created or failed: its files would overwrite the good snapshot).
+ */
+static int may_sync(const struct wsx *s, const struct obs_container *c)
+{
+	return !c->restore_failed && !s->st.restore_failed &&
+	       (c->state == CS_RUNNING || c->state == CS_EXITED || c->state == CS_STOPPED);
+}
+
 static struct pinst *inst_of(struct wsx *s, const struct pcont *c)
 {
 	return &s->x->insts[c->inst];
@@ -142,7 +153,8 @@ static void ready_from_conds(struct wsx *s)
 		const struct condition *c = &s->st.conds[order[i]];
 
 		if (c->status != CSTAT_TRUE) {
-			cond(s, COND_READY, CSTAT_FALSE, c->reason, "%s", c->message);
+			cond(s, COND_READY, c->status == CSTAT_UNKNOWN ? CSTAT_UNKNOWN : CSTAT_FALSE,
+			     c->reason, "%s", c->message);
 			return;
 		}
 	}
@@ -233,14 +245,15 @@ static int run_on(struct wsx *s, const struct pinst *t, const struct obs_contain
 		     t->agent ? t->agent->error : "");
 	files_synced(s, c);
 	if (c->image[0] && strcmp(c->image, eff_image(s))) {
-		rc = act(s, ACT_REMOVE_CONTAINER, t, !c->restore_failed, "ImageChanged");
+		s->st.error_class = SP_CLASS_NONE;
+		rc = act(s, ACT_REMOVE_CONTAINER, t, may_sync(s, c), "ImageChanged");
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "ImageChanged", "runs %s, spec says %s",
 		     c->image, eff_image(s));
 		cond_default(s, COND_FILES_RESTORED, CSTAT_UNKNOWN, "NotRestoredYet");
 		if (rc >= 0)
 			rc = drift(s, DRIFT_CHANGED, "ImageChanged", eff_image(s), c->image,
-				   c->restore_failed ? "remove, then start with the new image" :
-						       "sync and remove, then start with the new image");
+				   may_sync(s, c) ? "sync and remove, then start with the new image" :
+						    "remove, then start with the new image");
 		return rc;
 	}
 	switch (c->state) {
@@ -288,10 +301,11 @@ static int run_on(struct wsx *s, const struct pinst *t, const struct obs_contain
 /* Its container sits on an instance that is going away: sync it off, then place elsewhere. */
 static int move_off(struct wsx *s, const struct pinst *t, const struct obs_container *c)
 {
-	int sync = !c->restore_failed && c->state != CS_FAILED;
+	int sync = may_sync(s, c);
 	int rc = act(s, ACT_REMOVE_CONTAINER, t, sync, "InstanceUnhealthy");
 	char obs[128];
 
+	s->p->unsettled++;
 	if (rc < 0)
 		return rc;
 	set_placement(s, t);
@@ -410,6 +424,7 @@ static int place(struct wsx *s)
 	t = pick(s);
 	if (t)
 		return assign(s, t);
+	p->unsettled++;
 	if (p->exhausted) {
 		s->st.error_class = SP_CLASS_NEEDS_OPERATOR;
 		snprintf(buf, sizeof(buf), "%d", p->spec->max_instances);
@@ -495,7 +510,7 @@ static int absence_sure(struct wsx *s)
 static int stop_one(struct wsx *s, const struct pinst *t, const struct obs_container *c,
 		    int *active)
 {
-	int rf = c->restore_failed;   /* the observed container is the truth */
+	int rf = c->restore_failed || s->st.restore_failed;
 	int rc = 0;
 
 	switch (c->state) {
@@ -503,11 +518,12 @@ static int stop_one(struct wsx *s, const struct pinst *t, const struct obs_conta
 	case CS_CREATED:
 	case CS_EXITED:
 		*active = 1;
-		rc = act(s, ACT_STOP_CONTAINER, t, !rf, "StopRequested");
+		rc = act(s, ACT_STOP_CONTAINER, t, may_sync(s, c), "StopRequested");
 		if (rc >= 0)
 			rc = drift(s, DRIFT_CHANGED, "ContainerShouldBeStopped", "stopped",
 				   container_state_name(c->state),
-				   rf ? "stop without sync (restore failed)" : "sync, then stop");
+				   may_sync(s, c) ? "sync, then stop" :
+				   rf ? "stop without sync (restore failed)" : "stop without sync");
 		break;
 	case CS_STOPPED:
 		if (rf || c->last_sync == SYNC_OK) {
@@ -528,6 +544,14 @@ static int stop_one(struct wsx *s, const struct pinst *t, const struct obs_conta
 
 static void stop_conds(struct wsx *s, const char *why)
 {
+	size_t i;
+
+	/* while a container remains, status names where it is and what it saw */
+	if (s->nc)
+		set_placement(s, inst_of(s, &s->c[0]));
+	for (i = 0; i < s->nc; i++)
+		if (s->c[i].c->restore_failed)
+			s->st.restore_failed = 1;
 	cond(s, COND_SCHEDULED, CSTAT_FALSE, why, "%s", "");
 	cond(s, COND_INSTANCE_READY, CSTAT_FALSE, "NotRequested", "%s", "");
 	cond_default(s, COND_FILES_RESTORED, CSTAT_UNKNOWN, "NotRestoredYet");
@@ -577,8 +601,7 @@ static int mode_delete(struct wsx *s)
 	stop_conds(s, "DeleteRequested");
 	for (i = 0; !rc && i < s->nc; i++) {
 		const struct obs_container *c = s->c[i].c;
-		int sync = !c->restore_failed && c->state != CS_FAILED &&
-			   !(c->state == CS_STOPPED && c->last_sync == SYNC_OK);
+		int sync = may_sync(s, c) && !(c->state == CS_STOPPED && c->last_sync == SYNC_OK);
 
 		rc = act(s, ACT_REMOVE_CONTAINER, inst_of(s, &s->c[i]), sync, "DeleteRequested");
 		files_synced(s, c);
@@ -697,6 +720,11 @@ static int plan_one(struct plan_ctx *x, struct ppool *p, size_t wi)
 	s.acting = p && p->acting && !(s.w->paused_until > x->now);
 	s.retry_now = s.has_old && (s.w->generation != s.old.observed_generation ||
 				    s.w->reconcile_requested_at > s.old.reconcile_handled_at);
+	if (s.has_old && s.acting && s.w->generation != s.old.observed_generation) {
+		/* a new spec starts afresh: no backoff inherited from the old one */
+		s.st.attempts = 0;
+		s.st.next_attempt_at = 0;
+	}
 	if (!p)
 		rc = pool_missing(&s);
 	else if (s.w->deletion_requested_at)
