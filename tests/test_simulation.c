@@ -191,18 +191,38 @@ static int running_in_pool(const struct harness *h, int p)
 	return n;
 }
 
-/* Invariant 3: slots needed + warm buffer, clamped to the pool's min/max. */
-static int computed_capacity(const struct harness *h, int p)
+static int clamp_pool(const struct harness *h, int p, int n)
 {
 	const struct pool_spec *ps = &h->pools[p];
-	int run = running_in_pool(h, p);
-	int n = (run + ps->slots_per_instance - 1) / ps->slots_per_instance + ps->warm_instances;
 
-	if (n < ps->min_instances)
-		n = ps->min_instances;
 	if (n > ps->max_instances)
 		n = ps->max_instances;
+	if (n < ps->min_instances)
+		n = ps->min_instances;
 	return n;
+}
+
+/* Instances the declared workspaces need: ceil(running / slots). */
+static int needed_instances(const struct harness *h, int p)
+{
+	int slots = h->pools[p].slots_per_instance;
+
+	return (running_in_pool(h, p) + slots - 1) / slots;
+}
+
+/*
+ * Invariant 3: the capacity computed from declared state, slots needed plus
+ * the warm buffer, clamped to the pool's min/max; with busy instances (that
+ * hold a container and are protected, so cannot be scaled in) as a floor
+ * for the slots part.
+ */
+static int computed_capacity(const struct harness *h, int p, int busy)
+{
+	int n = needed_instances(h, p);
+
+	if (busy > n)
+		n = busy;
+	return clamp_pool(h, p, n + h->pools[p].warm_instances);
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */
@@ -541,15 +561,18 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 		if (observe_only(h, p, now))
 			return violation(h, "action %s on observe-only pool %s", a->key, h->pools[p].name);
 		if (a->type == ACT_SET_CAPACITY) {
-			int want = computed_capacity(h, p);
+			/* between the declared need and every active instance busy */
+			int lo = computed_capacity(h, p, 0), active;
+			int hi;
 
-			sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, NULL);
+			sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, &active);
+			hi = computed_capacity(h, p, active > desired ? active : desired);
 			lowers = a->capacity < desired;
-			/* the computed value, or an absolute step down towards it */
-			if (a->capacity != want && !(lowers && a->capacity > want))
-				return violation(h, "invariant 3: %s capacity %d (was %d), computed %d "
-						 "(running %d, slots %d, warm %d, min %d, max %d)",
-						 h->pools[p].name, a->capacity, desired, want,
+			/* or an absolute step down towards it */
+			if (a->capacity < lo || (a->capacity > hi && !lowers))
+				return violation(h, "invariant 3: %s capacity %d (was %d), computed "
+						 "%d..%d (running %d, slots %d, warm %d, min %d, max %d)",
+						 h->pools[p].name, a->capacity, desired, lo, hi,
 						 running_in_pool(h, p), h->pools[p].slots_per_instance,
 						 h->pools[p].warm_instances, h->pools[p].min_instances,
 						 h->pools[p].max_instances);
@@ -904,43 +927,38 @@ out:
 
 /* ---- convergence ------------------------------------------------------------------------ */
 
-/* Active instances of pool p holding a container of a workspace that should run. */
+/* Active instances of pool p that hold a container (of any workspace, in any state). */
 static int busy_instances(struct harness *h, int p)
 {
-	struct sim_container_info ci[4];
-	char seen[WS_MAX][OBS_INSTANCE_ID_MAX + 1];
-	size_t i, j, n, k = 0;
+	size_t i;
+	int n = 0;
 
-	for (i = 0; i < h->nws; i++) {
-		if (!should_run(&h->ws[i]) || pool_index(h, h->ws[i].pool) != p)
+	for (i = 0; i < sim_instance_count(h->w); i++) {
+		struct sim_instance_info info;
+
+		sim_instance_get(h->w, i, &info);
+		if (strcmp(info.group, h->pools[p].asg_name) || info.ncontainers == 0 ||
+		    (info.lifecycle != LC_PENDING && info.lifecycle != LC_IN_SERVICE))
 			continue;
-		n = live_containers(h, h->ws[i].id, ci, 4);
-		if (n == 0)
-			continue;
-		for (j = 0; j < k && strcmp(seen[j], ci[0].instance_id); j++)
-			;
-		if (j == k && k < WS_MAX)
-			str_copy(seen[k++], sizeof(seen[0]), ci[0].instance_id);
+		n++;
 	}
-	return (int)k;
+	return n;
 }
 
 /*
- * Settled capacity: the computed value, or above it only because running
- * workspaces are spread over more instances than they need (the loop does
- * not move a running workspace to pack them): then every instance is busy.
+ * Settled capacity: computed, counting the busy instances of the world as it
+ * is. When more instances are busy than the pool's max allows (the max was
+ * lowered under running workspaces), anything from max up to the busy count:
+ * protected instances cannot be scaled in and running workspaces are not moved.
  */
 static int capacity_settled(struct harness *h, int p, int desired)
 {
-	int want = computed_capacity(h, p);
+	int busy = busy_instances(h, p);
 
-	if (desired == want)
+	if (desired == computed_capacity(h, p, busy))
 		return 1;
-	if (desired > want && desired == busy_instances(h, p)) {
-		h->fragmented++;
-		return 1;
-	}
-	return 0;
+	return busy > h->pools[p].max_instances && desired >= h->pools[p].max_instances &&
+	       desired <= busy;
 }
 
 static int world_matches(struct harness *h, char *why, size_t whysz)
@@ -990,7 +1008,7 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 		sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, &active);
 		if (!capacity_settled(h, p, desired) || active != desired) {
 			snprintf(why, whysz, "%s: desired %d active %d computed %d", h->pools[p].name,
-				 desired, active, computed_capacity(h, p));
+				 desired, active, computed_capacity(h, p, busy_instances(h, p)));
 			return 0;
 		}
 	}
@@ -1019,6 +1037,13 @@ static int converge(struct harness *h)
 		sim_tick(h->w, PASS_MS);
 		if (check_world(h) < 0)
 			return -1;
+	}
+	for (p = 0; k <= CONVERGE_BOUND && p < NPOOLS; p++) {
+		int desired;
+
+		sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, NULL);
+		if (desired > computed_capacity(h, (int)p, 0))
+			h->fragmented = 1;
 	}
 	if (k > CONVERGE_BOUND)
 		return violation(h, "no convergence within %d passes after faults stopped: %s",
@@ -1117,8 +1142,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	printf("simulation: %lu seeds x %d passes, fault mixes", nseeds, FAULT_PASSES);
 	for (m = 0; m < NMIXES; m++)
 		printf(" %s=%d", mixes[m].name, n_per_mix[m]);
-	printf("; stale-leader passes %d, replays %d, health replacements %d, fragmented "
-	       "pools at the end %d; max passes to converge %d (bound %d); failed %lu\n", stale,
+	printf("; stale-leader passes %d, replays %d, health replacements %d, seeds "
+	       "ending with workspaces spread over more instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
 	       replays, health, fragmented, max_conv, CONVERGE_BOUND, failed);
 	assert_int_equal(failed, 0);
 }
