@@ -73,7 +73,8 @@ static int drift(struct wsx *s, enum drift_class cls, const char *reason, const 
  */
 static int may_sync(const struct wsx *s, const struct obs_container *c)
 {
-	return !c->restore_failed && !s->st.restore_failed &&
+	(void)s;   /* the observed container's flag is the truth; status may be stale */
+	return !c->restore_failed &&
 	       (c->state == CS_RUNNING || c->state == CS_EXITED || c->state == CS_STOPPED);
 }
 
@@ -402,7 +403,7 @@ static int place(struct wsx *s)
 
 	if (cand && cand->pool != (size_t)(p - s->x->pools))
 		cand = NULL;
-	if (cand && cand->usable)
+	if (cand && cand->usable && cand->used < p->spec->slots_per_instance)
 		return assign(s, cand);
 	if (cand && !cand->rec.marked_unhealthy && !cand->mark && !cand->gone &&
 	    (cand->grace || (cand->alive && !cand->known)))
@@ -510,7 +511,7 @@ static int absence_sure(struct wsx *s)
 static int stop_one(struct wsx *s, const struct pinst *t, const struct obs_container *c,
 		    int *active)
 {
-	int rf = c->restore_failed || s->st.restore_failed;
+	int rf = c->restore_failed;   /* the observed container is the truth */
 	int rc = 0;
 
 	switch (c->state) {
