@@ -577,6 +577,10 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 						 h->pools[p].warm_instances, h->pools[p].min_instances,
 						 h->pools[p].max_instances);
 		}
+		if (a->type == ACT_ENSURE_CONTAINER && a->req.expect_snapshot &&
+		    !sim_bucket_get(h->w, a->workspace_id, NULL))
+			return violation(h, "invariant 4: ensure of workspace %lld expects a snapshot "
+					 "that was never written", (long long)a->workspace_id);
 		if (lowers || action_is_destructive(a->type)) {
 			if (check_destructive(h, o, p, a) < 0)
 				return -1;
@@ -586,6 +590,12 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 	for (p = 0; p < NPOOLS; p++)
 		if (check_budget(h, p, destr[p]) < 0)
 			return -1;
+	for (i = 0; i < out->npool_records; i++)
+		if (out->pool_records[i].destructive_in_window > h->pcfg.destructive_budget)
+			return violation(h, "invariant 9: pool %lld: %d destructive actions in its "
+					 "window, budget %d", (long long)out->pool_records[i].pool_id,
+					 out->pool_records[i].destructive_in_window,
+					 h->pcfg.destructive_budget);
 	return 0;
 }
 
@@ -1037,6 +1047,16 @@ static int converge(struct harness *h)
 		sim_tick(h->w, PASS_MS);
 		if (check_world(h) < 0)
 			return -1;
+	}
+	for (p = 0; k <= CONVERGE_BOUND && p < h->nws; p++) {
+		struct sim_container_info ci[2];
+		int64_t v;
+
+		if (h->ws[p].state == WS_STATE_RUNNING && sim_bucket_get(h->w, h->ws[p].id, &v) &&
+		    live_containers(h, h->ws[p].id, ci, 2) == 1 && ci[0].files < v)
+			return violation(h, "invariant 4: %s runs files version %lld, older than its "
+					 "snapshot %lld", h->ws[p].name, (long long)ci[0].files,
+					 (long long)v);
 	}
 	for (p = 0; k <= CONVERGE_BOUND && p < NPOOLS; p++) {
 		int desired;
