@@ -781,6 +781,7 @@ static void fill_container(const struct sim_ct *c, struct obs_container *oc)
 	oc->restore_failed = c->restore_failed;
 	oc->restarts = c->restarts;
 	str_copy(oc->message, sizeof(oc->message), c->message);
+	str_copy(oc->image, sizeof(oc->image), c->req.image);
 }
 
 static int observe_one(struct sim_world *w, const struct agent_target *t, int64_t epoch,

@@ -372,6 +372,18 @@ static void random_change(struct harness *h)
 			h->ws[i].generation++;
 			vlog(h, "  desired: delete %s\n", h->ws[i].name);
 		}
+	} else if (r < 0.87) {
+		struct workspace_spec *w = &h->ws[i];
+
+		str_copy(w->image, sizeof(w->image), w->image[0] ? "" : "code-server:5");
+		w->generation++;
+		vlog(h, "  desired: %s image '%s'\n", w->name, w->image);
+	} else if (r < 0.92) {
+		p = h_below(h, NPOOLS);
+		h->pools[p].paused_until = sim_now(h->w) + 30000 + 10000 * h_below(h, 10);
+		h->pools[p].generation++;
+		vlog(h, "  desired: %s paused for %llds\n", h->pools[p].name,
+		     (long long)(h->pools[p].paused_until - sim_now(h->w)) / 1000);
 	} else {
 		change_pool(h, h_below(h, NPOOLS));
 	}
@@ -1036,6 +1048,11 @@ static int converge(struct harness *h)
 	sim_faults_off(h->w);
 	for (p = 0; p < h->nprecs; p++)     /* the operator clears safety stops */
 		h->precs[p].safety_stopped = 0;
+	for (p = 0; p < NPOOLS; p++)        /* and lifts pauses */
+		if (h->pools[p].paused_until) {
+			h->pools[p].paused_until = 0;
+			h->pools[p].generation++;
+		}
 	for (k = 1; k <= CONVERGE_BOUND; k++) {
 		h->pass++;
 		vlog(h, "pass %d (converging) t=%llds\n", h->pass,
