@@ -91,7 +91,8 @@ static int xfer_setup(struct agenthttp *s, struct xfer *x, CURL *h, const struct
 		rc = agentsig_nonce(nonce, e);
 	if (!rc)
 		rc = agentsig_sign(&s->key, method, path, ts, nonce, epoch, body, blen, sig, e);
-	if (!rc && strbuf_addf(&x->url, "http://%s:%d%s", t->address, t->port, path) < 0)
+	if (!rc && strbuf_addf(&x->url, strchr(t->address, ':') ? "http://[%s]:%d%s" :
+			       "http://%s:%d%s", t->address, t->port, path) < 0)
 		rc = err_set(e, SP_ELIMIT, "agent url too long");
 	snprintf(num, sizeof(num), "%" PRId64, ts);
 	if (!rc)
@@ -326,6 +327,11 @@ static int ah_observe(void *st, const struct agent_target *targets, size_t n, in
 		curl_multi_remove_handle(s->multi, xs[i].h);
 	for (i = 0; !rc && i < n; i++)
 		fenced |= observe_one(&targets[i], &xs[2 * i], &xs[2 * i + 1], &out[i]);
+	for (i = 0; rc && i < n; i++) {   /* could not try: every agent is unknown */
+		obs_agent_release(&out[i]);
+		str_copy(out[i].instance_id, sizeof(out[i].instance_id), targets[i].instance_id);
+		str_copy(out[i].error, sizeof(out[i].error), e ? e->msg : "observe failed");
+	}
 	for (i = 0; i < 2 * n; i++)
 		xfer_release(&xs[i]);
 	free(xs);

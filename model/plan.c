@@ -252,15 +252,6 @@ static void ctx_release(struct plan_ctx *x)
 	free(x->ws_ids);
 }
 
-static int pool_position(const struct plan_ctx *x, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < x->npools; i++)
-		if (!strcmp(x->pools[i].spec->name, name))
-			return (int)i;
-	return -1;
-}
 
 static int build_pools(struct plan_ctx *x)
 {
@@ -284,10 +275,7 @@ static int build_pools(struct plan_ctx *x)
 	return 0;
 }
 
-/*
- * Workspaces by pool position then id. Pools are few (tens), so finding a
- * workspace's pool by name is a short linear scan of a sorted-name index.
- */
+/* Workspaces by pool position then id; a workspace finds its pool by name. */
 struct nameref {
 	const char *name;
 	size_t pos;
@@ -301,12 +289,20 @@ static int cmp_nameref(const void *a, const void *b)
 	return r ? r : (x->pos < y->pos ? -1 : x->pos > y->pos);
 }
 
-/* Names only: bsearch must not compare the position of the key. */
-static int cmp_nameref_name(const void *a, const void *b)
+/* Position of the first pool (in pool order) with this name, or -1. */
+static int pool_position(const struct nameref *names, size_t n, const char *name)
 {
-	const struct nameref *x = a, *y = b;
+	size_t lo = 0, hi = n;
 
-	return strcmp(x->name, y->name);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(names[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && !strcmp(names[lo].name, name) ? (int)names[lo].pos : -1;
 }
 
 static int build_workspaces(struct plan_ctx *x)
@@ -330,11 +326,7 @@ static int build_workspaces(struct plan_ctx *x)
 	}
 	qsort(names, x->npools, sizeof(*names), cmp_nameref);
 	for (i = 0; i < n; i++) {
-		struct nameref key = { in->workspaces[i].pool, 0 };
-		struct nameref *hit = bsearch(&key, names, x->npools, sizeof(*names),
-					      cmp_nameref_name);
-		/* bsearch may land on any duplicate name; take the first position */
-		int pos = hit ? pool_position(x, in->workspaces[i].pool) : -1;
+		int pos = pool_position(names, x->npools, in->workspaces[i].pool);
 
 		keys[i].pool = pos < 0 ? x->npools : (size_t)pos;
 		keys[i].id = in->workspaces[i].id;
@@ -525,6 +517,7 @@ static int build_conts(struct plan_ctx *x)
 static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
 	const struct plan_config *cfg = x->cfg;
+	size_t i;
 
 	memset(&t->rec, 0, sizeof(t->rec));
 	if (t->rec_in) {
@@ -537,6 +530,13 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	t->known = t->agent && t->agent->observed;
 	t->healthy = t->known && t->agent->healthy;
 	t->used = t->known ? (int)t->agent->ncontainers : 0;
+	t->cap = p->spec->slots_per_instance;
+	if (t->known && t->agent->capacity > 0 && t->agent->capacity < t->cap)
+		t->cap = t->agent->capacity;
+	t->active = 0;
+	for (i = 0; t->known && i < t->agent->ncontainers; i++)
+		t->active += t->agent->containers[i].state == CS_RUNNING ||
+			     t->agent->containers[i].state == CS_CREATED;
 	t->mark = t->terminate = 0;
 	t->grace = t->gone = 0;
 	if (!p->group) {
@@ -836,7 +836,7 @@ static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
 {
 	const struct obs_group *g = p->group;
 	char desired[128], observed[128], remedy[128];
-	int rc = 0, nterm = 0;
+	int rc = 0, nterm = 0, idle = 0, live = 0;
 	size_t i;
 
 	if (!g)
@@ -849,8 +849,18 @@ static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
 	}
 	if (rc < 0 || p->target == g->desired_capacity)
 		return rc < 0 ? rc : 0;
-	for (i = p->ilo; i < p->ihi; i++)
-		nterm += x->insts[i].terminate;
+	for (i = p->ilo; i < p->ihi; i++) {
+		const struct pinst *t = &x->insts[i];
+
+		nterm += t->terminate;
+		idle += t->oi && t->in_service && t->known && !t->used &&
+			!t->rec.marked_unhealthy && !t->mark;
+		live += t->oi && t->alive;
+	}
+	/* above target only because busy instances hold workspaces: nothing to give back */
+	if (p->target < g->desired_capacity && newcap == g->desired_capacity && !idle &&
+	    live >= g->desired_capacity && p->evidence)
+		return 0;
 	snprintf(desired, sizeof(desired), "capacity %d (%d workspaces, %d slots, %d warm)",
 		 p->target, p->need, p->spec->slots_per_instance, p->spec->warm_instances);
 	snprintf(observed, sizeof(observed), "capacity %d", g->desired_capacity);
@@ -900,26 +910,18 @@ static void pool_need(struct plan_ctx *x, struct ppool *p)
 }
 
 /*
- * The computed desired capacity (invariant 3): instances the declared
- * workspaces need (ceil(need / slots)), never fewer than the live instances
- * that hold workspaces now (they are protected and cannot be scaled in, so
- * a lower value would never converge), plus the warm buffer, clamped to
- * [min, max]. Called after placement, which decides what is busy.
+ * The computed desired capacity (invariant 3): the instances the declared
+ * workspaces need (ceil(need / slots)) plus the warm buffer, clamped to
+ * [min, max]. Placement may spread workspaces over more instances than that
+ * (idle instances are reused first); those stay busy and protected, and the
+ * capacity above the computed value is given back only by idle instances.
  */
 static void pool_target(struct plan_ctx *x, struct ppool *p)
 {
 	int slots = p->spec->slots_per_instance > 0 ? p->spec->slots_per_instance : 1;
-	int64_t t = (p->need + slots - 1) / slots;
-	int64_t busy = 0;
-	size_t i;
+	int64_t t = (p->need + slots - 1) / slots + p->spec->warm_instances;
 
-	for (i = p->ilo; i < p->ihi; i++)
-		if (x->insts[i].oi && x->insts[i].alive && x->insts[i].used > 0 &&
-		    !x->insts[i].rec.marked_unhealthy && !x->insts[i].mark)
-			busy++;
-	if (busy > t)
-		t = busy;
-	t += p->spec->warm_instances;
+	(void)x;
 	if (t > p->spec->max_instances)
 		t = p->spec->max_instances;
 	if (t < p->spec->min_instances)

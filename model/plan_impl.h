@@ -34,6 +34,8 @@ struct pinst {
 	int gone;       /* surely gone: group complete, not listed, grace over */
 	int mark;       /* to be marked unhealthy this pass */
 	int used;       /* slots taken: containers present + new placements */
+	int cap;        /* slots: the pool's, or fewer when the agent reports fewer */
+	int active;     /* containers running or created (what the agent counts) */
 	int terminate;  /* chosen for scale-in this pass */
 };
 
@@ -86,7 +88,6 @@ struct ws_event *plan_push_event(struct plan_output *o);
 struct drift_finding *plan_push_drift(struct plan_output *o);
 int plan_push_change(struct plan_output *o, const struct workspace_status *st);
 int plan_push_instance(struct plan_output *o, const struct instance_record *r);
-int plan_push_pool_record(struct plan_output *o, const struct pool_record *r);
 int plan_add_drift(struct plan_output *o, const char *subject, int64_t ws, int64_t pool,
 		   enum drift_class cls, const char *reason, const char *desired,
 		   const char *observed, const char *remedy);

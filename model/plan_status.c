@@ -130,16 +130,6 @@ int plan_push_instance(struct plan_output *o, const struct instance_record *r)
 	return 0;
 }
 
-int plan_push_pool_record(struct plan_output *o, const struct pool_record *r)
-{
-	struct pool_record *d = PUSH(o, pool_records, npool_records, pool_records_alloc);
-
-	if (!d)
-		return SP_ENOMEM;
-	*d = *r;
-	return 0;
-}
-
 int plan_add_drift(struct plan_output *o, const char *subject, int64_t ws, int64_t pool,
 		   enum drift_class cls, const char *reason, const char *desired,
 		   const char *observed, const char *remedy)

@@ -58,7 +58,7 @@ static int drift(struct wsx *s, enum drift_class cls, const char *reason, const 
 	char subject[96], remedy[128];
 
 	snprintf(subject, sizeof(subject), "workspace/%s", s->w->name);
-	if (s->acting || !what[0])
+	if (s->acting || !what[0] || !s->held)
 		snprintf(remedy, sizeof(remedy), "%s", what);
 	else
 		snprintf(remedy, sizeof(remedy), "held (%s): %s", s->held, what);
@@ -73,7 +73,7 @@ static int drift(struct wsx *s, enum drift_class cls, const char *reason, const 
  */
 static int may_sync(const struct wsx *s, const struct obs_container *c)
 {
-	(void)s;   /* the observed container's flag is the truth; status may be stale */
+	(void)s; /* the observed container is the truth, not a stale status */
 	return !c->restore_failed &&
 	       (c->state == CS_RUNNING || c->state == CS_EXITED || c->state == CS_STOPPED);
 }
@@ -300,10 +300,11 @@ static int run_on(struct wsx *s, const struct pinst *t, const struct obs_contain
 }
 
 /* Its container sits on an instance that is going away: sync it off, then place elsewhere. */
-static int move_off(struct wsx *s, const struct pinst *t, const struct obs_container *c)
+static int move_off(struct wsx *s, const struct pinst *t, const struct obs_container *c,
+		    const char *why)
 {
 	int sync = may_sync(s, c);
-	int rc = act(s, ACT_REMOVE_CONTAINER, t, sync, "InstanceUnhealthy");
+	int rc = act(s, ACT_REMOVE_CONTAINER, t, sync, why);
 	char obs[128];
 
 	s->p->unsettled++;
@@ -312,12 +313,12 @@ static int move_off(struct wsx *s, const struct pinst *t, const struct obs_conta
 	set_placement(s, t);
 	s->st.url[0] = '\0';
 	cond(s, COND_SCHEDULED, CSTAT_TRUE, "Rescheduling", "leaving %s", t->id);
-	cond(s, COND_INSTANCE_READY, CSTAT_FALSE, "InstanceUnhealthy", "%s is going away", t->id);
+	cond(s, COND_INSTANCE_READY, CSTAT_FALSE, why, "leaving %s", t->id);
 	cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "ContainerMoving", "%s", c->name);
 	cond_default(s, COND_FILES_RESTORED, CSTAT_UNKNOWN, "NotRestoredYet");
 	files_synced(s, c);
-	snprintf(obs, sizeof(obs), "container on unhealthy instance %s", t->id);
-	return drift(s, DRIFT_CHANGED, "InstanceUnhealthy", "container on a healthy instance", obs,
+	snprintf(obs, sizeof(obs), "container %s on %s", container_state_name(c->state), t->id);
+	return drift(s, DRIFT_CHANGED, why, "container on a healthy instance with room", obs,
 		     sync ? "sync and remove, then place elsewhere" :
 			    "remove, then place elsewhere");
 }
@@ -332,7 +333,7 @@ static struct pinst *pick(struct wsx *s)
 	for (i = p->ilo; i < p->ihi; i++) {
 		struct pinst *t = &s->x->insts[i];
 
-		if (!t->usable || t->used >= p->spec->slots_per_instance)
+		if (!t->usable || t->used >= t->cap)
 			continue;
 		if (t->used == 0)
 			return t;
@@ -403,7 +404,7 @@ static int place(struct wsx *s)
 
 	if (cand && cand->pool != (size_t)(p - s->x->pools))
 		cand = NULL;
-	if (cand && cand->usable && cand->used < p->spec->slots_per_instance)
+	if (cand && cand->usable && cand->used < cand->cap)
 		return assign(s, cand);
 	if (cand && !cand->rec.marked_unhealthy && !cand->mark && !cand->gone &&
 	    (cand->grace || (cand->alive && !cand->known)))
@@ -468,6 +469,17 @@ static size_t choose_keeper(struct wsx *s)
 	return best;
 }
 
+/*
+ * A container that is not running on an instance whose agent already runs
+ * all the slots it has (the pool or the agent shrank): it can never start
+ * there, so it moves like one on a failing instance.
+ */
+static int no_room(const struct pinst *t, const struct obs_container *c)
+{
+	return t->healthy && c->state != CS_RUNNING && c->state != CS_CREATED &&
+	       t->active >= t->cap;
+}
+
 static int mode_run(struct wsx *s)
 {
 	size_t k = choose_keeper(s), i;
@@ -490,7 +502,9 @@ static int mode_run(struct wsx *s)
 	if (k == s->nc)
 		return place(s);
 	if (is_gone_inst(inst_of(s, &s->c[k])))
-		return move_off(s, inst_of(s, &s->c[k]), s->c[k].c);
+		return move_off(s, inst_of(s, &s->c[k]), s->c[k].c, "InstanceUnhealthy");
+	if (no_room(inst_of(s, &s->c[k]), s->c[k].c))
+		return move_off(s, inst_of(s, &s->c[k]), s->c[k].c, "InstanceFull");
 	return run_on(s, inst_of(s, &s->c[k]), s->c[k].c);
 }
 
@@ -548,8 +562,10 @@ static void stop_conds(struct wsx *s, const char *why)
 	size_t i;
 
 	/* while a container remains, status names where it is and what it saw */
-	if (s->nc)
+	if (s->nc) {
 		set_placement(s, inst_of(s, &s->c[0]));
+		s->st.restore_failed = 0;
+	}
 	for (i = 0; i < s->nc; i++)
 		if (s->c[i].c->restore_failed)
 			s->st.restore_failed = 1;

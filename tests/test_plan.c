@@ -322,8 +322,7 @@ static void test_plan__generated_world_places_each_workspace_once(void **state)
 			per_ws[a->workspace_id]++;
 			per_inst[strtol(a->instance_id + 2, NULL, 10)]++;
 		} else if (a->type == ACT_SET_CAPACITY) {
-			/* max(200/4 needed, 60 busy) + 2 warm */
-			assert_int_equal(a->capacity, 62);
+			assert_int_equal(a->capacity, 52); /* 200/4 + 2 warm */
 		} else {
 			assert_int_equal(a->type, ACT_PROTECT);
 		}
