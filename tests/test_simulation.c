@@ -212,9 +212,9 @@ static int needed_instances(const struct harness *h, int p)
 
 /*
  * Invariant 3: the capacity computed from declared state, slots needed plus
- * the warm buffer, clamped to the pool's min/max; with busy instances (that
- * hold a container and are protected, so cannot be scaled in) as a floor
- * for the slots part.
+ * the warm buffer, clamped to the pool's min/max. With busy > 0, busy
+ * instances (they hold a container and are protected, so cannot be scaled
+ * in) are a floor for the slots part: the most a planner may keep.
  */
 static int computed_capacity(const struct harness *h, int p, int busy)
 {
@@ -968,16 +968,18 @@ static int busy_instances(struct harness *h, int p)
 }
 
 /*
- * Settled capacity: computed, counting the busy instances of the world as it
- * is. When more instances are busy than the pool's max allows (the max was
- * lowered under running workspaces), anything from max up to the busy count:
- * protected instances cannot be scaled in and running workspaces are not moved.
+ * Settled capacity: the computed value; or above it only because running
+ * workspaces are spread over more instances than they need (the loop does
+ * not move a running workspace to pack them), and then every instance is
+ * busy; or, when more instances are busy than the pool's max allows (the max
+ * was lowered under running workspaces), anything from max up to the busy
+ * count (protected instances cannot be scaled in).
  */
 static int capacity_settled(struct harness *h, int p, int desired)
 {
-	int busy = busy_instances(h, p);
+	int busy = busy_instances(h, p), want = computed_capacity(h, p, 0);
 
-	if (desired == computed_capacity(h, p, busy))
+	if (desired == want || (desired > want && desired == busy))
 		return 1;
 	return busy > h->pools[p].max_instances && desired >= h->pools[p].max_instances &&
 	       desired <= busy;
@@ -1030,7 +1032,7 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 		sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, &active);
 		if (!capacity_settled(h, p, desired) || active != desired) {
 			snprintf(why, whysz, "%s: desired %d active %d computed %d", h->pools[p].name,
-				 desired, active, computed_capacity(h, p, busy_instances(h, p)));
+				 desired, active, computed_capacity(h, p, 0));
 			return 0;
 		}
 	}
