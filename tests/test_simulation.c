@@ -46,6 +46,8 @@ static const struct mix mixes[] = {
 	{ "files", { 0, 0, 0, 0, 0, 0, 0, 0, 0.002, 0.15, 0.1, 15000, 0.1 } },
 	{ "all", { 0.04, 0.04, 0.08, 20000, 0.0005, 0.005, 20000, 0.04, 0.002, 0.08, 0.05,
 		   15000, 0.05 } },
+	{ "storm", { 0.15, 0.15, 0.3, 60000, 0.002, 0.03, 40000, 0.15, 0.01, 0.3, 0.2,
+		     30000, 0.2 } },
 };
 #define NMIXES (sizeof(mixes) / sizeof(mixes[0]))
 
@@ -79,7 +81,7 @@ struct harness {
 	size_t ndestr[NPOOLS];
 	char failure[1024];
 	/* figures */
-	int health_replacements, stale_passes, replays, fragmented;
+	int health_replacements, stale_passes, replays, fragmented, approvals;
 };
 
 struct pass_stats {
@@ -339,6 +341,19 @@ static void change_pool(struct harness *h, int p)
 	     ps->min_instances, ps->max_instances);
 }
 
+/* Desired rows suddenly gone: every workspace of a pool marked (the budget's case). */
+static void mass_delete(struct harness *h, int p)
+{
+	size_t i;
+
+	vlog(h, "  desired: every workspace of %s marked for deletion\n", h->pools[p].name);
+	for (i = 0; i < h->nws; i++)
+		if (!h->ws[i].deletion_requested_at && pool_index(h, h->ws[i].pool) == p) {
+			h->ws[i].deletion_requested_at = sim_now(h->w);
+			h->ws[i].generation++;
+		}
+}
+
 static void random_change(struct harness *h)
 {
 	double r = h_unit(h);
@@ -378,6 +393,8 @@ static void random_change(struct harness *h)
 		str_copy(w->image, sizeof(w->image), w->image[0] ? "" : "code-server:5");
 		w->generation++;
 		vlog(h, "  desired: %s image '%s'\n", w->name, w->image);
+	} else if (r < 0.875) {
+		mass_delete(h, h_below(h, NPOOLS));
 	} else if (r < 0.92) {
 		p = h_below(h, NPOOLS);
 		h->pools[p].paused_until = sim_now(h->w) + 30000 + 10000 * h_below(h, 10);
@@ -1039,6 +1056,24 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 	return 1;
 }
 
+/*
+ * The operator clears safety stops and, having looked, approves the change
+ * that tripped them by raising the destructive budget for the rest of the run.
+ */
+static void operator_clears(struct harness *h)
+{
+	size_t p;
+
+	for (p = 0; p < h->nprecs; p++)
+		if (h->precs[p].safety_stopped) {
+			vlog(h, "  operator: clears the safety stop of pool %lld, budget 1000\n",
+			     (long long)h->precs[p].pool_id);
+			h->precs[p].safety_stopped = 0;
+			h->pcfg.destructive_budget = 1000;
+			h->approvals++;
+		}
+}
+
 /* Passes after the faults stop until converged; -1 on a violation or no convergence. */
 static int converge(struct harness *h)
 {
@@ -1048,8 +1083,7 @@ static int converge(struct harness *h)
 	size_t p;
 
 	sim_faults_off(h->w);
-	for (p = 0; p < h->nprecs; p++)     /* the operator clears safety stops */
-		h->precs[p].safety_stopped = 0;
+	operator_clears(h);
 	for (p = 0; p < NPOOLS; p++)        /* and lifts pauses */
 		if (h->pools[p].paused_until) {
 			h->pools[p].paused_until = 0;
@@ -1063,6 +1097,7 @@ static int converge(struct harness *h)
 			return -1;
 		if (ps.nactions == 0 && ps.nchanges == 0 && world_matches(h, why, sizeof(why)))
 			break;
+		operator_clears(h);
 		sim_tick(h->w, PASS_MS);
 		if (check_world(h) < 0)
 			return -1;
@@ -1152,7 +1187,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	const char *one = getenv("SPINUP_SIM_SEED");
 	unsigned long first = 1, s, failed = 0;
 	int max_conv = 0, n_per_mix[NMIXES] = { 0 }, health = 0, stale = 0, replays = 0;
-	int fragmented = 0;
+	int fragmented = 0, approvals = 0;
 	size_t m;
 
 	(void)state;
@@ -1174,6 +1209,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 		n_per_mix[s % NMIXES]++;
 		health += h.health_replacements;
 		fragmented += h.fragmented > 0;
+		approvals += h.approvals;
 		stale += h.stale_passes;
 		replays += h.replays;
 		harness_close(&h);
@@ -1181,9 +1217,10 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	printf("simulation: %lu seeds x %d passes, fault mixes", nseeds, FAULT_PASSES);
 	for (m = 0; m < NMIXES; m++)
 		printf(" %s=%d", mixes[m].name, n_per_mix[m]);
-	printf("; stale-leader passes %d, replays %d, health replacements %d, seeds "
-	       "ending with workspaces spread over more instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
-	       replays, health, fragmented, max_conv, CONVERGE_BOUND, failed);
+	printf("; stale-leader passes %d, replays %d, health replacements %d, safety stops "
+	       "cleared by the operator %d, seeds ending with workspaces spread over more "
+	       "instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
+	       replays, health, approvals, fragmented, max_conv, CONVERGE_BOUND, failed);
 	assert_int_equal(failed, 0);
 }
 
