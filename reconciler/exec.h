@@ -112,4 +112,14 @@ int exec_run(const struct exec_config *cfg, struct cloud *cloud, struct agentc *
 	     const struct exec_journal *j, const struct action *actions, size_t n,
 	     struct exec_report *r, struct err *e);
 
+/*
+ * Make the planner's new instance records say what really happened: the
+ * planner writes them as if every action succeeded, so an instance whose
+ * ACT_SET_UNHEALTHY did not succeed this pass is not recorded as marked
+ * (the next pass marks it again instead of waiting for a replacement that
+ * was never asked for). Call after exec_run, before storing the records.
+ */
+void exec_fix_records(const struct action *actions, const struct exec_report *r,
+		      struct instance_record *recs, size_t nrecs);
+
 #endif
