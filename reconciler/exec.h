@@ -26,6 +26,9 @@
  *   - An ensure on an instance whose protection (flag 1) failed this pass
  *     is skipped (SP_EBUSY): a container never lands on an instance that
  *     scale-in may still pick.
+ *   - An ensure in a pool where an ACT_SET_UNHEALTHY failed this pass is
+ *     skipped (SP_EBUSY): the workspaces of that instance may be planned
+ *     elsewhere while their containers still run there (invariant 1).
  *   - An ACT_DELETE_ROW whose workspace had a failed or skipped action this
  *     pass is skipped (SP_EBUSY).
  *   - Past cfg.max_mutations driver calls the rest is skipped with
