@@ -1017,6 +1017,17 @@ static int capacity_settled(struct harness *h, int p, int desired)
 	       desired <= busy;
 }
 
+/* Status says what the world is: final phase, placement where the container is. */
+static int status_settled(const struct harness *h, size_t i, const char *where)
+{
+	const struct workspace_status *st = &h->st[i];
+	enum ws_phase want = h->ws[i].state == WS_STATE_RUNNING ? PHASE_READY : PHASE_STOPPED;
+
+	if (!h->has[i] || st->phase != want)
+		return 0;
+	return st->instance_id[0] == '\0' || !strcmp(st->instance_id, where);
+}
+
 static int world_matches(struct harness *h, char *why, size_t whysz)
 {
 	struct sim_container_info ci[4];
@@ -1040,6 +1051,11 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 		if (w->state == WS_STATE_STOPPED && n > 0 &&
 		    (ci[0].state == CS_RUNNING || ci[0].state == CS_CREATED)) {
 			snprintf(why, whysz, "%s: still running", w->name);
+			return 0;
+		}
+		if (!status_settled(h, i, n ? ci[0].instance_id : "")) {
+			snprintf(why, whysz, "%s: status %s on '%s' not settled", w->name,
+				 h->has[i] ? ws_phase_name(h->st[i].phase) : "none", h->st[i].instance_id);
 			return 0;
 		}
 	}
