@@ -427,7 +427,8 @@ static int build_pool_insts(struct plan_ctx *x, size_t pi, size_t *alloc,
 		x->insts[i].pool = pi;
 		x->insts[i].rec_in = find_rec(recs, nrecs, x->insts[i].id);
 	}
-	qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
+	if (x->ninsts - p->ilo > 1)
+		qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
 	mid = x->ninsts;
 	for (i = 0; i < nrecs; i++) {
 		if (recs[i]->pool_id != p->spec->id ||
@@ -439,7 +440,8 @@ static int build_pool_insts(struct plan_ctx *x, size_t pi, size_t *alloc,
 		t->pool = pi;
 		t->rec_in = recs[i];
 	}
-	qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
+	if (x->ninsts - p->ilo > 1)
+		qsort(x->insts + p->ilo, x->ninsts - p->ilo, sizeof(*x->insts), cmp_pinst);
 	p->ihi = x->ninsts;
 	free(agents);
 	return 0;
@@ -554,20 +556,29 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	}
 	t->alive = t->oi->lifecycle == LC_PENDING || t->oi->lifecycle == LC_IN_SERVICE;
 	t->in_service = t->oi->lifecycle == LC_IN_SERVICE;
-	if (t->in_service && t->healthy)
+	/*
+	 * Marked, but the group still calls it healthy and in service: the mark
+	 * never took (the call failed or was lost). Forget it; the rules below
+	 * mark it again if the agent is still down.
+	 */
+	if (t->rec.marked_unhealthy && t->in_service && t->oi->healthy)
+		t->rec.marked_unhealthy = 0;
+	if (t->in_service && t->healthy) {
 		t->rec.unhealthy_passes = 0;
+		t->rec.ever_healthy = 1;
+	}
 	else if (t->in_service && t->rec.unhealthy_passes < 1000000)
 		t->rec.unhealthy_passes++;
 	else if (!t->in_service)
 		t->rec.unhealthy_passes = 0;
 	/*
 	 * An agent down for unhealthy_after_passes passes makes its instance
-	 * unhealthy, but never before register_timeout_ms after it was first
-	 * seen: a booting instance's agent is allowed that long to come up.
+	 * unhealthy; one that never was healthy is given register_timeout_ms
+	 * from first sight to come up (a booting instance).
 	 */
 	t->mark = t->in_service && !t->rec.marked_unhealthy &&
 		  t->rec.unhealthy_passes >= cfg->unhealthy_after_passes &&
-		  x->now - t->rec.first_seen >= cfg->register_timeout_ms;
+		  (t->rec.ever_healthy || x->now - t->rec.first_seen >= cfg->register_timeout_ms);
 	t->usable = t->in_service && t->healthy && !t->rec.marked_unhealthy && !t->mark;
 }
 
@@ -627,6 +638,13 @@ static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 
 	if (!t->known)
 		return 0;
+	for (j = 0; j < a->ncontainers; j++)
+		if (!ws_exists(x, a->containers[j].workspace_id))
+			break;
+	if (j == a->ncontainers) {   /* the usual case: every container owned */
+		t->rec.orphan_seen = 0;
+		return 0;
+	}
 	v = calloc(a->ncontainers + 1, sizeof(*v));
 	if (!v)
 		return SP_ENOMEM;
@@ -697,7 +715,9 @@ static int inst_health(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	} else if (t->rec.marked_unhealthy) {
 		snprintf(remedy, sizeof(remedy), "marked unhealthy, waiting for replacement");
 	} else {
-		snprintf(remedy, sizeof(remedy), "mark unhealthy after %d passes and %llds",
+		snprintf(remedy, sizeof(remedy), t->rec.ever_healthy ?
+			 "mark unhealthy after %d passes" :
+			 "mark unhealthy after %d passes and %llds from first sight",
 			 x->cfg->unhealthy_after_passes,
 			 (long long)(x->cfg->register_timeout_ms / 1000));
 	}

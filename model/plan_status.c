@@ -353,10 +353,10 @@ int plan_output_format(const struct plan_output *o, struct strbuf *out)
 		const struct instance_record *r = &o->instances[i];
 
 		rc = strbuf_addf(out, "instance %s pool=%lld first_seen=%lld idle_since=%lld "
-				 "unhealthy_passes=%d marked=%d orphan_seen=%lld\n",
+				 "unhealthy_passes=%d marked=%d orphan_seen=%lld ever_healthy=%d\n",
 				 r->instance_id, (long long)r->pool_id, (long long)r->first_seen,
 				 (long long)r->idle_since, r->unhealthy_passes,
-				 r->marked_unhealthy, (long long)r->orphan_seen);
+				 r->marked_unhealthy, (long long)r->orphan_seen, r->ever_healthy);
 	}
 	for (i = 0; !rc && i < o->npool_records; i++) {
 		const struct pool_record *r = &o->pool_records[pool_rank(o, i)];

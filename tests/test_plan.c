@@ -337,6 +337,119 @@ static void test_plan__generated_world_places_each_workspace_once(void **state)
 	strbuf_release(&act);
 }
 
+/*
+ * Allocation-failure injection: this binary's malloc family counts down and
+ * fails the n-th allocation while armed. plan_compute must fail cleanly with
+ * SP_ENOMEM (output released and empty, nothing leaked) for every n, then
+ * succeed with the same text as an undisturbed run.
+ */
+#ifndef __SANITIZE_ADDRESS__ /* under ASan, its own allocator must stay in charge */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+
+static int armed;
+static long fail_countdown;        /* fail when it reaches 0 */
+static long live_blocks;           /* while armed: allocations minus frees */
+
+static int should_fail(void)
+{
+	return armed && fail_countdown-- == 0;
+}
+
+void *malloc(size_t n);
+void *calloc(size_t a, size_t b);
+void *realloc(void *p, size_t n);
+void free(void *p);
+
+void *malloc(size_t n)
+{
+	void *p = should_fail() ? NULL : __libc_malloc(n);
+
+	if (p && armed)
+		live_blocks++;
+	return p;
+}
+
+void *calloc(size_t a, size_t b)
+{
+	void *p = should_fail() ? NULL : __libc_calloc(a, b);
+
+	if (p && armed)
+		live_blocks++;
+	return p;
+}
+
+void *realloc(void *p, size_t n)
+{
+	void *q = should_fail() ? NULL : __libc_realloc(p, n);
+
+	if (q && !p && armed)
+		live_blocks++;
+	return q;
+}
+
+void free(void *p)
+{
+	if (p && armed)
+		live_blocks--;
+	__libc_free(p);
+}
+
+#endif
+
+static void test_plan__allocation_failures_fail_cleanly(void **state)
+{
+#ifdef __SANITIZE_ADDRESS__
+	(void)state;
+	skip();
+#else
+	char path[1200], dir[1024], err[512];
+	struct strbuf head = STRBUF_INIT, exp = STRBUF_INIT, act = STRBUF_INIT;
+	struct strbuf want = STRBUF_INIT, got = STRBUF_INIT;
+	struct planfile *pf = planfile_new();
+	struct plan_output o;
+	struct plan_input in;
+	struct err e = ERR_INIT;
+	long n;
+	int rc, failures = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/053-agent-capacity-and-full-placement.plan",
+		 data_dir(dir, sizeof(dir)));
+	assert_int_equal(planfile_exec(path, pf, &head, &exp, &act, err, sizeof(err)), 0);
+	/* plan the scenario's end state once more, then again under failures */
+	plan_text(pf, &want);
+	planfile_input(pf, &in);
+	for (n = 0; n < 100000; n++) {
+		live_blocks = 0;
+		fail_countdown = n;
+		armed = 1;
+		rc = plan_compute(&in, &o, &e);
+		armed = 0;
+		if (rc == 0)
+			break;
+		failures++;
+		assert_int_equal(rc, SP_ENOMEM);
+		assert_null(o.actions);
+		assert_int_equal(o.nactions + o.nchanges + o.nevents + o.ndrift, 0);
+		if (live_blocks)
+			fail_msg("allocation %ld failed: %ld blocks leaked", n, live_blocks);
+	}
+	assert_true(failures > 10);
+	assert_int_equal(plan_output_format(&o, &got), 0);
+	plan_output_release(&o);
+	assert_string_equal(want.buf, got.buf);
+	planfile_free(pf);
+	strbuf_release(&head);
+	strbuf_release(&exp);
+	strbuf_release(&act);
+	strbuf_release(&want);
+	strbuf_release(&got);
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_plan__phase_is_derived_from_conditions),
 		cmocka_unit_test(test_plan__backoff_is_bounded_jittered_and_deterministic),
 		cmocka_unit_test(test_plan__generated_world_places_each_workspace_once),
+		cmocka_unit_test(test_plan__allocation_failures_fail_cleanly),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -231,6 +231,7 @@ static int set_record(struct instance_record *r, const char *k, const char *v)
 	INT_FIELD("passes", r->unhealthy_passes)
 	INT_FIELD("marked", r->marked_unhealthy)
 	INT_FIELD("orphan", r->orphan_seen)
+	INT_FIELD("ever_healthy", r->ever_healthy)
 	return -1;
 }
 
@@ -744,12 +745,15 @@ static void feed(struct planfile *pf, const struct plan_output *o)
 		    (w = ws_find(pf, o->actions[i].workspace_id)) >= 0)
 			ws_remove(pf, (size_t)w);
 	pf->nrecs = o->ninstances < PF_RECS ? o->ninstances : PF_RECS;
-	memcpy(pf->recs, o->instances, pf->nrecs * sizeof(*pf->recs));
+	if (pf->nrecs)
+		memcpy(pf->recs, o->instances, pf->nrecs * sizeof(*pf->recs));
 	pf->nprecs = o->npool_records < PF_POOLS ? o->npool_records : PF_POOLS;
-	memcpy(pf->precs, o->pool_records, pf->nprecs * sizeof(*pf->precs));
+	if (pf->nprecs)
+		memcpy(pf->precs, o->pool_records, pf->nprecs * sizeof(*pf->precs));
 }
 
-static int verb_run(struct planfile *pf, struct strbuf *actual, char *err, size_t errsz)
+static int verb_run(struct planfile *pf, int do_feed, struct strbuf *actual, char *err,
+		    size_t errsz)
 {
 	struct plan_output out;
 	struct plan_input in;
@@ -762,7 +766,7 @@ static int verb_run(struct planfile *pf, struct strbuf *actual, char *err, size_
 	rc = strbuf_addf(actual, "== pass %d\n", ++pf->pass);
 	if (!rc)
 		rc = plan_output_format(&out, actual);
-	if (!rc)
+	if (!rc && do_feed)
 		feed(pf, &out);
 	plan_output_release(&out);
 	return rc ? fail(err, errsz, "format failed") : 0;
@@ -801,8 +805,11 @@ int planfile_line(struct planfile *pf, const char *line, struct strbuf *actual, 
 		kv[n].v = eq + 1;
 		n++;
 	}
-	if (!strcmp(verb, "run"))
-		return verb_run(pf, actual, err, errsz);
+	if (!strcmp(verb, "run")) {
+		const char *f = kv_get(kv, n, "record");
+
+		return verb_run(pf, !f || strcmp(f, "0"), actual, err, errsz);
+	}
 	if (!strcmp(verb, "pool"))
 		return verb_pool(pf, kv, n, err, errsz);
 	if (!strcmp(verb, "group"))

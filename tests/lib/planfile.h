@@ -29,7 +29,8 @@
  *   cond ws= type=Scheduled status=True reason= at=
  *   record id= pool= first_seen= idle_since= passes= marked= orphan=
  *   -instance id= | -agent instance= | -container instance= ws= | -workspace id=
- *   run
+ *   run [record=0]       (record=0: plan and print, but feed nothing forward,
+ *                         like a crash between act and record)
  *
  * Every function prefixed planfile_ (tests/lib is linked into every test).
  */

@@ -21,15 +21,16 @@
 
 #include "model/banned.h"
 
-/* ---- allocation accounting (this binary only) ---- */
+/* ---- allocation accounting (this binary only; not under ASan) ---- */
 
+static int counting;
+static size_t cur_bytes, peak_bytes, nallocs;
+
+#ifndef __SANITIZE_ADDRESS__
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void __libc_free(void *);
-
-static int counting;
-static size_t cur_bytes, peak_bytes, nallocs;
 
 static void track_add(void *p)
 {
@@ -87,6 +88,7 @@ void free(void *p)
 	track_sub(p);
 	__libc_free(p);
 }
+#endif
 
 /* ---- world ---- */
 
