@@ -227,6 +227,29 @@ int sim_add_group(struct sim_world *w, const struct sim_group_config *g, struct 
 	return 0;
 }
 
+int sim_update_group(struct sim_world *w, const struct sim_group_config *g, struct err *e)
+{
+	int gi = g->name ? group_index(w, g->name) : -1;
+	struct sim_group *sg;
+
+	if (gi < 0)
+		return err_set(e, SP_ENOTFOUND, "sim group '%s' not found", g->name ? g->name : "");
+	if (g->min_size < 0 || g->max_size < g->min_size || g->slots < 1 ||
+	    g->slots > SIM_CONTAINERS_MAX)
+		return err_set(e, SP_EINVAL, "sim group '%s': sizes or slots out of range",
+			       g->name);
+	sg = &w->groups[gi];
+	sg->min_size = g->min_size;
+	sg->max_size = g->max_size;
+	sg->slots = g->slots;
+	sg->new_protected = g->new_instances_protected;
+	if (sg->desired < sg->min_size)
+		sg->desired = sg->min_size;
+	if (sg->desired > sg->max_size)
+		sg->desired = sg->max_size;
+	return 0;
+}
+
 static struct sim_inst *inst_by_id(struct sim_world *w, const char *id)
 {
 	size_t i;

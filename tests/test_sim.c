@@ -183,6 +183,16 @@ static void test_sim__scale_in_spares_protected_instances(void **state)
 	assert_int_equal(sim_instance_count(f.w), 4);
 	/* capacity outside [min, max] is refused, not clamped */
 	assert_int_equal(cloud_set_capacity(f.c, "asg-a", 11, NULL), SP_EINVAL);
+	{
+		struct sim_group_config ng = { "asg-a", 1, 12, 0, 4, 0 };
+
+		assert_int_equal(sim_update_group(f.w, &ng, NULL), 0);
+		assert_int_equal(sim_group_sizes(f.w, "asg-a", NULL, NULL, &desired, NULL), 0);
+		assert_int_equal(desired, 1);              /* moved into the new bounds */
+		assert_int_equal(cloud_set_capacity(f.c, "asg-a", 11, NULL), 0);
+		ng.name = "nope";
+		assert_int_equal(sim_update_group(f.w, &ng, NULL), SP_ENOTFOUND);
+	}
 	fx_close(&f);
 }
 
