@@ -83,6 +83,7 @@ struct harness {
 	/* figures */
 	int health_replacements, stale_passes, replays, fragmented, approvals;
 	int health_idle, deaths, fast;
+	int max_mutations;              /* the executor's per-pass limit */
 };
 
 struct pass_stats {
@@ -276,6 +277,7 @@ static int harness_open(struct harness *h, uint64_t seed, int verbose)
 		return -1;
 	plan_config_defaults(&h->pcfg);
 	h->fast = (seed / NMIXES) % 2;
+	h->max_mutations = (seed / (2 * NMIXES)) % 3 == 0 ? 4 : 40;
 	if (h->fast) {   /* half the seeds run with short timers: more paths within a run */
 		h->pcfg.launch_grace_ms = 60000;
 		h->pcfg.register_timeout_ms = 120000;
@@ -900,7 +902,7 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 	struct exec_report r;
 	struct journal j = { h, epoch, 0, 0 };
 	struct exec_journal ej = { &j, j_pending, j_done, NULL };
-	struct exec_config ec = { epoch, 40 };
+	struct exec_config ec = { epoch, h->max_mutations };
 	struct err e = ERR_INIT;
 	unsigned long m0 = sim_mutations(h->w);
 	int stale = epoch < h->epoch, rc = 0, p;
@@ -1173,8 +1175,9 @@ static int run_seed(uint64_t seed, int verbose, struct harness *h)
 
 	if (harness_open(h, seed, verbose) < 0)
 		return violation(h, "could not build the world");
-	vlog(h, "seed %llu, fault mix %s, %s timers\n", (unsigned long long)seed, h->mix->name,
-	     h->fast ? "short" : "default");
+	vlog(h, "seed %llu, fault mix %s, %s timers, %d mutations a pass\n",
+	     (unsigned long long)seed, h->mix->name, h->fast ? "short" : "default",
+	     h->max_mutations);
 	for (k = 0; k < FAULT_PASSES && !rc; k++) {
 		h->pass++;
 		vlog(h, "pass %d t=%llds epoch %lld\n", h->pass,
@@ -1248,8 +1251,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 		replays += h.replays;
 		harness_close(&h);
 	}
-	printf("simulation: %lu seeds x %d passes (half with short planner timers), fault mixes",
-	       nseeds, FAULT_PASSES);
+	printf("simulation: %lu seeds x %d passes (half with short planner timers, a third "
+	       "with 4 mutations a pass), fault mixes", nseeds, FAULT_PASSES);
 	for (m = 0; m < NMIXES; m++)
 		printf(" %s=%d", mixes[m].name, n_per_mix[m]);
 	printf("; instance deaths %d, unhealthy replacements %d (containers of running "
