@@ -446,7 +446,9 @@ static void step_instance(struct sim_world *w, struct sim_inst *in)
 	if (in->lc == LC_TERMINATING && w->now >= in->terminate_at) {
 		in->lc = LC_TERMINATED;
 		in->terminated_at = w->now;
-		in->ncts = 0;
+		free(in->cts);   /* its containers went with it */
+		in->cts = NULL;
+		in->ncts = in->cts_alloc = 0;
 		return;
 	}
 	if ((in->lc == LC_PENDING || in->lc == LC_IN_SERVICE) &&
@@ -468,30 +470,30 @@ static int is_active(const struct sim_inst *in)
 	return in->lc == LC_PENDING || in->lc == LC_IN_SERVICE;
 }
 
+static int scale_in_candidate(const struct sim_inst *in, int g)
+{
+	return in->group == g && is_active(in) && !in->protect;
+}
+
 /* The group's controller: launch up to desired, scale in unprotected instances above it. */
 static void step_group(struct sim_world *w, int g)
 {
-	struct sim_group *sg = &w->groups[g];
-	size_t i, ncand = 0;
+	const struct sim_group *sg = &w->groups[g];
+	size_t i, ncand = 0, k;
 	int active = 0;
-	struct sim_inst *cand[SIM_INSTANCES_MAX];
 
-	for (i = 0; i < w->ninsts; i++)
-		if (w->insts[i]->group == g && is_active(w->insts[i]))
-			active++;
+	for (i = 0; i < w->ninsts; i++) {
+		active += w->insts[i]->group == g && is_active(w->insts[i]);
+		ncand += scale_in_candidate(w->insts[i], g);
+	}
 	while (active < sg->desired && inst_launch(w, g) == 0)
 		active++;
-	if (active <= sg->desired)
-		return;
-	for (i = 0; i < w->ninsts; i++)
-		if (w->insts[i]->group == g && is_active(w->insts[i]) && !w->insts[i]->protect)
-			cand[ncand++] = w->insts[i];
-	while (active > sg->desired && ncand > 0) {
-		size_t k = (size_t)below(w, (int64_t)ncand);
-
-		inst_terminate(w, cand[k], SIM_TERM_SCALE_IN);
-		cand[k] = cand[--ncand];
-		active--;
+	for (; active > sg->desired && ncand > 0; active--, ncand--) {
+		k = (size_t)below(w, (int64_t)ncand);   /* the k-th candidate, at random */
+		for (i = 0; i < w->ninsts; i++)
+			if (scale_in_candidate(w->insts[i], g) && k-- == 0)
+				break;
+		inst_terminate(w, w->insts[i], SIM_TERM_SCALE_IN);
 	}
 }
 

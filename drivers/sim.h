@@ -52,7 +52,7 @@
 
 /* Limits of the world (crossing one is SP_ELIMIT). */
 #define SIM_GROUPS_MAX 16
-#define SIM_INSTANCES_MAX 4096      /* alive and terminated, over the world's life */
+#define SIM_INSTANCES_MAX 65536     /* alive and terminated, over the world's life */
 #define SIM_CONTAINERS_MAX 64       /* per agent */
 #define SIM_LOG_MAX 65536           /* entries in each inspection log */
 
