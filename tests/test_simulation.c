@@ -1264,9 +1264,46 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	assert_int_equal(failed, 0);
 }
 
+/* What a run did, as text: equal texts for equal seeds is what makes a replay a replay. */
+static void run_digest(uint64_t seed, struct strbuf *out)
+{
+	const struct sim_term_record *terms;
+	const struct sim_stop_record *stops;
+	struct harness h;
+	size_t i;
+	int k = run_seed(seed, 0, &h);
+
+	strbuf_addf(out, "seed %llu passes %d conv %d mutations %lu instances %zu terms %zu "
+		    "stops %zu ws %zu:", (unsigned long long)seed, h.pass, k, sim_mutations(h.w),
+		    sim_instance_count(h.w), sim_term_log(h.w, &terms), sim_stop_log(h.w, &stops),
+		    h.nws);
+	for (i = 0; i < h.nws; i++)
+		strbuf_addf(out, " %lld/%s/%s", (long long)h.ws[i].id, ws_phase_name(h.st[i].phase),
+			    h.st[i].instance_id);
+	strbuf_addch(out, '\n');
+	harness_close(&h);
+}
+
+static void test_simulation__same_seed_same_run(void **state)
+{
+	struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
+	uint64_t seed;
+
+	(void)state;
+	for (seed = 1; seed <= 24; seed++) {
+		run_digest(seed, &a);
+		run_digest(seed, &b);
+	}
+	assert_true(a.len > 24 * 40);
+	assert_string_equal(a.buf, b.buf);
+	strbuf_release(&a);
+	strbuf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simulation__same_seed_same_run),
 		cmocka_unit_test(test_simulation__seeded_runs_keep_invariants_and_converge),
 	};
 
