@@ -60,6 +60,9 @@ TOOLS   := $(TOOLSRC:tests/tools/%.c=$(BUILD)/tools/%)
 TESTLIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 .PHONY: all test check bench demo demo-down deps clean layers fuzz
+
+# Objects are not intermediates: keep them so a rebuild relinks only what changed.
+.SECONDARY:
 all: $(BINS) $(TESTS) $(TOOLS)
 
 deps:

@@ -43,6 +43,8 @@ int cmd_diff(int argc, char **argv, const struct cli *g);
 int cmd_get(int argc, char **argv, const struct cli *g);
 int cmd_delete(int argc, char **argv, const struct cli *g);
 int cmd_events(int argc, char **argv, const struct cli *g);
+int cmd_why(int argc, char **argv, const struct cli *g);
+int cmd_drift(int argc, char **argv, const struct cli *g);
 
 /* "spinctl: error: <msg>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

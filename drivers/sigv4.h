@@ -22,6 +22,8 @@
 #include "../model/strbuf.h"
 
 #define SIGV4_MAX_HEADERS 64
+/* The clock skew AWS tolerates between X-Amz-Date and the server (15 minutes). */
+#define SIGV4_DEFAULT_SKEW_S 900
 
 struct sigv4_header {
 	const char *name;
@@ -62,6 +64,8 @@ struct sigv4_out {
  * Sign req. The headers must already contain Host and X-Amz-Date (and
  * X-Amz-Security-Token when a session token is used); the caller adds the
  * Authorization header from out->authorization. 0, SP_EINVAL, SP_ENOMEM.
+ * A session token in creds that is not among the headers is signed as an
+ * X-Amz-Security-Token header all the same: the caller must then send it.
  */
 int sigv4_sign(const struct sigv4_req *req, const struct sigv4_creds *creds,
 	       const struct sigv4_scope *scope, struct sigv4_out *out, struct err *e);

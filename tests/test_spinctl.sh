@@ -39,11 +39,11 @@ url_for() {
 	printf '%s\n' "$DATABASE_URL" | sed -E "s#^(postgres(ql)?://[^/]*)/?[^?]*#\1/$1#"
 }
 
-new_db() { # -> prints the URL of a fresh database, dropped at exit
+new_db() { # -> NEW_URL: a fresh database, dropped at exit (no subshell: dbs must persist)
 	local name="spinup_sh_$$_${#dbs[@]}"
 	psql -q "$DATABASE_URL" -c "CREATE DATABASE $name" >/dev/null || fail "create database $name"
 	dbs+=("$name")
-	url_for "$name"
+	NEW_URL=$(url_for "$name")
 }
 
 # run EXPECTED_RC ARGS...: run spinctl, keep stdout/stderr, check the exit code.
@@ -60,6 +60,8 @@ sql() { psql -qAt "$DB" -c "$1"; }
 
 # ---------------------------------------------------------------- help
 
+run 0 --version
+out_has "spinctl 0.1.0 (schema version"
 run 0 --help
 out_has "usage: spinctl"
 for cmd in migrate apply diff get delete events; do
@@ -84,7 +86,7 @@ err_has "could not connect to the database"
 run 2 --db "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2" diff -f /dev/null
 ok "unreachable database: clear message, non-zero exit"
 
-DB=$(new_db)
+new_db; DB=$NEW_URL
 export DATABASE_URL=$DB
 run 1 get workspaces
 err_has "run spinctl migrate"
@@ -96,7 +98,7 @@ run 0 migrate
 out_has "nothing to do"
 ok "migrate twice"
 
-DB2=$(new_db)
+new_db; DB2=$NEW_URL
 "$spinctl" --db "$DB2" migrate >"$work/m1" 2>&1 &
 p1=$!
 "$spinctl" --db "$DB2" migrate >"$work/m2" 2>&1 &

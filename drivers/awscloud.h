@@ -1,0 +1,76 @@
+/*
+ * awscloud.h - the "aws" cloud driver: struct cloud over the Auto Scaling
+ * and EC2 Query APIs (real AWS, or the local provider at another endpoint).
+ *
+ * describe() issues DescribeAutoScalingGroups for the group, then
+ * DescribeInstances filtered on the group's instance ids (Filter
+ * instance-id, at most AWSCLOUD_FILTER_VALUES ids a call, MaxResults 1000,
+ * following nextToken). It sets g->complete only when every page of both
+ * calls succeeded. An instance the ASG lists but EC2 does not return keeps
+ * ec2_seen = 0 (not yet visible: unknown, not absent). An
+ * InvalidInstanceID.NotFound answer makes the observation incomplete and
+ * returns SP_EBUSY. A group that does not exist is found = 0 with
+ * complete = 1 (the answer was complete: there is no such group).
+ *
+ * Mutations: SetDesiredCapacity (HonorCooldown=false),
+ * SetInstanceProtection (at most CLOUD_PROTECT_BATCH ids a call),
+ * TerminateInstanceInAutoScalingGroup (an unknown instance is SP_ENOTFOUND),
+ * SetInstanceHealth. Errors are mapped as in awsq.h: throttling and 5xx are
+ * retried inside the call, ScalingActivityInProgress is SP_EBUSY (next
+ * pass), AccessDenied / UnauthorizedOperation is SP_EDENIED.
+ *
+ * Rate limits (token buckets, below AWS's published ones): EC2 describe
+ * burst 100 at 20/s, EC2 mutating burst 50 at 5/s, Auto Scaling burst 20
+ * at 2/s (shared by its describe and mutating calls' separate buckets).
+ */
+#ifndef SPINUP_AWSCLOUD_H
+#define SPINUP_AWSCLOUD_H
+
+#include "../model/err.h"
+#include "awscreds.h"
+#include "awsq.h"
+#include "cloud.h"
+
+/* DescribeInstances filter values per call. */
+#define AWSCLOUD_FILTER_VALUES 200
+
+struct awscloud_config {
+	const char *region;          /* NULL: AWS_REGION / AWS_DEFAULT_REGION / config file */
+	const char *endpoint;        /* NULL: AWS_ENDPOINT_URL or AWS's; both services */
+	const char *asg_endpoint;    /* NULL: AWS_ENDPOINT_URL_AUTO_SCALING, then endpoint */
+	const char *ec2_endpoint;    /* NULL: AWS_ENDPOINT_URL_EC2, then endpoint */
+	struct awscreds_config creds;/* credentials chain settings (see awscreds.h) */
+	long timeout_ms;             /* per HTTP call; 0: AWSQ_DEFAULT_TIMEOUT_MS */
+	long connect_timeout_ms;     /* 0: AWSQ_DEFAULT_CONNECT_TIMEOUT_MS */
+	int max_attempts;            /* 0: AWSQ_DEFAULT_ATTEMPTS */
+	int64_t backoff_base_ms, backoff_cap_ms;
+	size_t max_response;         /* bytes of one response; 0: AWSQ_MAX_RESPONSE */
+	const struct awsq_clock *clock; /* NULL: real clock */
+};
+
+/*
+ * Build the driver. A zeroed config takes everything from the environment
+ * as the AWS SDKs do (AWS_REGION, AWS_ENDPOINT_URL[_EC2|_AUTO_SCALING],
+ * the credentials chain). Resolves the region (IMDS as a last resort); credentials are fetched on first
+ * use (so a missing role shows up as an error of the first call, with the
+ * chain's message). 0, SP_EINVAL (no region, bad endpoint), SP_ENOMEM.
+ */
+int awscloud_new(const struct awscloud_config *cfg, struct cloud **out, struct err *e);
+
+/* Total HTTP requests sent by the driver's clients (retries included). */
+unsigned long awscloud_requests(const struct cloud *c);
+
+/*
+ * Response parsers, exposed for tests and benchmarks. Each adds what one
+ * page holds to g and copies the page's NextToken (or "") into next.
+ * parse_asg fills the group named asg (found, sizes, instances);
+ * parse_instances fills the EC2 fields of instances already in g
+ * (ec2_seen, state, private IP, launch time) and ignores others.
+ * 0, SP_EPROTO (a field is missing, malformed or over its limit), SP_ENOMEM.
+ */
+int awscloud_parse_asg(xmlDocPtr doc, const char *asg, struct obs_group *g, char *next,
+		       size_t nextsz, struct err *e);
+int awscloud_parse_instances(xmlDocPtr doc, struct obs_group *g, char *next, size_t nextsz,
+			     struct err *e);
+
+#endif
