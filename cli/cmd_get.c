@@ -1,6 +1,8 @@
 /* cmd_get.c - spinctl get workspaces|pools: spec beside the latest status. */
+#include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,32 +387,77 @@ static int show(struct pgstore *s, const struct get_opts *o)
 	return rc;
 }
 
-/* Wait for a notification on either channel; 0 on one, -1 when the connection broke. */
-static int wait_notify(PGconn *c)
+/* Set by SIGINT/SIGTERM during --watch; the only state a handler touches. */
+static volatile sig_atomic_t watch_stop;
+
+static void watch_on_signal(int sig)
 {
-	struct pollfd pfd;
+	(void)sig;
+	watch_stop = 1;
+}
+
+/* Without SA_RESTART, so the signal interrupts poll(). */
+static void watch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = watch_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Drain the notifications libpq has read; how many there were. */
+static int drain_notifies(PGconn *c)
+{
 	PGnotify *n;
 	int got = 0;
 
-	while (!got) {
+	while ((n = PQnotifies(c))) {
+		got++;
+		PQfreemem(n);
+	}
+	return got;
+}
+
+/*
+ * Wait for a notification on either channel, then let a burst settle
+ * (WATCH_SETTLE_MS without a new one, so a bulk apply prints once).
+ * 0 on a notification, 1 when a signal asked to stop, -1 when the
+ * connection broke.
+ */
+#define WATCH_POLL_MS 30000
+#define WATCH_SETTLE_MS 100
+static int wait_notify(PGconn *c)
+{
+	struct pollfd pfd;
+	int got = 0, r;
+
+	for (;;) {
+		if (watch_stop)
+			return 1;
 		pfd.fd = PQsocket(c);
 		pfd.events = POLLIN;
-		if (pfd.fd < 0 || poll(&pfd, 1, 60000) < 0)
+		if (pfd.fd < 0)
 			return -1;
-		if (!PQconsumeInput(c))
+		r = poll(&pfd, 1, got ? WATCH_SETTLE_MS : WATCH_POLL_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
 			return -1;
-		while ((n = PQnotifies(c))) {
-			got = 1;
-			PQfreemem(n);
-		}
+		if (r == 0 && got)
+			return 0;
+		if (r > 0 && !PQconsumeInput(c))
+			return -1;
+		got += drain_notifies(c);
 	}
-	return 0;
 }
 
 static int watch(struct pgstore *s, const struct get_opts *o)
 {
 	struct err e = ERR_INIT;
-	int rc;
+	int rc, w = 0;
 
 	rc = pgstore_exec(s, "listen", "LISTEN " PGSTORE_CHANNEL_DESIRED, 0, NULL, NULL, &e);
 	if (!rc)
@@ -419,15 +466,16 @@ static int watch(struct pgstore *s, const struct get_opts *o)
 		cli_error("%s", e.msg);
 		return CLI_EXIT_ERROR;
 	}
+	watch_signals();
 	rc = show(s, o);
-	while (!rc) {
-		if (wait_notify(pgstore_conn(s))) {
-			cli_error("watch: connection to the database lost: %s",
-				  PQerrorMessage(pgstore_conn(s)));
-			return CLI_EXIT_ERROR;
-		}
+	while (!rc && !(w = wait_notify(pgstore_conn(s)))) {
 		fputs("\n", stdout);
 		rc = show(s, o);
+	}
+	if (w < 0) {
+		cli_error("watch: connection to the database lost: %s",
+			  PQerrorMessage(pgstore_conn(s)));
+		return CLI_EXIT_ERROR;
 	}
 	return rc;
 }

@@ -16,8 +16,10 @@ work=$(mktemp -d /tmp/spinup-spinctl-test.XXXXXX)
 dbs=()
 checks=0
 
+watch_pid=
 cleanup() {
 	local d
+	[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
 	for d in "${dbs[@]}"; do
 		psql -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1
 	done
@@ -64,7 +66,7 @@ run 0 --version
 out_has "spinctl 0.1.0 (schema version"
 run 0 --help
 out_has "usage: spinctl"
-for cmd in migrate apply diff get delete events; do
+for cmd in migrate apply diff get delete events why drift; do
 	run 0 "$cmd" --help
 	out_has "usage: spinctl $cmd"
 done
@@ -173,6 +175,12 @@ out_has "bob-api"
 run 0 get workspaces alice-blog -o json
 out_has '"owner": "alice"'
 out_has '"image": "codercom/code-server:4.20.0"'
+python3 -m json.tool <"$work/out" >/dev/null || fail "get -o json is not JSON"
+run 0 get workspaces -o json
+python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["items"] if isinstance(d, dict) else d) == 2, d' \
+	<"$work/out" || fail "get workspaces -o json does not parse to two items"
+run 0 get pools -o json
+python3 -m json.tool <"$work/out" >/dev/null || fail "get pools -o json is not JSON"
 run 0 get ws bob-api -o yaml
 out_has 'state: "Stopped"'
 run 0 get pools -o wide
@@ -291,6 +299,65 @@ out_has "DELETE_STARTED"
 run 0 events -o json
 out_has '"workspace": "alice-blog"'
 ok "events"
+
+# ---------------------------------------------------------------- get --watch
+
+# wait_for FILE TEXT: up to 10 s for TEXT to appear in FILE
+wait_for() {
+	local i
+	for i in $(seq 100); do
+		grep -qF -- "$2" "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+"$spinctl" get workspaces --watch >"$work/watch" 2>"$work/watch.err" &
+watch_pid=$!
+wait_for "$work/watch" "alice-blog" || fail "get --watch printed nothing: $(cat "$work/watch.err")"
+grep -qF "dora-docs" "$work/watch" && fail "dora-docs before it was applied"
+cat >"$work/dora.yaml" <<'EOF'
+apiVersion: spinup.dev/v1
+kind: Workspace
+metadata:
+  name: dora-docs
+spec:
+  owner: dora
+  pool: default
+EOF
+run 0 apply -f "$work/dora.yaml"
+wait_for "$work/watch" "dora-docs" || fail "get --watch did not refresh on an apply"
+n=$(grep -c "dora-docs" "$work/watch")
+psql -q "$DB" -c "SET ROLE spinup_ui; UPDATE workspaces SET state = 'Stopped' WHERE name = 'dora-docs'" ||
+	fail "ui update"
+for i in $(seq 100); do [ "$(grep -c "dora-docs" "$work/watch")" -gt "$n" ] && break; sleep 0.1; done
+[ "$(grep -c "dora-docs" "$work/watch")" -gt "$n" ] || fail "get --watch did not refresh on a UI write"
+kill -INT "$watch_pid"
+for i in $(seq 100); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$watch_pid" 2>/dev/null && fail "get --watch ignored SIGINT"
+wait "$watch_pid"
+rc=$?
+watch_pid=
+[ "$rc" -eq 0 ] || fail "get --watch exited $rc on SIGINT: $(cat "$work/watch.err")"
+ok "get --watch refreshes on NOTIFY and stops on SIGINT"
+
+# ---------------------------------------------------------------- README's "done when"
+
+examples=$top/manifests/examples
+if [ -d "$examples" ]; then
+	new_db; export DATABASE_URL=$NEW_URL
+	run 0 migrate
+	run 0 apply -f "$examples/"
+	out_has "pool/default created"
+	run 0 get workspaces
+	for f in "$examples"/*.y*ml; do
+		for name in $(sed -n '/^kind: Workspace/,/^spec:/s/^  name: //p' "$f"); do
+			out_has "$name"
+		done
+	done
+	run 0 apply -f "$examples/"
+	grep -q "created\|configured" "$work/out" && fail "re-applying the examples changed something"
+	ok "the examples apply and list; a second apply changes nothing"
+fi
 
 export DATABASE_URL=$DATABASE_URL_SAVED
 echo "test_spinctl: $checks checks passed"
