@@ -393,3 +393,16 @@ void cli_table_print(const struct cli_table *t, FILE *f)
 			fprintf(f, "%-*s   ", (int)(col_ < 32 ? widths[col_] : 0), t->cells[i]);
 	}
 }
+
+void cli_apply_error(const struct manifest_set *set, const struct pgstore_apply_result *r,
+		     const struct err *e)
+{
+	const struct manifest_doc *d;
+
+	if (r->failed_doc < 0 || (size_t)r->failed_doc >= set->n) {
+		cli_error("%s", e->msg);
+		return;
+	}
+	d = &set->docs[r->failed_doc];
+	fprintf(stderr, "%s:%d:%d: %s\n", d->file, d->line, d->col, e->msg);
+}

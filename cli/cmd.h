@@ -68,6 +68,13 @@ int cli_open_store(const struct cli *g, int check_schema, struct pgstore **out);
  */
 int cli_load_manifests(char *const *sources, size_t nsources, struct manifest_set *set);
 
+/*
+ * Report a failed pgstore_apply: positioned at the document it came from
+ * ("FILE:LINE:COL: message") when r names one, else as cli_error.
+ */
+void cli_apply_error(const struct manifest_set *set, const struct pgstore_apply_result *r,
+		     const struct err *e);
+
 /* Print s as a double-quoted string with control characters escaped. */
 void cli_print_quoted(FILE *f, const char *s);
 

@@ -47,7 +47,7 @@ static int run(struct pgstore *s, const struct manifest_set *set, int dry, int f
 	if (rc == SP_ECONFLICT && r.nconflicts)
 		print_conflicts(set, &r);
 	if (rc) {
-		cli_error("%s", e.msg);
+		cli_apply_error(set, &r, &e);
 	} else {
 		for (i = 0; i < set->n; i++)
 			printf("%s/%s %s%s\n", cli_doc_kind(&set->docs[i]), cli_doc_name(&set->docs[i]),

@@ -80,7 +80,7 @@ int cmd_diff(int argc, char **argv, const struct cli *g)
 	if (!rc && cli_open_store(g, 1, &s))
 		rc = DIFF_EXIT_ERROR;
 	if (!rc && pgstore_apply(s, &set, &o, &r, &e)) {
-		cli_error("%s", e.msg);
+		cli_apply_error(&set, &r, &e);
 		rc = DIFF_EXIT_ERROR;
 	}
 	if (!rc) {

@@ -671,6 +671,7 @@ const char *pgstore_outcome_name(enum pgstore_outcome o)
 void pgstore_apply_result_init(struct pgstore_apply_result *r)
 {
 	memset(r, 0, sizeof(*r));
+	r->failed_doc = -1;
 }
 
 void pgstore_apply_result_release(struct pgstore_apply_result *r)
@@ -685,7 +686,7 @@ void pgstore_apply_result_release(struct pgstore_apply_result *r)
 	}
 	free(r->changes);
 	free(r->outcomes);
-	memset(r, 0, sizeof(*r));
+	pgstore_apply_result_init(r);
 }
 
 enum fkind { F_STR, F_INT, F_STATE, F_LABELS };
@@ -1106,6 +1107,8 @@ static int apply_docs(struct pgstore *s, const struct manifest_set *set,
 				rc = apply_pool(s, d, i, &pf, r, e);
 			else if (d->kind == MANIFEST_WORKSPACE && pass == 1)
 				rc = apply_ws(s, set, i, &pf, r, e);
+			if (rc)
+				r->failed_doc = (long)i;
 		}
 	}
 	prefetch_release(&pf);

@@ -143,6 +143,7 @@ struct pgstore_apply_result {
 	struct pgstore_change *changes;
 	size_t nchanges, alloc;
 	size_t nconflicts;
+	long failed_doc;                  /* the document an error came from; -1 when none */
 };
 
 void pgstore_apply_result_init(struct pgstore_apply_result *r);

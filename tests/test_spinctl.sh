@@ -260,6 +260,23 @@ run 1 apply -f "$work/bad-yaml.yaml"
 grep -qE "bad-yaml\.yaml:[0-9]+:[0-9]+" "$work/err" || fail "no position for malformed YAML"
 run 1 apply -f "$work/does-not-exist.yaml"
 err_has "does-not-exist.yaml"
+cat >"$work/nopool.yaml" <<'EOF'
+# a workspace whose pool exists nowhere: only the database can tell
+apiVersion: spinup.dev/v1
+kind: Workspace
+metadata:
+  name: zed-tools
+spec:
+  owner: zed
+  pool: nopool
+EOF
+run 1 apply -f "$work/m" -f "$work/nopool.yaml"
+grep -qE "nopool\.yaml:2:1: workspace/zed-tools: pool 'nopool' does not exist" "$work/err" ||
+	fail "a store-level error is not positioned at its document"
+run 2 diff -f "$work/nopool.yaml"
+grep -qE "nopool\.yaml:2:1: " "$work/err" || fail "diff: store-level error not positioned"
+[ "$(sql "SELECT count(*), max(generation) FROM workspaces")" = "$before" ] ||
+	fail "an apply refused by the database changed it"
 ok "broken manifests: positioned errors, exit 1, nothing written"
 
 # ---------------------------------------------------------------- delete, events
