@@ -37,7 +37,8 @@ static int timed_apply(struct pgstore *s, const struct manifest_set *set, const 
 	if (rc)
 		fprintf(stderr, "bench_pgstore: apply: %s\n", e.msg);
 	else
-		printf("store: apply %zu docs (%s) %.1f ms\n", set->n, what, now_ms() - t0);
+		printf("| store: apply %zu workspaces + 1 pool, one transaction (%s) | %.1f | ms |\n",
+		       set->n - 1, what, now_ms() - t0);
 	pgstore_apply_result_release(&r);
 	return rc;
 }
@@ -87,7 +88,8 @@ int main(int argc, char **argv)
 		t0 = now_ms();
 		rc = pgstore_list_workspaces(s, NULL, NULL, &rows, &nrows, &e);
 		if (!rc)
-			printf("store: list %zu workspaces with status %.1f ms\n", nrows, now_ms() - t0);
+			printf("| store: list %zu workspaces with status | %.1f | ms |\n", nrows,
+			       now_ms() - t0);
 		free(rows);
 	}
 	if (rc && e.msg[0])
