@@ -911,6 +911,108 @@ static int prefetch_find(const PGresult *res, const char *pool, const char *name
 	return -1;
 }
 
+/*
+ * The writes of an apply, pipelined (libpq pipeline mode): each INSERT or
+ * UPDATE is sent as it is planned and the results are read back every
+ * WRITES_CHUNK statements and at the end, so an apply of N changed
+ * documents costs about N / WRITES_CHUNK round trips instead of N. The
+ * chunk bounds what sits unread in the socket buffers. The first failing
+ * statement aborts the rest of the transaction; its document is recorded
+ * in r->failed_doc.
+ */
+#define WRITES_CHUNK 256
+
+struct writes {
+	struct pgstore *s;
+	const struct manifest_set *set;
+	struct pgstore_apply_result *r;
+	size_t docs[WRITES_CHUNK];     /* the document of each statement in flight */
+	size_t n;
+	int on;                        /* in pipeline mode */
+};
+
+static void doc_what(const struct manifest_doc *d, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%s/%s", d->kind == MANIFEST_POOL ? "pool" : "workspace",
+		 d->kind == MANIFEST_POOL ? d->pool.name : d->ws.name);
+}
+
+/* Read back every statement in flight (up to their sync); first error wins. */
+static int writes_drain(struct writes *w, struct err *e)
+{
+	PGconn *c = w->s->conn;
+	size_t idx = 0, n = w->n;
+	char what[128];
+	PGresult *res;
+	int rc = 0;
+
+	if (!n)
+		return 0;
+	w->n = 0;
+	if (!PQpipelineSync(c))
+		return err_set(e, SP_EIO, "apply: could not send to the database: %s",
+			       PQerrorMessage(c));
+	for (;;) {
+		res = PQgetResult(c);
+		if (!res) {
+			if (PQstatus(c) != CONNECTION_OK || ++idx > n)
+				break;
+			continue;
+		}
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			break;
+		}
+		if (!rc && PQresultStatus(res) != PGRES_PIPELINE_ABORTED && idx < n) {
+			doc_what(&w->set->docs[w->docs[idx]], what, sizeof(what));
+			rc = pgstore_result_err(res, what, e);
+			if (rc && w->r->failed_doc < 0)
+				w->r->failed_doc = (long)w->docs[idx];
+		}
+		PQclear(res);
+	}
+	if (!rc && PQstatus(c) != CONNECTION_OK)
+		rc = err_set(e, SP_EIO, "apply: connection to the database lost");
+	return rc;
+}
+
+static int writes_begin(struct writes *w, struct err *e)
+{
+	if (!PQenterPipelineMode(w->s->conn))
+		return err_set(e, SP_EIO, "apply: could not enter pipeline mode: %s",
+			       PQerrorMessage(w->s->conn));
+	w->on = 1;
+	return 0;
+}
+
+/* Drain what is in flight and leave pipeline mode; keeps the first error. */
+static int writes_end(struct writes *w, int rc, struct err *e)
+{
+	struct err ignored = ERR_INIT;
+	int drc;
+
+	if (!w->on)
+		return rc;
+	drc = writes_drain(w, rc ? &ignored : e);
+	PQexitPipelineMode(w->s->conn);
+	w->on = 0;
+	return rc ? rc : drc;
+}
+
+static int writes_send(struct writes *w, size_t doc, const char *sql, int n,
+		       const char *const *p, struct err *e)
+{
+	char what[128];
+
+	if (!PQsendQueryParams(w->s->conn, sql, n, NULL, p, NULL, NULL, 0)) {
+		doc_what(&w->set->docs[doc], what, sizeof(what));
+		return err_set(e, SP_EIO, "%s: could not send to the database: %s", what,
+			       PQerrorMessage(w->s->conn));
+	}
+	w->docs[w->n++] = doc;
+	return w->n == WRITES_CHUNK ? writes_drain(w, e) : 0;
+}
+
 static int pool_params(const struct pool_spec *p, char ints[5][16], const char *v[10])
 {
 	snprintf(ints[0], 16, "%d", p->slots_per_instance);
@@ -930,7 +1032,7 @@ static int pool_params(const struct pool_spec *p, char ints[5][16], const char *
 	return 9;
 }
 
-static int apply_pool(struct pgstore *s, const struct manifest_doc *d, size_t doc,
+static int apply_pool(struct writes *w, const struct manifest_doc *d, size_t doc,
 		      const struct prefetch *pf, struct pgstore_apply_result *r, struct err *e)
 {
 	int row = prefetch_find(pf->pools, NULL, d->pool.name), rc = 0, n, nchanged = 0;
@@ -945,11 +1047,11 @@ static int apply_pool(struct pgstore *s, const struct manifest_doc *d, size_t do
 		rc = diff_fields(pool_fields, NFIELDS(pool_fields), &d->pool, NULL, NULL, doc, r,
 				 &nchanged, e);
 		if (!rc)
-			rc = pgstore_exec(s, what,
-					  "INSERT INTO pools (name, asg_name, region, slots_per_instance,"
-					  " warm_instances, min_instances, max_instances, agent_port,"
-					  " default_image) VALUES ($1, $2, $3, $4::int, $5::int, $6::int,"
-					  " $7::int, $8::int, $9)", n, p, NULL, e);
+			rc = writes_send(w, doc,
+					 "INSERT INTO pools (name, asg_name, region, slots_per_instance,"
+					 " warm_instances, min_instances, max_instances, agent_port,"
+					 " default_image) VALUES ($1, $2, $3, $4::int, $5::int, $6::int,"
+					 " $7::int, $8::int, $9)", n, p, e);
 		return rc;
 	}
 	rc = pgstore_decode_pool(pf->pools, row, &cur, e);
@@ -961,12 +1063,12 @@ static int apply_pool(struct pgstore *s, const struct manifest_doc *d, size_t do
 				 row_owners(pf->pools, row), doc, r, &nchanged, e);
 	r->outcomes[doc] = nchanged ? PGSTORE_CONFIGURED : PGSTORE_UNCHANGED;
 	if (!rc && nchanged)
-		rc = pgstore_exec(s, what,
-				  "UPDATE pools SET asg_name = $2, region = $3,"
-				  " slots_per_instance = $4::int, warm_instances = $5::int,"
-				  " min_instances = $6::int, max_instances = $7::int,"
-				  " agent_port = $8::int, default_image = $9 WHERE name = $1",
-				  n, p, NULL, e);
+		rc = writes_send(w, doc,
+				 "UPDATE pools SET asg_name = $2, region = $3,"
+				 " slots_per_instance = $4::int, warm_instances = $5::int,"
+				 " min_instances = $6::int, max_instances = $7::int,"
+				 " agent_port = $8::int, default_image = $9 WHERE name = $1",
+				 n, p, e);
 	return rc;
 }
 
@@ -991,22 +1093,22 @@ static int ws_params(const struct workspace_spec *w, const char *labels, char in
 	return 12;
 }
 
-static int ws_write(struct pgstore *s, const char *what, int create, int n, const char *const *p,
+static int ws_write(struct writes *w, size_t doc, int create, int n, const char *const *p,
 		    struct err *e)
 {
 	if (create)
-		return pgstore_exec(s, what,
-				    "INSERT INTO workspaces (pool_id, name, owner, state, template_name,"
-				    " image, cpu_milli, memory_mib, bucket, prefix, idle_timeout_s, labels)"
-				    " SELECT id, $2, $3, $4::ws_state, $5, $6, $7::int, $8::int, $9, $10,"
-				    " $11::int, $12::jsonb FROM pools WHERE name = $1",
-				    n, p, NULL, e);
-	return pgstore_exec(s, what,
-			    "UPDATE workspaces w SET owner = $3, state = $4::ws_state,"
-			    " template_name = $5, image = $6, cpu_milli = $7::int, memory_mib = $8::int,"
-			    " bucket = $9, prefix = $10, idle_timeout_s = $11::int, labels = $12::jsonb"
-			    " FROM pools p WHERE p.id = w.pool_id AND p.name = $1 AND w.name = $2",
-			    n, p, NULL, e);
+		return writes_send(w, doc,
+				   "INSERT INTO workspaces (pool_id, name, owner, state, template_name,"
+				   " image, cpu_milli, memory_mib, bucket, prefix, idle_timeout_s, labels)"
+				   " SELECT id, $2, $3, $4::ws_state, $5, $6, $7::int, $8::int, $9, $10,"
+				   " $11::int, $12::jsonb FROM pools WHERE name = $1",
+				   n, p, e);
+	return writes_send(w, doc,
+			   "UPDATE workspaces w SET owner = $3, state = $4::ws_state,"
+			   " template_name = $5, image = $6, cpu_milli = $7::int, memory_mib = $8::int,"
+			   " bucket = $9, prefix = $10, idle_timeout_s = $11::int, labels = $12::jsonb"
+			   " FROM pools p WHERE p.id = w.pool_id AND p.name = $1 AND w.name = $2",
+			   n, p, e);
 }
 
 /* Whether the pool exists in the database or is declared in set. */
@@ -1022,7 +1124,7 @@ static int pool_known(const struct manifest_set *set, const struct prefetch *pf,
 	return 0;
 }
 
-static int apply_ws(struct pgstore *s, const struct manifest_set *set, size_t doc,
+static int apply_ws(struct writes *w, const struct manifest_set *set, size_t doc,
 		    const struct prefetch *pf, struct pgstore_apply_result *r, struct err *e)
 {
 	const struct manifest_doc *d = &set->docs[doc];
@@ -1046,7 +1148,7 @@ static int apply_ws(struct pgstore *s, const struct manifest_set *set, size_t do
 			rc = diff_fields(ws_fields, NFIELDS(ws_fields), &d->ws, NULL, NULL, doc, r,
 					 &nchanged, e);
 		if (!rc)
-			rc = ws_write(s, what, 1, n, p, e);
+			rc = ws_write(w, doc, 1, n, p, e);
 		goto out;
 	}
 	cur = calloc(1, sizeof(*cur));
@@ -1060,7 +1162,7 @@ static int apply_ws(struct pgstore *s, const struct manifest_set *set, size_t do
 				 doc, r, &nchanged, e);
 	r->outcomes[doc] = nchanged ? PGSTORE_CONFIGURED : PGSTORE_UNCHANGED;
 	if (!rc && nchanged)
-		rc = ws_write(s, what, 0, n, p, e);
+		rc = ws_write(w, doc, 0, n, p, e);
 out:
 	free(cur);
 	free(labels);
@@ -1092,25 +1194,34 @@ static int apply_docs(struct pgstore *s, const struct manifest_set *set,
 {
 	static const char *const wp[1] = { WRITER };
 	struct prefetch pf = { NULL, NULL };
+	struct writes w;
 	size_t i;
 	int rc, pass;
+
+	memset(&w, 0, sizeof(w));
+	w.s = s;
+	w.set = set;
+	w.r = r;
 
 	rc = pgstore_exec(s, "set writer", "SELECT set_config('spinup.writer', $1, true)", 1, wp,
 			  NULL, e);
 	if (!rc)
 		rc = prefetch_load(s, set, &pf, e);
+	if (!rc)
+		rc = writes_begin(&w, e);
 	/* Pools first, so workspaces of this set find them. */
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; !rc && i < set->n; i++) {
 			const struct manifest_doc *d = &set->docs[i];
 			if (d->kind == MANIFEST_POOL && pass == 0)
-				rc = apply_pool(s, d, i, &pf, r, e);
+				rc = apply_pool(&w, d, i, &pf, r, e);
 			else if (d->kind == MANIFEST_WORKSPACE && pass == 1)
-				rc = apply_ws(s, set, i, &pf, r, e);
-			if (rc)
+				rc = apply_ws(&w, set, i, &pf, r, e);
+			if (rc && r->failed_doc < 0)
 				r->failed_doc = (long)i;
 		}
 	}
+	rc = writes_end(&w, rc, e);
 	prefetch_release(&pf);
 	if (!rc && r->nconflicts && !o->force_conflicts)
 		rc = first_conflict(set, r, e);
