@@ -22,6 +22,7 @@
 
 struct pgstore {
 	PGconn *conn;
+	int apply_prepared;      /* the apply statements are prepared on conn */
 };
 
 static void notice_drop(void *arg, const char *msg)
@@ -912,6 +913,58 @@ static int prefetch_find(const PGresult *res, const char *pool, const char *name
 }
 
 /*
+ * The statements an apply writes with, prepared once per connection
+ * (pgstore_prepare_apply) and run by name, so 1000 writes are parsed and
+ * planned once, not 1000 times.
+ */
+enum wstmt { W_POOL_INSERT, W_POOL_UPDATE, W_WS_INSERT, W_WS_UPDATE, W_MAX };
+
+static const struct {
+	const char *name;
+	const char *sql;
+} wstmts[W_MAX] = {
+	[W_POOL_INSERT] = { "spinup_pool_insert",
+		"INSERT INTO pools (name, asg_name, region, slots_per_instance,"
+		" warm_instances, min_instances, max_instances, agent_port,"
+		" default_image) VALUES ($1, $2, $3, $4::int, $5::int, $6::int,"
+		" $7::int, $8::int, $9)" },
+	[W_POOL_UPDATE] = { "spinup_pool_update",
+		"UPDATE pools SET asg_name = $2, region = $3,"
+		" slots_per_instance = $4::int, warm_instances = $5::int,"
+		" min_instances = $6::int, max_instances = $7::int,"
+		" agent_port = $8::int, default_image = $9 WHERE name = $1" },
+	[W_WS_INSERT] = { "spinup_ws_insert",
+		"INSERT INTO workspaces (pool_id, name, owner, state, template_name,"
+		" image, cpu_milli, memory_mib, bucket, prefix, idle_timeout_s, labels)"
+		" SELECT id, $2, $3, $4::ws_state, $5, $6, $7::int, $8::int, $9, $10,"
+		" $11::int, $12::jsonb FROM pools WHERE name = $1" },
+	[W_WS_UPDATE] = { "spinup_ws_update",
+		"UPDATE workspaces w SET owner = $3, state = $4::ws_state,"
+		" template_name = $5, image = $6, cpu_milli = $7::int, memory_mib = $8::int,"
+		" bucket = $9, prefix = $10, idle_timeout_s = $11::int, labels = $12::jsonb"
+		" FROM pools p WHERE p.id = w.pool_id AND p.name = $1 AND w.name = $2" },
+};
+
+/*
+ * Prepare wstmts on s's connection, once: prepared statements outlive
+ * transactions (a rolled-back apply keeps them), so a flag suffices.
+ */
+static int prepare_apply(struct pgstore *s, struct err *e)
+{
+	PGresult *res;
+	int i, rc = 0;
+
+	for (i = 0; !rc && !s->apply_prepared && i < W_MAX; i++) {
+		res = PQprepare(s->conn, wstmts[i].name, wstmts[i].sql, 0, NULL);
+		rc = pgstore_result_err(res, "prepare apply", e);
+		PQclear(res);
+	}
+	if (!rc)
+		s->apply_prepared = 1;
+	return rc;
+}
+
+/*
  * The writes of an apply, pipelined (libpq pipeline mode): each INSERT or
  * UPDATE is sent as it is planned and the results are read back every
  * WRITES_CHUNK statements and at the end, so an apply of N changed
@@ -999,12 +1052,12 @@ static int writes_end(struct writes *w, int rc, struct err *e)
 	return rc ? rc : drc;
 }
 
-static int writes_send(struct writes *w, size_t doc, const char *sql, int n,
+static int writes_send(struct writes *w, size_t doc, enum wstmt st, int n,
 		       const char *const *p, struct err *e)
 {
 	char what[128];
 
-	if (!PQsendQueryParams(w->s->conn, sql, n, NULL, p, NULL, NULL, 0)) {
+	if (!PQsendQueryPrepared(w->s->conn, wstmts[st].name, n, p, NULL, NULL, 0)) {
 		doc_what(&w->set->docs[doc], what, sizeof(what));
 		return err_set(e, SP_EIO, "%s: could not send to the database: %s", what,
 			       PQerrorMessage(w->s->conn));
@@ -1047,11 +1100,7 @@ static int apply_pool(struct writes *w, const struct manifest_doc *d, size_t doc
 		rc = diff_fields(pool_fields, NFIELDS(pool_fields), &d->pool, NULL, NULL, doc, r,
 				 &nchanged, e);
 		if (!rc)
-			rc = writes_send(w, doc,
-					 "INSERT INTO pools (name, asg_name, region, slots_per_instance,"
-					 " warm_instances, min_instances, max_instances, agent_port,"
-					 " default_image) VALUES ($1, $2, $3, $4::int, $5::int, $6::int,"
-					 " $7::int, $8::int, $9)", n, p, e);
+			rc = writes_send(w, doc, W_POOL_INSERT, n, p, e);
 		return rc;
 	}
 	rc = pgstore_decode_pool(pf->pools, row, &cur, e);
@@ -1063,12 +1112,7 @@ static int apply_pool(struct writes *w, const struct manifest_doc *d, size_t doc
 				 row_owners(pf->pools, row), doc, r, &nchanged, e);
 	r->outcomes[doc] = nchanged ? PGSTORE_CONFIGURED : PGSTORE_UNCHANGED;
 	if (!rc && nchanged)
-		rc = writes_send(w, doc,
-				 "UPDATE pools SET asg_name = $2, region = $3,"
-				 " slots_per_instance = $4::int, warm_instances = $5::int,"
-				 " min_instances = $6::int, max_instances = $7::int,"
-				 " agent_port = $8::int, default_image = $9 WHERE name = $1",
-				 n, p, e);
+		rc = writes_send(w, doc, W_POOL_UPDATE, n, p, e);
 	return rc;
 }
 
@@ -1096,19 +1140,7 @@ static int ws_params(const struct workspace_spec *w, const char *labels, char in
 static int ws_write(struct writes *w, size_t doc, int create, int n, const char *const *p,
 		    struct err *e)
 {
-	if (create)
-		return writes_send(w, doc,
-				   "INSERT INTO workspaces (pool_id, name, owner, state, template_name,"
-				   " image, cpu_milli, memory_mib, bucket, prefix, idle_timeout_s, labels)"
-				   " SELECT id, $2, $3, $4::ws_state, $5, $6, $7::int, $8::int, $9, $10,"
-				   " $11::int, $12::jsonb FROM pools WHERE name = $1",
-				   n, p, e);
-	return writes_send(w, doc,
-			   "UPDATE workspaces w SET owner = $3, state = $4::ws_state,"
-			   " template_name = $5, image = $6, cpu_milli = $7::int, memory_mib = $8::int,"
-			   " bucket = $9, prefix = $10, idle_timeout_s = $11::int, labels = $12::jsonb"
-			   " FROM pools p WHERE p.id = w.pool_id AND p.name = $1 AND w.name = $2",
-			   n, p, e);
+	return writes_send(w, doc, create ? W_WS_INSERT : W_WS_UPDATE, n, p, e);
 }
 
 /* Whether the pool exists in the database or is declared in set. */
@@ -1207,6 +1239,8 @@ static int apply_docs(struct pgstore *s, const struct manifest_set *set,
 			  NULL, e);
 	if (!rc)
 		rc = prefetch_load(s, set, &pf, e);
+	if (!rc)
+		rc = prepare_apply(s, e);
 	if (!rc)
 		rc = writes_begin(&w, e);
 	/* Pools first, so workspaces of this set find them. */

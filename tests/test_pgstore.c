@@ -312,6 +312,12 @@ static void test_pgstore__dry_run_writes_nothing(void **state)
 	assert_true(r.nchanges > 0);
 	assert_string_equal(sql_value("SELECT count(*) FROM pools WHERE name = 'dry-pool'", 0, NULL),
 			    "0");
+	/* the same connection applies for real after a rolled-back one */
+	if (apply(s, docs, 2, 0, 0, &r, &e))
+		fail_msg("apply after a dry run: %s", e.msg);
+	assert_int_equal(r.outcomes[1], PGSTORE_CREATED);
+	assert_string_equal(sql_value("SELECT count(*) FROM workspaces WHERE name = 'dry-ws'", 0,
+				      NULL), "1");
 	pgstore_apply_result_release(&r);
 	pgstore_free(s);
 }
@@ -343,6 +349,49 @@ static void test_pgstore__apply_with_one_bad_document_writes_nothing(void **stat
 	assert_non_null(strstr(e.msg, "no-such-pool"));
 	pgstore_apply_result_release(&r);
 	pgstore_free(s);
+}
+
+/*
+ * Writes are pipelined and read back in chunks: a refusal after several
+ * chunks have already succeeded still rolls everything back, and names its
+ * document.
+ */
+static void test_pgstore__refusal_deep_in_a_large_apply_writes_nothing(void **state)
+{
+	enum { N = 700, BAD = 611 };
+	struct pgstore *s = open_store(testdb_conninfo());
+	struct pgstore_apply_result r;
+	struct manifest_doc *docs = calloc(N, sizeof(*docs));
+	struct err e = ERR_INIT;
+	char name[32];
+	size_t i;
+
+	(void)state;
+	assert_non_null(docs);
+	pgstore_apply_result_init(&r);
+	pool_doc(&docs[0], "deep-pool");
+	for (i = 1; i < N; i++) {
+		snprintf(name, sizeof(name), "deep-%zu", i);
+		ws_doc(&docs[i], "deep-pool", name);
+	}
+	docs[BAD].ws.memory_mib = 1;   /* the database refuses it */
+	assert_int_equal(apply(s, docs, N, 0, 0, &r, &e), SP_EINVAL);
+	assert_non_null(strstr(e.msg, "workspace/deep-611"));
+	assert_non_null(strstr(e.msg, "workspaces_memory_mib_range"));
+	assert_int_equal(r.failed_doc, BAD);
+	assert_string_equal(sql_value("SELECT count(*) FROM workspaces w JOIN pools p"
+				      " ON p.id = w.pool_id WHERE p.name = 'deep-pool'", 0, NULL), "0");
+	/* fixed, the same set applies whole on the same connection */
+	docs[BAD].ws.memory_mib = 1024;
+	if (apply(s, docs, N, 0, 0, &r, &e))
+		fail_msg("apply: %s", e.msg);
+	assert_int_equal(r.failed_doc, -1);
+	snprintf(name, sizeof(name), "%d", N - 1);
+	assert_string_equal(sql_value("SELECT count(*) FROM workspaces w JOIN pools p"
+				      " ON p.id = w.pool_id WHERE p.name = 'deep-pool'", 0, NULL), name);
+	pgstore_apply_result_release(&r);
+	pgstore_free(s);
+	free(docs);
 }
 
 static void test_pgstore__ownership_conflict_needs_force(void **state)
@@ -754,6 +803,7 @@ int main(void)
 		cmocka_unit_test(test_pgstore__apply_get_round_trip),
 		cmocka_unit_test(test_pgstore__dry_run_writes_nothing),
 		cmocka_unit_test(test_pgstore__apply_with_one_bad_document_writes_nothing),
+		cmocka_unit_test(test_pgstore__refusal_deep_in_a_large_apply_writes_nothing),
 		cmocka_unit_test(test_pgstore__ownership_conflict_needs_force),
 		cmocka_unit_test(test_pgstore__ui_role_writes_spec_but_not_status),
 		cmocka_unit_test(test_pgstore__ui_constraint_violation_names_the_constraint),
