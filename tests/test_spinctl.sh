@@ -279,8 +279,48 @@ grep -qE "nopool\.yaml:2:1: " "$work/err" || fail "diff: store-level error not p
 	fail "an apply refused by the database changed it"
 ok "broken manifests: positioned errors, exit 1, nothing written"
 
+# ---------------------------------------------------------------- hostile input
+
+cat >"$work/hostile.yaml" <<'EOF'
+apiVersion: spinup.dev/v1
+kind: Workspace
+metadata:
+  name: eve-lab
+spec:
+  owner: "o'brien'); DROP TABLE workspaces; --"
+  pool: default
+  image: "registry.example/ünïcödé:✓"
+  labels:
+    note: "\"quoted\" \\ back 日本"
+EOF
+run 0 apply -f "$work/hostile.yaml"
+[ "$(sql "SELECT owner FROM workspaces WHERE name = 'eve-lab'")" = "o'brien'); DROP TABLE workspaces; --" ] ||
+	fail "a hostile owner was not stored verbatim"
+run 0 get workspaces eve-lab -o json
+python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+w = d["items"][0] if isinstance(d, dict) and "items" in d else d
+s = w["spec"]
+assert s["owner"] == "o'"'"'brien'"'"'); DROP TABLE workspaces; --", s["owner"]
+assert s["image"] == "registry.example/ünïcödé:✓", s["image"]
+assert s["labels"]["note"] == "\"quoted\" \\ back 日本", s["labels"]
+' <"$work/out" || fail "get -o json does not give the hostile values back verbatim"
+run 0 diff -f "$work/hostile.yaml"
+sed 's/^  name: eve-lab/  name: "x'"'"'; DROP TABLE pools; --"/' "$work/hostile.yaml" >"$work/hostile-name.yaml"
+run 1 apply -f "$work/hostile-name.yaml"
+grep -qE "hostile-name\.yaml:4:[0-9]+: metadata\.name" "$work/err" || fail "a hostile name is not refused in place"
+python3 -c 'import sys; sys.stdout.write("apiVersion: spinup.dev/v1\nkind: Workspace\nmetadata:\n  name: big\nspec:\n  pool: default\n  owner: " + "a" * (10 << 20) + "\n")' \
+	>"$work/big.yaml"
+run 1 apply -f "$work/big.yaml"
+grep -q "big.yaml" "$work/err" || fail "a 10 MB manifest is not refused by name"
+[ "$(sql "SELECT count(*) FROM workspaces WHERE name = 'big'")" = 0 ] || fail "a 10 MB manifest wrote"
+[ "$(sql "SELECT count(*) FROM pools")" = 1 ] || fail "the pools table changed"
+ok "hostile values stored verbatim, hostile names and 10 MB input refused"
+
 # ---------------------------------------------------------------- delete, events
 
+nws=$(sql "SELECT count(*) FROM workspaces")
 run 0 delete workspace bob-api
 out_has "workspace/bob-api deletion requested"
 [ "$(sql "SELECT deletion_requested_at IS NOT NULL FROM workspaces WHERE name = 'bob-api'")" = t ] ||
@@ -304,7 +344,7 @@ run 0 delete -f "$work/del.yaml"
 out_has "workspace/alice-blog deletion requested"
 [ "$(sql "SELECT count(*) FROM workspaces WHERE deletion_requested_at IS NOT NULL")" = 2 ] ||
 	fail "delete -f did not mark"
-[ "$(sql "SELECT count(*) FROM workspaces")" = 2 ] || fail "delete removed rows"
+[ "$(sql "SELECT count(*) FROM workspaces")" = "$nws" ] || fail "delete removed rows"
 ok "delete marks deletion_requested_at and removes nothing"
 
 psql -q "$DB" -c "SET ROLE spinup_operator; INSERT INTO workspace_events (workspace_id,
