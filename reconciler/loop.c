@@ -529,6 +529,7 @@ static int j_delete_row(void *ctx, const struct action *a, struct err *e)
 
 struct pass {
 	int64_t started_at, now, t0;
+	unsigned long trips0;     /* database round trips before the pass */
 	struct observation obs;
 	struct plan_output plan;
 	struct exec_report rep;
@@ -741,6 +742,7 @@ static void pass_metrics(struct loop *l, struct pass *p)
 		;
 	l->m.pass_ms_buckets[b]++;
 	l->m.last_pass_at = now_ms();
+	l->m.db_trips = pgstate_round_trips(l->pg);
 }
 
 /* Sim only: count containers per workspace in the world (invariant 1, for tests). */
@@ -769,10 +771,11 @@ static void pass_log(struct loop *l, struct pass *p)
 			  p->outcome, l->epoch, sp_code_name(p->rc), l->m.last_pass_ms, p->e.msg);
 	else
 		log_info("pass outcome=%s epoch=%" PRId64 " pools=%zu workspaces=%zu actions=%zu"
-			 " ok=%d failed=%d skipped=%d changes=%zu events=%zu drift=%zu ms=%.0f",
-			 p->outcome, l->epoch, l->snap.npools, l->snap.nworkspaces, p->plan.nactions,
-			 p->rep.ok, p->rep.failed, p->rep.skipped, p->plan.nchanges, p->plan.nevents,
-			 p->plan.ndrift, l->m.last_pass_ms);
+			 " ok=%d failed=%d skipped=%d changes=%zu events=%zu drift=%zu db_trips=%lu"
+			 " ms=%.0f", p->outcome, l->epoch, l->snap.npools, l->snap.nworkspaces,
+			 p->plan.nactions, p->rep.ok, p->rep.failed, p->rep.skipped, p->plan.nchanges,
+			 p->plan.nevents, p->plan.ndrift, pgstate_round_trips(l->pg) - p->trips0,
+			 l->m.last_pass_ms);
 }
 
 /* Steps after load; rc and outcome land in p. */
@@ -827,6 +830,7 @@ static int pass_run(struct loop *l)
 
 	memset(&p, 0, sizeof(p));
 	p.t0 = mono_ms();
+	p.trips0 = pgstate_round_trips(l->pg);
 	p.started_at = now_ms();
 	p.now = p.started_at;
 	p.outcome = "error";
