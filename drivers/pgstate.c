@@ -20,6 +20,7 @@
 struct jslot {
 	char key[ACTION_KEY_MAX + 1];
 	int64_t id;
+	int discard;          /* never ran and planned again: the entry goes */
 	int has_result;
 	int rc;
 	char msg[256];
@@ -861,6 +862,16 @@ int pgstate_journal_result(struct pgstate *p, const struct action *a, int rc, co
 	return 0;
 }
 
+int pgstate_journal_discard(struct pgstate *p, const struct action *a)
+{
+	struct jslot *s = slot_find(p, a->key);
+
+	if (!s)
+		return SP_ENOTFOUND;
+	s->discard = 1;
+	return 0;
+}
+
 int pgstate_finalize_row(struct pgstate *p, int64_t workspace_id)
 {
 	if (p->nfinalize == p->finalize_alloc) {
@@ -1503,24 +1514,44 @@ static int rec_pools(struct rec *x)
 
 static int rec_journal(struct rec *x)
 {
-	json_t *arr = json_array();
+	json_t *arr = json_array(), *gone = json_array();
 	size_t i;
+	int rc;
 
-	for (i = 0; arr && i < x->p->nslots; i++) {
+	for (i = 0; arr && gone && i < x->p->nslots; i++) {
 		const struct jslot *s = &x->p->slots[i];
-		json_t *j = json_object();
-		const char *msg = s->has_result ? s->msg : "not run this pass";
+		json_t *j;
 		int ok = s->has_result && s->rc == 0;
+		if (s->discard) {
+			if (append(gone, json_integer((json_int_t)s->id)))
+				break;
+			continue;
+		}
+		j = json_object();
 		if (!j || jint(j, "id", s->id) || jstr(j, "state", ok ? "done" : "failed") ||
-		    jstr(j, "error", ok ? "" : msg) || append(arr, j))
-			return json_decref(arr), err_set(x->e, SP_ENOMEM, "journal: out of memory");
+		    jstr(j, "error", ok ? "" : s->has_result ? s->msg : "not run this pass") ||
+		    append(arr, j))
+			break;
 	}
-	return rec_exec(x, "close journal entries",
+	if (i < x->p->nslots) {
+		json_decref(arr);
+		json_decref(gone);
+		return err_set(x->e, SP_ENOMEM, "journal: out of memory");
+	}
+	rc = rec_exec(x, "close journal entries",
 		"UPDATE actions a SET state = x.state::action_state, finished_at = now(),"
 		" error = x.error FROM jsonb_to_recordset($3::jsonb) AS x(id bigint, state text,"
 		" error text) WHERE a.id = x.id AND a.state = 'pending' AND $1::bigint > 0"
 		" AND $2::text <> ''",
 		arr, &x->st->journal_done);
+	if (!rc)
+		rc = rec_exec(x, "discard journal entries never run",
+			"DELETE FROM actions WHERE id IN (SELECT (jsonb_array_elements_text($3::jsonb))::bigint)"
+			" AND state = 'pending' AND $1::bigint > 0 AND $2::text <> ''",
+			gone, &x->st->journal_discarded);
+	else
+		json_decref(gone);
+	return rc;
 }
 
 static int rec_finalize(struct rec *x)

@@ -163,12 +163,15 @@ int pgstate_journal(struct pgstate *p, const struct action *a, size_t n, struct 
  *   pgstate_journal_has     whether pgstate_journal wrote this key this pass
  *   pgstate_journal_one     journal one action alone (fenced, one statement)
  *   pgstate_journal_result  remember an action's result (written by record)
+ *   pgstate_journal_discard the action never ran (the pass hit its mutation
+ *                           limit) and is planned again: record deletes the entry
  *   pgstate_finalize_row    remember a workspace row to finalize in record:
  *                           DELETE_COMPLETED event, then the row goes
  */
 int pgstate_journal_has(const struct pgstate *p, const char *key);
 int pgstate_journal_one(struct pgstate *p, const struct action *a, struct err *e);
 int pgstate_journal_result(struct pgstate *p, const struct action *a, int rc, const char *msg);
+int pgstate_journal_discard(struct pgstate *p, const struct action *a);
 int pgstate_finalize_row(struct pgstate *p, int64_t workspace_id);
 
 /* What a pass writes besides the plan. */
@@ -186,7 +189,8 @@ struct pgstate_pass {
 struct pgstate_record_stats {
 	int statements;
 	int status, events, drift_new, drift_reopened, drift_touched, drift_resolved;
-	int instances_written, instances_deleted, pools_written, journal_done, rows_deleted;
+	int instances_written, instances_deleted, pools_written, journal_done, journal_discarded;
+	int rows_deleted;
 };
 
 /*

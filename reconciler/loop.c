@@ -574,7 +574,9 @@ static void count_actions(struct loop *l, const struct pass *p)
 			l->m.actions[p->plan.actions[i].type]++;
 		else if (r->outcome == EXEC_FAILED)
 			l->m.actions[ACT_MAX]++;
-		if (r->outcome == EXEC_SKIPPED)
+		if (r->outcome == EXEC_SKIPPED && r->rc == SP_ELIMIT)
+			pgstate_journal_discard(l->pg, &p->plan.actions[i]);
+		else if (r->outcome == EXEC_SKIPPED)
 			pgstate_journal_result(l->pg, &p->plan.actions[i], r->rc, r->msg);
 	}
 }
