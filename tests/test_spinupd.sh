@@ -18,7 +18,7 @@
 #   6 the command line: -n, a config error with file:line:col, --dry-run
 #     changes nothing, --once, SIGHUP reloads
 #
-# Short periods and a 2 s lease keep it fast; each wait has a deadline.
+# Short periods and a 3 s lease keep it fast; each wait has a deadline.
 set -uo pipefail
 
 top=${SPINUP_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -91,7 +91,7 @@ start() {
 		echo "redis_url = $REDIS_URL"
 		echo "lease_key = spinup:test:$$"
 		echo "lease_name = t$$"
-		echo "lease_ttl_ms = 2000"
+		echo "lease_ttl_ms = 3000"
 		echo "period_ms = 300"
 		echo "holder = $name"
 		echo "metrics_addr = 127.0.0.1:$port"
