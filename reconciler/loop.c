@@ -176,6 +176,7 @@ static void step_down(struct loop *l, const char *why)
 	}
 	l->leader = 0;
 	l->m.leader = 0;
+	l->m.epoch = 0;
 	l->epoch = 0;
 	pgstate_drop_epoch(l->pg);
 }
@@ -217,7 +218,7 @@ static int lead(struct loop *l, struct err *e)
 	}
 	if (rc == SP_EBUSY || !rc) {
 		if (l->redis_down_logged)
-			log_info("redis reachable again");
+			log_info("leadership possible again (lease and database reachable)");
 		l->redis_down_logged = 0;
 	} else if (!l->redis_down_logged && rc != SP_EBUSY) {
 		log_warnx("cannot lead, not acting: %s", e->msg);
