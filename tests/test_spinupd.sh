@@ -304,5 +304,21 @@ sql "UPDATE workspaces SET paused_until = now() + interval '1 hour', state = 'St
 "$bin/spinctl" --db "$DB" drift -o json >"$work/drift.json"; drc=$?
 [ "$drc" -eq 0 ] || [ "$drc" -eq 1 ] || fail "spinctl drift exit $drc"
 grep -q '"inSync"' "$work/drift.json" || fail "spinctl drift -o json"
-echo "ok 6 command line: -n, positioned errors, --dry-run, --once, SIGHUP"
+kill -TERM "$pid_g"
+wait_for "g exits" 10 exited "$pid_g"
+sql "UPDATE drift SET resolved_at = now() WHERE resolved_at IS NULL" >/dev/null
+"$bin/spinctl" --db "$DB" drift >/dev/null; drc=$?
+[ "$drc" -eq 0 ] || fail "spinctl drift in sync should exit 0, not $drc"
+sql "INSERT INTO drift (subject, reason, cls, desired, observed, first_seen, last_seen)
+     VALUES ('instance/i-zz', 'InstanceUnmanaged', 'unmanaged', 'absent', 'running', now(), now())" >/dev/null
+out=$("$bin/spinctl" --db "$DB" drift); drc=$?
+[ "$drc" -eq 1 ] || fail "spinctl drift with drift should exit 1, not $drc"
+case "$out" in *InstanceUnmanaged*) ;; *) fail "spinctl drift does not list the finding" ;; esac
+sql "UPDATE drift SET silenced_until = now() + interval '1 hour' WHERE reason = 'InstanceUnmanaged'" >/dev/null
+"$bin/spinctl" --db "$DB" drift >/dev/null; drc=$?
+[ "$drc" -eq 0 ] || fail "a silenced finding should not count as drift (exit $drc)"
+"$bin/spinctl" --db "$DB" drift --all | grep -q "(silenced)" || fail "drift --all should show the silenced finding"
+"$bin/spinctl" --db "postgresql://127.0.0.1:1/none?connect_timeout=2" drift >/dev/null 2>&1; drc=$?
+[ "$drc" -eq 2 ] || fail "spinctl drift without a database should exit 2, not $drc"
+echo "ok 6 command line: -n, positioned errors, --dry-run, --once, SIGHUP, why, drift exit codes"
 exit 0
