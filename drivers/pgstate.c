@@ -1199,7 +1199,7 @@ static int drift_same(const struct drift_finding *a, const struct drift_finding 
 /* ------------------------------------------------------------ record: statements */
 
 /* How a statement's answer is read. */
-enum rec_kind { K_ROWS, K_FENCE, K_DRIFT_NEW };
+enum rec_kind { K_ROWS, K_FENCE, K_DRIFT_NEW, K_COUNT };
 
 /* A statement sent in the pipeline, waiting for its result. */
 struct sent {
@@ -1636,7 +1636,9 @@ static int rec_result(struct rec *x, const struct sent *st, const PGresult *r)
 	rc = pgstore_result_err(r, st->what, x->e);
 	if (rc)
 		return rc;
-	if (st->kind == K_DRIFT_NEW && PQntuples(r) == 1) {
+	if (st->kind == K_COUNT && PQntuples(r) == 1) {
+		*st->count += (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	} else if (st->kind == K_DRIFT_NEW && PQntuples(r) == 1) {
 		x->st->drift_reopened += (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
 		x->st->drift_new += (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
 	} else if (st->count) {
@@ -1678,6 +1680,25 @@ static int rec_collect(struct rec *x, int rc)
 	return rc;
 }
 
+/* Retention: old pass rows, finished journal entries and resolved drift go. */
+static int rec_prune(struct rec *x)
+{
+	char before[24];
+	const char *params[2] = { x->ep, before };
+
+	if (x->pass->prune_before <= 0)
+		return 0;
+	snprintf(before, sizeof(before), "%" PRId64, x->pass->prune_before);
+	return rec_send(x, "prune history",
+			"WITH p AS (DELETE FROM reconcile_passes WHERE started_at < spinup_ts($2::bigint)"
+			" AND $1::bigint > 0 RETURNING 1),"
+			" a AS (DELETE FROM actions WHERE state <> 'pending'"
+			" AND finished_at < spinup_ts($2::bigint) RETURNING 1),"
+			" d AS (DELETE FROM drift WHERE resolved_at < spinup_ts($2::bigint) RETURNING 1)"
+			" SELECT (SELECT count(*) FROM p) + (SELECT count(*) FROM a)"
+			" + (SELECT count(*) FROM d) AS n", 2, params, &x->st->pruned, K_COUNT);
+}
+
 static int rec_all(struct rec *x)
 {
 	int rc = rec_fence(x);
@@ -1700,6 +1721,8 @@ static int rec_all(struct rec *x)
 		rc = rec_journal(x);
 	if (!rc)
 		rc = rec_finalize(x);
+	if (!rc)
+		rc = rec_prune(x);
 	if (!rc)
 		rc = rec_pass_row(x);
 	return rc;

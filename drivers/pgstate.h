@@ -183,6 +183,9 @@ struct pgstate_pass {
 	int nactions;
 	const char *outcome;                  /* "converged", "acted", "fenced", "error" */
 	const char *error;                    /* "" or the pass's error */
+	int64_t prune_before;                 /* ms; > 0: also delete pass rows, finished
+					       * journal entries and resolved drift older
+					       * than this (events are kept forever) */
 };
 
 /* What pgstate_record wrote (rows). */
@@ -190,7 +193,7 @@ struct pgstate_record_stats {
 	int statements;
 	int status, events, drift_new, drift_reopened, drift_touched, drift_resolved;
 	int instances_written, instances_deleted, pools_written, journal_done, journal_discarded;
-	int rows_deleted;
+	int rows_deleted, pruned;
 };
 
 /*

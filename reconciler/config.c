@@ -23,6 +23,7 @@ void config_defaults(struct config *c)
 	c->lease_ttl_ms = 15000;
 	c->redis_timeout_ms = 1000;
 	c->max_mutations = 500;
+	c->history_days = 14;
 	c->sim_seed = 1;
 	c->sim_tick_ms = 100;
 	c->sim_launch_ms = 3000;
@@ -52,7 +53,7 @@ static const struct key keys[] = {
 	KS(database_url), KS(redis_url), KS(cloud), KS(agent),
 	KL(period_ms, 10, 3600000), KI(jitter_pct, 0, 50),
 	KS(lease_key), KS(lease_name), KI(lease_ttl_ms, 300, 600000),
-	KI(redis_timeout_ms, 10, 60000), KI(max_mutations, 0, 1000000),
+	KI(redis_timeout_ms, 10, 60000), KI(max_mutations, 0, 1000000), KI(history_days, 0, 36500),
 	KS(metrics_addr), KS(holder),
 	{ "sim_seed", K_U64, offsetof(struct config, sim_seed), 0, 0, 0 },
 	KL(sim_tick_ms, 1, 60000), KL(sim_launch_ms, 0, 3600000),

@@ -43,6 +43,7 @@ struct loop {
 	int64_t renewed_at;           /* monotonic ms of the last lease success */
 	int redis_down_logged;
 	int stopped_once;
+	int64_t next_prune;           /* ms (wall clock) of the next history pruning */
 	uint64_t rng;
 	struct pgstate_snapshot snap;
 	struct loop_metrics m;
@@ -603,6 +604,7 @@ static int record(struct loop *l, struct pass *p)
 {
 	struct pgstate_pass ps;
 	struct pgstate_record_stats st;
+	int rc;
 
 	debug_stop(l, "record");
 	memset(&ps, 0, sizeof(ps));
@@ -614,7 +616,16 @@ static int record(struct loop *l, struct pass *p)
 	ps.nactions = (int)p->plan.nactions;
 	ps.outcome = p->outcome;
 	ps.error = p->rc ? p->e.msg : "";
-	return pgstate_record(l->pg, &l->snap, &ps, &st, &p->e);
+	if (l->cfg.history_days > 0 && p->now >= l->next_prune)
+		ps.prune_before = p->now - (int64_t)l->cfg.history_days * 86400000;
+	rc = pgstate_record(l->pg, &l->snap, &ps, &st, &p->e);
+	if (!rc && ps.prune_before) {
+		l->next_prune = p->now + 3600000;
+		if (st.pruned)
+			log_info("history pruned rows=%d older_than_days=%d", st.pruned,
+				 l->cfg.history_days);
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------ mirror */

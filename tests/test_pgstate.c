@@ -542,6 +542,37 @@ static void test_pgstate__delete_finalizes_row(void **state)
 	assert_int_equal(f->s.nworkspaces, 2);
 }
 
+/* ---------------------------------------------------------------- retention */
+
+static void test_pgstate__prune_keeps_recent_and_pending(void **state)
+{
+	struct fx *f = *state;
+	struct pgstate_pass ps;
+	struct pgstate_record_stats st;
+	struct err e = ERR_INIT;
+
+	q(f, "INSERT INTO reconcile_passes (started_at) VALUES (now() - interval '30 days'), (now())");
+	q(f, "INSERT INTO actions (key, type, state, finished_at, created_at) VALUES"
+	     " ('old-done', 'sync', 'done', now() - interval '30 days', now() - interval '30 days'),"
+	     " ('old-pending', 'sync', 'pending', NULL, now() - interval '30 days'),"
+	     " ('new-done', 'sync', 'done', now(), now())");
+	q(f, "INSERT INTO drift (subject, reason, cls, first_seen, last_seen, resolved_at) VALUES"
+	     " ('pool/a', 'Old', 'changed', now(), now(), now() - interval '30 days'),"
+	     " ('pool/a', 'Open', 'changed', now() - interval '30 days', now(), NULL)");
+	acquire(f->p);
+	load(f);
+	ps = pass_of(NULL, qv(f, "SELECT spinup_ms(now())"));
+	ps.prune_before = ps.now - 14LL * 86400000;
+	if (pgstate_record(f->p, &f->s, &ps, &st, &e))
+		fail_msg("record: %s", e.msg);
+	assert_int_equal(st.pruned, 3);
+	assert_int_equal(qv(f, "SELECT count(*) FROM reconcile_passes"), 2);  /* recent + this one */
+	assert_int_equal(qv(f, "SELECT count(*) FROM actions WHERE key IN ('old-pending', 'new-done')"), 2);
+	assert_int_equal(qv(f, "SELECT count(*) FROM actions"), 2);
+	assert_int_equal(qv(f, "SELECT count(*) FROM drift WHERE reason = 'Open'"), 1);
+	assert_int_equal(qv(f, "SELECT count(*) FROM drift"), 1);
+}
+
 /* ---------------------------------------------------------------- listen */
 
 static void test_pgstate__listen_wakes_on_desired_change(void **state)
@@ -586,6 +617,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__drift_seen_and_flaps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__delete_finalizes_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pgstate__prune_keeps_recent_and_pending, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__listen_wakes_on_desired_change, setup,
 						teardown),
 	};
