@@ -25,8 +25,10 @@
  * SHARE if it still holds our epoch (the record's first statement fails
  * otherwise, rolling the whole pipeline back). A stale epoch fails the write
  * with SP_EFENCED and nothing is written. pgstate_acquire_epoch bumps the epoch
- * (leadership acquisition); the bump waits for a stale writer's transaction,
- * and idle_in_transaction_session_timeout bounds how long a stopped one holds it.
+ * (leadership acquisition); the bump waits for a writer's record in flight
+ * (the server runs a whole pipeline once its Sync arrives, so a stopped client
+ * holds no lock), bounded by lock_timeout; idle_in_transaction_session_timeout
+ * guards any explicit transaction left open.
  *
  * Errors as pgstore.h (SP_EUNAVAIL, SP_EIO when the connection broke: call
  * pgstate_reconnect), plus SP_EFENCED. All calls block, bounded by the
