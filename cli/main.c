@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "cli/cmd.h"
+
+#define SPINCTL_VERSION "0.1.0"
 #include "model/banned.h"
 
 struct command {
@@ -42,7 +44,8 @@ static void usage(FILE *f)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fputs("\noptions:\n"
 	      "  --db URL    the database (postgresql://... or key=value); default $DATABASE_URL\n"
-	      "  -h, --help  this help; 'spinctl COMMAND --help' for a command\n\n"
+	      "  -h, --help  this help; 'spinctl COMMAND --help' for a command\n"
+	      "  --version   print the version and the schema version this binary expects\n\n"
 	      "exit status: 0 ok, 1 error, 2 usage error ('diff': 0 no change, 1 changes, 2 error)\n",
 	      f);
 }
@@ -90,6 +93,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("spinctl %s (schema version %d)\n", SPINCTL_VERSION, pgstore_latest_version());
 		return CLI_EXIT_OK;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

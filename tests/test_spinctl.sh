@@ -60,6 +60,8 @@ sql() { psql -qAt "$DB" -c "$1"; }
 
 # ---------------------------------------------------------------- help
 
+run 0 --version
+out_has "spinctl 0.1.0 (schema version"
 run 0 --help
 out_has "usage: spinctl"
 for cmd in migrate apply diff get delete events; do
