@@ -630,14 +630,16 @@ static int record(struct loop *l, struct pass *p)
 
 /* ------------------------------------------------------------ mirror */
 
-static void mirror_entry(struct coord_ws *w, const struct workspace_status *st, int changed)
+/* updated: when this status was written (a rebuild uses when its phase began). */
+static void mirror_entry(struct coord_ws *w, const struct workspace_status *st, int changed,
+			 int64_t updated)
 {
 	w->workspace_id = st->workspace_id;
 	w->phase = ws_phase_name(st->phase);
 	w->instance = st->instance_id;
 	w->ip = st->address;
 	w->url = st->url;
-	w->updated = st->phase_since;
+	w->updated = updated;
 	w->phase_changed = changed;
 }
 
@@ -703,9 +705,9 @@ static void mirror(struct loop *l, const struct pass *p)
 		if (bsearch(&id, gone, ng, sizeof(*gone), cmp_id))
 			continue;
 		if (nw)
-			mirror_entry(&v[n++], nw, !old || old->phase != nw->phase);
+			mirror_entry(&v[n++], nw, !old || old->phase != nw->phase, p->now);
 		else if (full && old)
-			mirror_entry(&v[n++], old, 0);
+			mirror_entry(&v[n++], old, 0, old->phase_since);
 	}
 	rc = (!v || !gone || !ch) ? err_set(&e, SP_ENOMEM, "out of memory") :
 	     full ? coord_mirror_rebuild(l->rd, v, n, &e) : coord_mirror_put(l->rd, v, n, &e);
