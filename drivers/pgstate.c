@@ -32,6 +32,7 @@ struct pgstate {
 	char holder[PGSTATE_HOLDER_MAX + 1];
 	int64_t epoch;
 	int listening;
+	int broken;          /* a pipeline could not be finished: reconnect before use */
 	unsigned long trips;
 	/* per pass journal state */
 	struct jslot *slots;
@@ -171,7 +172,7 @@ void pgstate_free(struct pgstate *p)
 
 int pgstate_ok(struct pgstate *p)
 {
-	return p && p->store && PQstatus(pgstore_conn(p->store)) == CONNECTION_OK;
+	return p && p->store && !p->broken && PQstatus(pgstore_conn(p->store)) == CONNECTION_OK;
 }
 
 int pgstate_reconnect(struct pgstate *p, struct err *e)
@@ -181,6 +182,7 @@ int pgstate_reconnect(struct pgstate *p, struct err *e)
 
 	p->trips++;
 	PQreset(c);
+	p->broken = 0;
 	if (PQstatus(c) != CONNECTION_OK)
 		return err_set(e, SP_EUNAVAIL, "could not reconnect to the database: %s",
 			       PQerrorMessage(c));
@@ -1757,7 +1759,8 @@ int pgstate_record(struct pgstate *p, const struct pgstate_snapshot *snap,
 	p->trips++;
 	rc = rec_all(&x);
 	rc = rec_collect(&x, rc);
-	PQexitPipelineMode(pgstore_conn(p->store));
+	if (!PQexitPipelineMode(pgstore_conn(p->store)))
+		p->broken = 1;  /* results left unread: the next pass reconnects first */
 	index_release(&x.ix);
 	if (!rc) {
 		p->nslots = 0;
