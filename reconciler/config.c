@@ -17,6 +17,7 @@ void config_defaults(struct config *c)
 	str_copy(c->cloud, sizeof(c->cloud), "sim");
 	str_copy(c->agent, sizeof(c->agent), "sim");
 	c->period_ms = 10000;
+	c->busy_period_ms = 1000;
 	c->jitter_pct = 10;
 	str_copy(c->lease_key, sizeof(c->lease_key), "spinup:leader");
 	str_copy(c->lease_name, sizeof(c->lease_name), "spinup");
@@ -51,7 +52,7 @@ struct key {
 
 static const struct key keys[] = {
 	KS(database_url), KS(redis_url), KS(cloud), KS(agent),
-	KL(period_ms, 10, 3600000), KI(jitter_pct, 0, 50),
+	KL(period_ms, 10, 3600000), KL(busy_period_ms, 10, 3600000), KI(jitter_pct, 0, 50),
 	KS(lease_key), KS(lease_name), KI(lease_ttl_ms, 300, 600000),
 	KI(redis_timeout_ms, 10, 60000), KI(max_mutations, 0, 1000000), KI(history_days, 0, 36500),
 	KS(metrics_addr), KS(holder),

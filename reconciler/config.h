@@ -13,6 +13,7 @@
  *   database_url, redis_url       (environment)
  *   cloud = sim|aws (sim), agent = sim|http (sim)
  *   period_ms (10000), jitter_pct (10)      the timer between passes
+ *   busy_period_ms (1000)                   the timer while passes act or change status
  *   lease_key (spinup:leader), lease_name (spinup), lease_ttl_ms (15000)
  *   redis_timeout_ms (1000), max_mutations (500), debug = yes|no (no)
  *   history_days (14)                       pass rows, finished journal entries and
@@ -47,6 +48,7 @@ struct config {
 	char cloud[16];
 	char agent[16];
 	int64_t period_ms;
+	int64_t busy_period_ms;
 	int jitter_pct;
 	char lease_key[128];
 	char lease_name[64];

@@ -42,8 +42,11 @@ struct loop {
 	int64_t epoch;
 	int64_t renewed_at;           /* monotonic ms of the last lease success */
 	int redis_down_logged;
+	int db_down_logged;
 	int stopped_once;
 	int64_t next_prune;           /* ms (wall clock) of the next history pruning */
+	int progressing;              /* the last pass acted or changed status */
+	int64_t retry_at;             /* ms (wall clock): earliest next_attempt_at ahead, 0 none */
 	uint64_t rng;
 	struct pgstate_snapshot snap;
 	struct loop_metrics m;
@@ -794,6 +797,25 @@ static void pass_log(struct loop *l, struct pass *p)
 			 l->m.last_pass_ms);
 }
 
+/* The earliest backoff deadline ahead of now among the statuses after this pass. */
+static int64_t earliest_retry(const struct loop *l, const struct pass *p)
+{
+	int64_t best = 0, t;
+	size_t i;
+
+	for (i = 0; i < l->snap.nworkspaces; i++) {
+		t = l->snap.has_status[i] ? l->snap.status[i].next_attempt_at : 0;
+		if (t > p->now && (!best || t < best))
+			best = t;
+	}
+	for (i = 0; i < p->plan.nchanges; i++) {
+		t = p->plan.changes[i].status.next_attempt_at;
+		if (t > p->now && (!best || t < best))
+			best = t;
+	}
+	return best;
+}
+
 /* Steps after load; rc and outcome land in p. */
 static void pass_body(struct loop *l, struct pass *p)
 {
@@ -865,6 +887,8 @@ static int pass_run(struct loop *l)
 	l->m.healthy = p.rc == 0 || p.rc == SP_EFENCED;
 	if (!p.rc)
 		pass_body(l, &p);
+	l->progressing = !p.rc && (p.plan.nactions || p.plan.nchanges);
+	l->retry_at = p.rc ? 0 : earliest_retry(l, &p);
 	pass_metrics(l, &p);
 	sim_truth(l);
 	pass_log(l, &p);
@@ -894,13 +918,29 @@ int loop_once(struct loop *l, struct err *e)
 
 /* ------------------------------------------------------------ poll loop */
 
-static int64_t jittered(struct loop *l)
+static int64_t jitter(struct loop *l, int64_t base)
 {
-	int64_t span = l->cfg.period_ms * l->cfg.jitter_pct / 100;
+	int64_t span = base * l->cfg.jitter_pct / 100;
 
 	if (span <= 0)
-		return l->cfg.period_ms;
-	return l->cfg.period_ms - span + (int64_t)(next_rand(l) % (uint64_t)(2 * span + 1));
+		return base;
+	return base - span + (int64_t)(next_rand(l) % (uint64_t)(2 * span + 1));
+}
+
+/*
+ * Time to the next pass: the busy period while the world is changing (a
+ * pass acted or changed status), else the period, and never past the
+ * earliest backoff deadline a status waits for.
+ */
+static int64_t next_delay(struct loop *l)
+{
+	int64_t d = jitter(l, l->progressing && l->cfg.busy_period_ms < l->cfg.period_ms ?
+			   l->cfg.busy_period_ms : l->cfg.period_ms);
+	int64_t until = l->retry_at ? l->retry_at - now_ms() : 0;
+
+	if (l->leader && until > 0 && until < d)
+		d = until;
+	return d;
 }
 
 static void reload_config(struct loop *l, const char *path)
@@ -930,6 +970,26 @@ static void drain(int fd)
 
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
+}
+
+/*
+ * The database connection is gone: try to get it back (LISTEN included).
+ * 1 when it is back, so a pass runs at once (notifications may have been missed).
+ */
+static int reconnect_db(struct loop *l)
+{
+	struct err e = ERR_INIT;
+
+	if (pgstate_reconnect(l->pg, &e)) {
+		if (!l->db_down_logged)
+			log_warnx("database unreachable, retrying every second: %s", e.msg);
+		l->db_down_logged = 1;
+		l->m.healthy = 0;
+		return 0;
+	}
+	log_info("database reconnected");
+	l->db_down_logged = 0;
+	return 1;
 }
 
 static int notified(struct loop *l)
@@ -982,12 +1042,14 @@ int loop_run(struct loop *l, const char *config_path, volatile sig_atomic_t *sto
 			break;
 		if (db >= 0 && notified(l) > 0)
 			next_pass = 0;                         /* fresh changes first */
+		if (pgstate_socket(l->pg) < 0 && reconnect_db(l))
+			next_pass = 0;
 		now = mono_ms();
 		if (now >= next_pass) {
 			pass_run(l);
 			l->renewed_at = mono_ms();
 			/* notifications that arrived during the pass are in libpq's queue */
-			next_pass = notified(l) > 0 ? mono_ms() : mono_ms() + jittered(l);
+			next_pass = notified(l) > 0 ? mono_ms() : mono_ms() + next_delay(l);
 		} else if (now >= renew_at) {
 			struct err e = ERR_INIT;
 			int was = l->leader;
