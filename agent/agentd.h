@@ -27,6 +27,7 @@
 #define AGENTD_CAPACITY_MAX 256      /* containers per agent, whatever --capacity says */
 #define AGENTD_CONNECTIONS_MAX 256   /* concurrent HTTP connections */
 
+/* String fields are lent: they must outlive the agent (argv does). */
 struct agentd_config {
 	const char *listen;          /* "ADDR:PORT" */
 	const char *id;              /* agent id, reported by health ("" ok) */

@@ -326,6 +326,11 @@ static int ah_observe(void *st, const struct agent_target *targets, size_t n, in
 		curl_multi_remove_handle(s->multi, xs[i].h);
 	for (i = 0; !rc && i < n; i++)
 		fenced |= observe_one(&targets[i], &xs[2 * i], &xs[2 * i + 1], &out[i]);
+	for (i = 0; rc && i < n; i++) {   /* could not try: every agent is unknown */
+		obs_agent_release(&out[i]);
+		str_copy(out[i].instance_id, sizeof(out[i].instance_id), targets[i].instance_id);
+		str_copy(out[i].error, sizeof(out[i].error), e ? e->msg : "observe failed");
+	}
 	for (i = 0; i < 2 * n; i++)
 		xfer_release(&xs[i]);
 	free(xs);
