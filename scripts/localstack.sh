@@ -46,16 +46,6 @@ REGION=us-east-1
 say() { echo "localstack: $*" >&2; }
 die() { echo "localstack: $*" >&2; exit 1; }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-		port_free "$p" && { echo "$p"; return; }
-	done
-	die "no free loopback port found"
-}
-
 # alive PIDFILE: the pid in it runs one of our binaries (not a recycled pid).
 alive() {
 	local pid exe
@@ -99,6 +89,7 @@ install_bins() {
 	local b
 	mkdir -p "$DIR/bin"
 	for b in $BINS; do
+		[ -n "${LOCALSTACK_NO_DAEMON:-}" ] && [ "$b" = spinupd ] && continue
 		[ -x "$SRC_BIN/$b" ] || die "$SRC_BIN/$b is not built; run make"
 		# copy then rename: a running copy keeps its old file
 		cp "$SRC_BIN/$b" "$DIR/bin/.$b.tmp" && mv -f "$DIR/bin/.$b.tmp" "$DIR/bin/$b"
@@ -149,6 +140,24 @@ exec '$DIR/bin/spinup-agent' --listen "\$addr:$AGENT_PORT" --id "\$id" \\
 	>>'$DIR/logs/instances'/"\$id.log" 2>&1
 EOS
 	chmod 755 "$f.tmp" && mv "$f.tmp" "$f"
+	f=$DIR/bin/instance-stop.sh
+	cat >"$f.tmp" <<EOS
+#!/bin/sh
+# instance-stop.sh ADDR ID - the provider terminates an instance: like a VM
+# powered off, its agent and workspaces die at once and its disk is gone.
+# Written by scripts/localstack.sh up; run by spinup-localcloud.
+id=\${2:?usage: instance-stop.sh ADDR ID}
+data='$DIR/instances'/\$id
+case "\$id" in *[!a-z0-9-]*) exit 2 ;; esac
+for p in /proc/[0-9]*; do
+	cwd=\$(readlink "\$p/cwd" 2>/dev/null) || continue
+	case "\$cwd" in "\$data"/*) kill -KILL "\${p#/proc/}" 2>/dev/null ;; esac
+done
+pkill -KILL -f "^$DIR/bin/spinup-agent --listen .* --data-dir \$data " 2>/dev/null
+rm -rf "\$data"
+exit 0
+EOS
+	chmod 755 "$f.tmp" && mv "$f.tmp" "$f"
 }
 
 start_devenv() {
@@ -160,31 +169,29 @@ start_devenv() {
 		{ tail -n 5 "$DIR/logs/spinctl.log" >&2; die "spinctl migrate failed"; }
 }
 
-wait_port() { # PORT SECONDS PIDFILE NAME
-	local i
-	for i in $(seq 1 $(($2 * 10))); do
-		port_free "$1" || return 0
-		alive "$3" || break
-		sleep 0.1
-	done
-	return 1
-}
-
 start_localcloud() {
-	local pf=$DIR/run/localcloud.pid log=$DIR/logs/localcloud.log
+	local pf=$DIR/run/localcloud.pid log=$DIR/logs/localcloud.log i
 	alive "$pf" && return 0
-	[ -n "${CLOUD_PORT:-}" ] && port_free "$CLOUD_PORT" || CLOUD_PORT=$(pick_port)
+	rm -f "$DIR/run/localcloud.port"
 	(
 		cd "$DIR"
-		exec setsid "$DIR/bin/spinup-localcloud" --listen "127.0.0.1:$CLOUD_PORT" \
-			--region "$REGION" --credentials-file "$DIR/secrets/aws-credentials" \
+		exec setsid "$DIR/bin/spinup-localcloud" --listen 127.0.0.1:0 \
+			--port-file "$DIR/run/localcloud.port" --region "$REGION" \
+			--credentials-file "$DIR/secrets/aws-credentials" \
 			--group "$GROUP" --max-size "$MAX_SIZE" --boot-delay-ms "$BOOT_DELAY" \
 			--instance-cmd "$DIR/bin/instance.sh {addr} {id}" \
+			--stop-cmd "$DIR/bin/instance-stop.sh {addr} {id}" \
 			>>"$log" 2>&1 </dev/null
 	) &
 	echo $! >"$pf"
-	wait_port "$CLOUD_PORT" 10 "$pf" ||
+	for i in $(seq 1 100); do
+		[ -s "$DIR/run/localcloud.port" ] && break
+		kill -0 "$(cat "$pf")" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -s "$DIR/run/localcloud.port" ] ||
 		{ tail -n 20 "$log" >&2; die "spinup-localcloud did not start (log: $log)"; }
+	CLOUD_PORT=$(cat "$DIR/run/localcloud.port")
 }
 
 start_spinupd() {
@@ -233,7 +240,6 @@ up() {
 	make_secrets
 	write_instance_cmd
 	start_devenv
-	CLOUD_PORT=${CLOUD_PORT:-}
 	start_localcloud
 	save_state
 	if [ -z "${LOCALSTACK_NO_DAEMON:-}" ]; then
