@@ -8,12 +8,15 @@
 
 /* Signal state: the only file-scope variables besides the log's. */
 static int sig_pipe[2] = { -1, -1 };
-static volatile sig_atomic_t sig_term, sig_chld;
+static volatile sig_atomic_t sig_term, sig_chld, sig_hup;
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 void agentd_config_defaults(struct agentd_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->listen = "127.0.0.1:7070";
+	c->listen = "127.0.0.1:" STRINGIFY(AGENTWIRE_DEFAULT_PORT);
 	c->id = "";
 	c->data_dir = "/var/lib/spinup-agent";
 	c->secret_file = "/etc/spinup/agent.secret";
@@ -114,6 +117,7 @@ static int runtime_open(struct agentd *a, struct err *e)
 		d.container_port = a->cfg.docker_port;
 		d.mount_point = "/home/coder/project";
 		d.timeout_ms = 30000;
+		d.self_exe = a->cfg.self_exe;
 		a->rt = rt_docker_new(&d, e);
 	} else {
 		return err_set(e, SP_EINVAL, "unknown runtime '%s' (process or docker)",
@@ -144,6 +148,26 @@ static int mhd_open(struct agentd *a, int port, struct err *e)
 	di = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	a->port = di ? di->port : port;
 	return 0;
+}
+
+int agentd_check(const struct agentd_config *c, struct err *e)
+{
+	struct agentd a;
+	char addr[INET_ADDRSTRLEN];
+	int port, rc;
+
+	memset(&a, 0, sizeof(a));
+	a.cfg = *c;
+	rc = validate(c, e);
+	if (!rc)
+		rc = parse_listen(c->listen, addr, sizeof(addr), &port, e);
+	if (!rc)
+		rc = agentsig_key_load(&a.key, c->secret_file, e);
+	if (!rc)
+		rc = runtime_open(&a, e);
+	runtime_free(a.rt);
+	agentsig_key_wipe(&a.key);
+	return rc;
 }
 
 struct agentd *agentd_new(const struct agentd_config *c, struct err *e)
@@ -210,6 +234,8 @@ static void on_signal(int sig)
 
 	if (sig == SIGCHLD)
 		sig_chld = 1;
+	else if (sig == SIGHUP)
+		sig_hup = 1;
 	else
 		sig_term = 1;
 	if (sig_pipe[1] >= 0 && write(sig_pipe[1], &b, 1) < 0) {
@@ -230,6 +256,7 @@ static int signals_install(struct err *e)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
@@ -248,6 +275,21 @@ static void drain_begin(struct agentd *a)
 		close(ls);
 	log_info("draining: no new connections, finishing %d in-flight requests",
 		 a->live_reqs);
+}
+
+/* SIGHUP: re-read the secret file (rotation); a file that fails the checks keeps the old key. */
+static void reload_secret(struct agentd *a)
+{
+	struct agentsig_key k;
+	struct err e = ERR_INIT;
+
+	if (agentsig_key_load(&k, a->cfg.secret_file, &e) < 0) {
+		log_warnx("secret not reloaded, keeping the current one: %s", e.msg);
+		return;
+	}
+	a->key = k;
+	agentsig_key_wipe(&k);
+	log_info("secret reloaded from %s", a->cfg.secret_file);
 }
 
 static int jobs_running(const struct agentd *a)
@@ -271,10 +313,10 @@ static void drain_abort(struct agentd *a)
 			agentd_op_fail(r, 503, "draining", "agent is shutting down");
 }
 
-static long loop_timeout(struct agentd *a, int64_t next_tick)
+static long loop_timeout(struct agentd *a, int64_t next_tick, int64_t next_probe)
 {
 	MHD_UNSIGNED_LONG_LONG mt;
-	int64_t t = next_tick - agentd_mono_ms();
+	int64_t t = (next_probe < next_tick ? next_probe : next_tick) - agentd_mono_ms();
 
 	if (MHD_get_timeout(a->mhd, &mt) == MHD_YES && (int64_t)mt < t)
 		t = (int64_t)mt;
@@ -285,7 +327,7 @@ int agentd_run(struct agentd *a, struct err *e)
 {
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	struct curl_waitfd fds[2];
-	int64_t next_tick = 0;
+	int64_t next_tick = 0, next_probe = INT64_MAX;
 	char buf[64];
 	size_t i;
 	int rc;
@@ -307,12 +349,16 @@ int agentd_run(struct agentd *a, struct err *e)
 		fds[1].fd = sig_pipe[0];
 		fds[1].events = CURL_WAIT_POLLIN;
 		fds[1].revents = 0;
-		curl_multi_poll(a->multi, fds, 2, (int)loop_timeout(a, next_tick), NULL);
+		curl_multi_poll(a->multi, fds, 2, (int)loop_timeout(a, next_tick, next_probe), NULL);
 		while (read(sig_pipe[0], buf, sizeof(buf)) > 0)
 			;
 		if (sig_chld) {
 			sig_chld = 0;
 			agentd_reap(a);
+		}
+		if (sig_hup) {
+			sig_hup = 0;
+			reload_secret(a);
 		}
 		if (sig_term)
 			drain_begin(a);
@@ -321,6 +367,7 @@ int agentd_run(struct agentd *a, struct err *e)
 			agentd_supervise(a);
 			next_tick = agentd_mono_ms() + TICK_MS;
 		}
+		next_probe = agentd_probes_start(a, agentd_mono_ms());
 		MHD_run(a->mhd);
 		if (a->draining && a->live_reqs == 0 && !jobs_running(a))
 			break;

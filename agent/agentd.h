@@ -54,11 +54,24 @@ void agentd_config_defaults(struct agentd_config *c);
 
 struct agentd;
 
+/* Check the configuration (flags, secret file, commands, runtime) without starting. */
+int agentd_check(const struct agentd_config *c, struct err *e);
 struct agentd *agentd_new(const struct agentd_config *c, struct err *e);
-/* Serve until SIGTERM or SIGINT, then drain; installs the signal handlers. */
+/*
+ * Serve until SIGTERM or SIGINT, then drain; SIGHUP re-reads the secret
+ * file (a file that fails the checks keeps the current key). Installs the
+ * signal handlers.
+ */
 int agentd_run(struct agentd *a, struct err *e);
 /* The port actually bound (useful with port 0). */
 int agentd_port(const struct agentd *a);
 void agentd_free(struct agentd *a);
+
+/*
+ * "The instance is gone": SIGKILL every workspace process group recorded in
+ * data_dir's state file (process runtime), for a local provider terminating
+ * an instance. Stop the agent first, or it restarts them. Sets *killed.
+ */
+int agentd_kill_workspaces(const char *data_dir, int *killed, struct err *e);
 
 #endif

@@ -44,6 +44,7 @@
 #define SNAPSHOT_MARKER ".spinup-snapshot"  /* written before every sync-back */
 #define TICK_MS 1000
 #define PROBE_TIMEOUT_MS 2000
+#define PROBE_FIRST_MS 25                 /* first probes after a start: 25, 50, 100 ... ms */
 #define PROBE_NOT_READY_MS 500
 #define PROBE_READY_MS 5000
 #define BACKOFF_MIN_MS 1000
@@ -52,7 +53,7 @@
 #define JOB_TAIL_MAX 160                  /* bytes of a failed command's output in messages */
 
 enum phase { PH_RESTORING, PH_RUNNING, PH_BACKOFF, PH_STOPPED, PH_FAILED, PH_MAX };
-enum job_kind { JOB_NONE, JOB_RESTORE, JOB_SYNC };
+enum job_kind { JOB_NONE, JOB_RESTORE, JOB_SYNC, JOB_PREPARE };
 enum op_kind { OP_SYNC, OP_STOP, OP_REMOVE };
 
 /* One HTTP request; the connection's con_cls. Ops wait in a container's queue. */
@@ -68,6 +69,7 @@ struct reqctx {
 	int64_t wsid;
 	int sync_first;
 	int synced;             /* this op's sync ran and succeeded */
+	int sync_passed;        /* the op may go on: synced, or nothing to sync with */
 	struct reqctx *next;
 };
 
@@ -87,6 +89,7 @@ struct ct {
 	enum phase phase;
 	struct rt_handle h;
 	int ready, restarts, streak, dirty, restore_failed;
+	int probe_tries;                          /* failed probes since start: quick at first */
 	int64_t started_at, last_sync_at;         /* wall ms */
 	enum sync_result last_sync;
 	char message[OBS_MSG_MAX + 1];
@@ -126,6 +129,8 @@ json_t *agentd_ct_json(const struct ct *c);          /* new reference, the API's
 void agentd_ct_free(struct agentd *a, struct ct *c); /* drop the record (not the workspace) */
 void agentd_ct_restore(struct agentd *a, struct ct *c);          /* restore, then start */
 void agentd_ct_start_workspace(struct agentd *a, struct ct *c);  /* files in place: start */
+/* Files in place: run the runtime's prepare step (a job) if it has one, then start. */
+void agentd_ct_launch(struct agentd *a, struct ct *c);
 /* Run c's queued ops until one must wait for a sync job. */
 void agentd_ct_advance(struct agentd *a, struct ct *c);
 /* Decide a request's answer (resumes its connection when suspended); takes body. */
@@ -135,6 +140,8 @@ void agentd_op_fail(struct reqctx *r, unsigned status, const char *code, const c
 struct reqctx *agentd_op_pop(struct ct *c);
 json_t *agentd_err_json(const char *code, const char *msg);  /* {"code","message"} */
 void agentd_probes_collect(struct agentd *a);   /* readiness probe results */
+/* Start the probes that are due; returns when the next one is (mono ms, INT64_MAX none). */
+int64_t agentd_probes_start(struct agentd *a, int64_t now);
 void agentd_supervise(struct agentd *a);        /* the one-second tick */
 void agentd_reap(struct agentd *a);             /* after SIGCHLD */
 

@@ -295,7 +295,7 @@ static enum MHD_Result handle_ensure(struct agentd *a, struct reqctx *r, int64_t
 			agentd_ct_restore(a, c);
 		} else {
 			action = "started";
-			agentd_ct_start_workspace(a, c);
+			agentd_ct_launch(a, c);
 		}
 		agentd_state_save(a);
 	}

@@ -31,6 +31,12 @@ int64_t agentd_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static const char *job_name(enum job_kind k)
+{
+	return k == JOB_RESTORE ? "restore" : k == JOB_SYNC ? "sync" : k == JOB_PREPARE ?
+	       "prepare" : "none";
+}
+
 /* ---- containers ---------------------------------------------------------------- */
 
 struct ct *agentd_ct_find(struct agentd *a, int64_t id)
@@ -104,8 +110,8 @@ json_t *agentd_ct_json(const struct ct *c)
 		json_object_set_new(j, "workspace_name", json_string(c->req.workspace_name));
 		json_object_set_new(j, "phase", json_string(agentd_phase_name(c->phase)));
 		json_object_set_new(j, "dirty", json_boolean(c->dirty));
-		json_object_set_new(j, "job", json_string(c->job.pid == 0 ? "none" :
-			c->job.kind == JOB_RESTORE ? "restore" : "sync"));
+		json_object_set_new(j, "job", json_string(c->job.pid ? job_name(c->job.kind) :
+							     "none"));
 	}
 	return j;
 }
@@ -196,12 +202,35 @@ static int write_marker(const struct ct *c, struct err *e)
 	return rc;
 }
 
+/* Run cmd as c's job (output to its job log, killed after --sync-timeout). */
+static int job_spawn(struct agentd *a, struct ct *c, enum job_kind kind, const char *cmd,
+		     struct reqctx *op, struct err *e)
+{
+	char log[PATH_MAX];
+	int rc;
+
+	job_log_path(a, c, log, sizeof(log));
+	unlink(log);
+	rc = rt_spawn_shell(cmd, c->dir, log, &c->job.pid, e);
+	if (rc)
+		return rc;
+	c->job.kind = kind;
+	c->job.deadline = agentd_mono_ms() + (int64_t)a->cfg.sync_timeout_s * 1000;
+	c->job.timed_out = 0;
+	c->job.op = op;
+	if (kind == JOB_SYNC)
+		c->last_sync = SYNC_RUNNING;
+	log_info("container %s %s started pid=%d", c->name, job_name(kind), (int)c->job.pid);
+	return 0;
+}
+
+/* Start the restore or sync command of c. */
 static int job_start(struct agentd *a, struct ct *c, enum job_kind kind, struct reqctx *op,
 		     struct err *e)
 {
 	const char *tpl = kind == JOB_RESTORE ? a->cfg.restore_cmd : a->cfg.sync_cmd;
 	struct strbuf cmd = STRBUF_INIT;
-	char id[24], log[PATH_MAX];
+	char id[24];
 	int rc = 0;
 
 	snprintf(id, sizeof(id), "%lld", (long long)c->req.workspace_id);
@@ -215,20 +244,8 @@ static int job_start(struct agentd *a, struct ct *c, enum job_kind kind, struct 
 	}
 	if (!rc && kind == JOB_SYNC)
 		rc = write_marker(c, e);
-	job_log_path(a, c, log, sizeof(log));
-	unlink(log);
 	if (!rc)
-		rc = rt_spawn_shell(cmd.buf, c->dir, log, &c->job.pid, e);
-	if (!rc) {
-		c->job.kind = kind;
-		c->job.deadline = agentd_mono_ms() + (int64_t)a->cfg.sync_timeout_s * 1000;
-		c->job.timed_out = 0;
-		c->job.op = op;
-		if (kind == JOB_SYNC)
-			c->last_sync = SYNC_RUNNING;
-		log_info("container %s %s started pid=%d", c->name,
-			 kind == JOB_RESTORE ? "restore" : "sync", (int)c->job.pid);
-	}
+		rc = job_spawn(a, c, kind, cmd.buf, op, e);
 	strbuf_release(&cmd);
 	return rc;
 }
@@ -258,7 +275,8 @@ void agentd_ct_start_workspace(struct agentd *a, struct ct *c)
 	c->started_at = agentd_wall_ms();
 	c->run_since = agentd_mono_ms();
 	c->ready = 0;
-	c->next_probe = agentd_mono_ms();
+	c->next_probe = agentd_mono_ms() + PROBE_FIRST_MS;
+	c->probe_tries = 0;
 	c->next_sync = agentd_mono_ms() + (int64_t)a->cfg.sync_interval_s * 1000;
 	c->kill_at = 0;
 	c->dirty = 1;
@@ -293,11 +311,46 @@ static void restore_finished(struct agentd *a, struct ct *c, int ok, const char 
 		return;
 	}
 	c->restore_failed = 0;
+	agentd_ct_launch(a, c);
+}
+
+/* The prepare job (or none) finished: start, unless a stop or remove waits. */
+static void prepare_finished(struct agentd *a, struct ct *c, int ok, const char *why)
+{
+	if (!ok) {
+		ct_message(c, "could not prepare workspace: %s", why);
+		ct_set_phase(c, PH_FAILED, "prepare failed");
+		log_warnx("container %s: %s", c->name, c->message);
+		return;
+	}
 	if (stop_queued(c)) {
-		ct_set_phase(c, PH_STOPPED, "restored; not started, a stop or remove is queued");
+		ct_set_phase(c, PH_STOPPED, "not started, a stop or remove is queued");
 		return;
 	}
 	agentd_ct_start_workspace(a, c);
+}
+
+void agentd_ct_launch(struct agentd *a, struct ct *c)
+{
+	struct strbuf cmd = STRBUF_INIT;
+	struct rt_spec s;
+	struct err e = ERR_INIT;
+	char log[PATH_MAX];
+	int rc = 0;
+
+	agentd_ct_spec(a, c, &s, log, sizeof(log));
+	if (a->rt->ops->prepare)
+		rc = a->rt->ops->prepare(a->rt->state, &s, &cmd, &e);
+	if (!rc && cmd.len) {
+		ct_set_phase(c, PH_RESTORING, "preparing the runtime");
+		rc = job_spawn(a, c, JOB_PREPARE, cmd.buf, NULL, &e);
+		if (!rc) {
+			strbuf_release(&cmd);
+			return;
+		}
+	}
+	strbuf_release(&cmd);
+	prepare_finished(a, c, rc == 0, e.msg);
 }
 
 /* Begin restoring files into c->dir (first start, or retry after a failed restore). */
@@ -363,32 +416,36 @@ static int op_needs_sync(const struct ct *c, const struct reqctx *r)
 	return r->sync_first && c->dirty;
 }
 
-static void ct_stop_workspace(struct agentd *a, struct ct *c)
+/* Stop the workspace (graceful; SIGKILL after the grace period). 0 or the runtime's error. */
+static int ct_stop_workspace(struct agentd *a, struct ct *c, struct err *e)
 {
 	struct rt_spec s;
-	struct err e = ERR_INIT;
 	char log[PATH_MAX];
 
 	agentd_ct_spec(a, c, &s, log, sizeof(log));
-	if (c->phase == PH_RUNNING && a->rt->ops->stop(a->rt->state, &s, &c->h, 0, &e) < 0)
-		log_warnx("container %s: %s", c->name, e.msg);
+	if (c->phase == PH_RUNNING && a->rt->ops->stop(a->rt->state, &s, &c->h, 0, e) < 0)
+		return e ? e->code : SP_EIO;
 	c->kill_at = agentd_mono_ms() + (int64_t)a->cfg.stop_grace_s * 1000;
 	c->ready = 0;
 	probe_cancel(a, c);
 	ct_set_phase(c, PH_STOPPED, "stop requested");
+	return 0;
 }
 
-/* Remove c (its workspace, its files) and answer every op still queued on it. */
-static void ct_remove(struct agentd *a, struct ct *c)
+/*
+ * Remove c (its workspace, its files) and answer every op still queued on
+ * it. When the runtime cannot remove the workspace, nothing is dropped:
+ * 0 or the runtime's error, c then still exists.
+ */
+static int ct_remove(struct agentd *a, struct ct *c, struct err *e)
 {
 	struct rt_spec s;
-	struct err e = ERR_INIT;
 	char log[PATH_MAX], jlog[PATH_MAX];
 	struct reqctx *r;
 
 	agentd_ct_spec(a, c, &s, log, sizeof(log));
-	if (a->rt->ops->remove(a->rt->state, &s, &c->h, &e) < 0)
-		log_warnx("container %s: %s", c->name, e.msg);
+	if (a->rt->ops->remove(a->rt->state, &s, &c->h, e) < 0)
+		return e ? e->code : SP_EIO;
 	nftw(c->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	job_log_path(a, c, jlog, sizeof(jlog));
 	unlink(jlog);
@@ -401,11 +458,13 @@ static void ct_remove(struct agentd *a, struct ct *c)
 			agentd_op_fail(r, 404, "not_found", "container %s was removed", c->name);
 	}
 	agentd_ct_free(a, c);
+	return 0;
 }
 
 /* Carry out an op whose sync (if it needed one) is done. Returns 1 if c was freed. */
 static int op_perform(struct agentd *a, struct ct *c, struct reqctx *r)
 {
+	struct err e = ERR_INIT;
 	int synced = r->synced;
 
 	agentd_op_pop(c);
@@ -414,16 +473,24 @@ static int op_perform(struct agentd *a, struct ct *c, struct reqctx *r)
 		agentd_op_respond(r, 200, json_pack("{so}", "container", agentd_ct_json(c)));
 		return 0;
 	case OP_STOP:
-		if (c->phase != PH_STOPPED)
-			ct_stop_workspace(a, c);
+		if (c->phase != PH_STOPPED && ct_stop_workspace(a, c, &e) < 0) {
+			agentd_op_fail(r, 502, "runtime_failed", "could not stop container %s: %s",
+				       c->name, e.msg);
+			return 0;
+		}
 		if (synced)
 			c->dirty = 0;
-		agentd_op_respond(r, 200, json_pack("{sb so}", "synced", synced, "container", agentd_ct_json(c)));
+		agentd_op_respond(r, 200, json_pack("{sb so}", "synced", synced, "container",
+						    agentd_ct_json(c)));
 		return 0;
 	case OP_REMOVE:
+		if (ct_remove(a, c, &e) < 0) {
+			agentd_op_fail(r, 502, "runtime_failed", "could not remove container %s: %s",
+				       c->name, e.msg);
+			return 0;
+		}
 		agentd_op_respond(r, 200, json_pack("{sb sb sb}", "removed", 1, "existed", 1,
-					     "synced", synced));
-		ct_remove(a, c);
+						    "synced", synced));
 		return 1;
 	}
 	return 0;
@@ -436,7 +503,7 @@ void agentd_ct_advance(struct agentd *a, struct ct *c)
 	struct err e = ERR_INIT;
 
 	while ((r = c->ops) != NULL && c->job.pid == 0) {
-		if (op_needs_sync(c, r) && !r->synced) {
+		if (op_needs_sync(c, r) && !r->sync_passed) {
 			if (c->restore_failed) {
 				agentd_op_pop(c);
 				agentd_op_fail(r, 409, "restore_failed",
@@ -454,7 +521,7 @@ void agentd_ct_advance(struct agentd *a, struct ct *c)
 				}
 				return;
 			}
-			r->synced = 1;   /* no sync command configured: nothing to copy */
+			r->sync_passed = 1;   /* no sync command configured: nothing to copy */
 		}
 		if (op_perform(a, c, r))
 			return;
@@ -478,10 +545,12 @@ static void job_done(struct agentd *a, struct ct *c, int status)
 	else
 		snprintf(why, sizeof(why), "command killed by signal %d",
 			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-	log_info("container %s %s finished ok=%d%s%s", c->name,
-		 j.kind == JOB_RESTORE ? "restore" : "sync", ok, ok ? "" : " reason=", ok ? "" : why);
+	log_info("container %s %s finished ok=%d%s%s", c->name, job_name(j.kind), ok,
+		 ok ? "" : " reason=", ok ? "" : why);
 	if (j.kind == JOB_RESTORE) {
 		restore_finished(a, c, ok, why);
+	} else if (j.kind == JOB_PREPARE) {
+		prepare_finished(a, c, ok, why);
 	} else {
 		c->last_sync = ok ? SYNC_OK : SYNC_FAILED;
 		c->last_sync_at = agentd_wall_ms();
@@ -493,6 +562,7 @@ static void job_done(struct agentd *a, struct ct *c, int status)
 			c->dirty = 0;
 		if (j.op && ok) {
 			j.op->synced = 1;
+			j.op->sync_passed = 1;
 		} else if (j.op) {
 			if (agentd_op_pop(c) == j.op)
 				agentd_op_fail(j.op, 502, "sync_failed", "container %s: %s; not stopped",
@@ -555,8 +625,35 @@ void agentd_probes_collect(struct agentd *a)
 		if (ready != c->ready)
 			log_info("container %s ready %d -> %d", c->name, c->ready, ready);
 		c->ready = ready;
-		c->next_probe = agentd_mono_ms() + (ready ? PROBE_READY_MS : PROBE_NOT_READY_MS);
+		if (ready) {
+			c->next_probe = agentd_mono_ms() + PROBE_READY_MS;
+		} else {
+			int64_t wait = (int64_t)PROBE_FIRST_MS << (c->probe_tries < 5 ?
+								   c->probe_tries : 5);
+
+			c->probe_tries++;
+			c->next_probe = agentd_mono_ms() + (wait < PROBE_NOT_READY_MS ? wait :
+							     PROBE_NOT_READY_MS);
+		}
 	}
+}
+
+int64_t agentd_probes_start(struct agentd *a, int64_t now)
+{
+	int64_t next = INT64_MAX;
+	size_t i;
+
+	for (i = 0; i < a->nct; i++) {
+		struct ct *c = a->cts[i];
+
+		if (c->phase != PH_RUNNING || c->probe)
+			continue;
+		if (now >= c->next_probe)
+			probe_start(a, c);
+		else if (c->next_probe < next)
+			next = c->next_probe;
+	}
+	return next;
 }
 
 static void ct_crashed(struct ct *c, const struct rt_status *st, int64_t now)
@@ -606,8 +703,6 @@ static void ct_supervise(struct agentd *a, struct ct *c, int64_t now)
 		a->rt->ops->stop(a->rt->state, &s, &c->h, 1, &e);
 		c->kill_at = 0;
 	}
-	if (c->phase == PH_RUNNING && !c->probe && now >= c->next_probe)
-		probe_start(a, c);
 	if (c->phase == PH_RUNNING && a->cfg.sync_cmd && a->cfg.sync_interval_s > 0 &&
 	    !c->job.pid && !c->ops && !c->restore_failed && now >= c->next_sync) {
 		c->next_sync = now + (int64_t)a->cfg.sync_interval_s * 1000;

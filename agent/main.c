@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "agentd.h"
+#include "runtime.h"
 #include "../drivers/agenthttp.h"
 #include "wsstub.h"
 #include "../drivers/log.h"
@@ -23,9 +24,11 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: spinup-agent [options]\n"
+"usage: spinup-agent [options]          (SIGHUP re-reads the secret file)\n"
 "       spinup-agent workspace --listen ADDR:PORT --dir DIR\n"
 "       spinup-agent call --secret-file PATH [--epoch N] ADDR:PORT METHOD PATH [BODY]\n"
+"       spinup-agent docker-pull [--docker-socket P] [--docker-url U] IMAGE\n"
+"       spinup-agent kill-workspaces --data-dir DIR   (after the agent stopped)\n"
 "\n"
 "options:\n"
 "  --listen ADDR:PORT     API address (default 127.0.0.1:7070)\n"
@@ -48,6 +51,7 @@ static void usage(FILE *f)
 "  --docker-socket PATH   Engine API socket (default /var/run/docker.sock)\n"
 "  --docker-url URL       Engine API base URL (default http://localhost/v1.43)\n"
 "  --docker-port N        port the workspace image listens on (default 8080)\n"
+"  -n, --check            check the configuration, print \"configuration OK\", exit\n"
 "  --debug                verbose logs\n"
 "  --help                 this text\n");
 }
@@ -109,6 +113,80 @@ static int cmd_workspace(int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+/* Kill the workspaces an agent left running (a local provider terminating an instance). */
+static int cmd_kill_workspaces(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = NULL;
+	struct err e = ERR_INIT;
+	int c, killed = 0;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'd') {
+			usage(stderr);
+			return 2;
+		}
+		dir = optarg;
+	}
+	if (!dir) {
+		usage(stderr);
+		return 2;
+	}
+	if (agentd_kill_workspaces(dir, &killed, &e) < 0) {
+		log_warnx("kill-workspaces: %s", e.msg);
+		return 1;
+	}
+	printf("killed %d workspace process groups\n", killed);
+	return 0;
+}
+
+/* Pull an image through the Engine API: the agent runs this as a job. */
+static int cmd_docker_pull(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "docker-socket", required_argument, NULL, 's' },
+		{ "docker-url", required_argument, NULL, 'u' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rt_docker_opts o;
+	struct err e = ERR_INIT;
+	long timeout_ms = 600000;
+	char *end;
+	int c, rc;
+
+	memset(&o, 0, sizeof(o));
+	o.socket_path = "/var/run/docker.sock";
+	o.base_url = "http://localhost/v1.43";
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': o.socket_path = *optarg ? optarg : NULL; break;
+		case 'u': o.base_url = optarg; break;
+		case 't':
+			timeout_ms = strtol(optarg, &end, 10);
+			if (*end || timeout_ms <= 0)
+				return 2;
+			break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		usage(stderr);
+		return 2;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = rt_docker_pull(&o, argv[optind], timeout_ms, &e);
+	if (rc)
+		log_warnx("docker-pull: %s", e.msg);
+	else
+		log_info("docker-pull: pulled %s", argv[optind]);
+	curl_global_cleanup();
+	return rc ? 1 : 0;
 }
 
 /* A signed request to an agent, for operators and scripts: body to stdout. */
@@ -176,7 +254,7 @@ static int cmd_call(int argc, char **argv)
 enum { O_SYNC_INTERVAL = 256, O_SYNC_TIMEOUT, O_DRAIN, O_GRACE, O_DSOCK, O_DURL, O_DPORT,
        O_DEBUG };
 
-static int parse_args(int argc, char **argv, struct agentd_config *cfg)
+static int parse_args(int argc, char **argv, struct agentd_config *cfg, int *check)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -198,12 +276,14 @@ static int parse_args(int argc, char **argv, struct agentd_config *cfg)
 		{ "docker-port", required_argument, NULL, O_DPORT },
 		{ "debug", no_argument, NULL, O_DEBUG },
 		{ "help", no_argument, NULL, 'h' },
+		{ "check", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n", opts, NULL)) != -1) {
 		switch (c) {
+		case 'n': *check = 1; break;
 		case 'l': cfg->listen = optarg; break;
 		case 'i': cfg->id = optarg; break;
 		case 's': cfg->secret_file = optarg; break;
@@ -244,21 +324,33 @@ int main(int argc, char **argv)
 	struct agentd *a;
 	char self[PATH_MAX];
 	ssize_t n;
-	int rc;
+	int rc, check = 0;
 
 	log_init("spinup-agent", LOG_LVL_INFO);
 	if (argc > 1 && !strcmp(argv[1], "workspace"))
 		return cmd_workspace(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "call"))
 		return cmd_call(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "kill-workspaces"))
+		return cmd_kill_workspaces(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "docker-pull"))
+		return cmd_docker_pull(argc - 1, argv + 1);
 	agentd_config_defaults(&cfg);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		self[n] = '\0';
 		cfg.self_exe = self;
 	}
-	if (parse_args(argc, argv, &cfg) < 0)
+	if (parse_args(argc, argv, &cfg, &check) < 0)
 		return 2;
+	if (check) {
+		if (agentd_check(&cfg, &e) < 0) {
+			log_warnx("configuration: %s", e.msg);
+			return 1;
+		}
+		printf("configuration OK\n");
+		return 0;
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("could not initialise libcurl");
 	a = agentd_new(&cfg, &e);

@@ -5,8 +5,9 @@
  * restarted agent finds them again; create of an existing name (409) adopts
  * the container when its label matches.
  *
- * Each call blocks for at most opts.timeout_ms (an image pull for
- * 10 x that); the agent's loop accepts that for a local socket.
+ * Each call blocks for at most opts.timeout_ms; the agent's loop accepts
+ * that for a local socket. An image pull, which can take minutes, runs as
+ * a child process ("spinup-agent docker-pull", see prepare) instead.
  */
 #include "runtime.h"
 
@@ -17,6 +18,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "cmdtpl.h"
 #include "../model/strbuf.h"
 #include "../model/banned.h"
 
@@ -24,6 +26,7 @@
 #define DK_LABEL "spinup.workspace-id"
 
 struct rt_docker {
+	char *self_exe;
 	char *socket_path;
 	char *base_url;
 	int container_port;
@@ -131,10 +134,11 @@ static json_t *dk_create_body(struct rt_docker *d, const struct rt_spec *s)
 	return j;
 }
 
-static int dk_pull(struct rt_docker *d, const struct rt_spec *s, struct err *e)
+static int dk_pull_image(struct rt_docker *d, const char *image, long timeout_ms,
+			 struct err *e)
 {
 	struct strbuf path = STRBUF_INIT;
-	char *img = curl_easy_escape(NULL, s->req ? s->req->image : "", 0);
+	char *img = curl_easy_escape(NULL, image, 0);
 	json_t *out = NULL;
 	long status = 0;
 	int rc;
@@ -143,9 +147,9 @@ static int dk_pull(struct rt_docker *d, const struct rt_spec *s, struct err *e)
 		rc = err_set(e, SP_ENOMEM, "docker: out of memory");
 		goto out;
 	}
-	rc = dk_call(d, "POST", path.buf, NULL, d->timeout_ms * 10, &status, &out, e);
+	rc = dk_call(d, "POST", path.buf, NULL, timeout_ms, &status, &out, e);
 	if (!rc && status != 200)
-		rc = dk_fail(status, out, "pull the image of", s->name, e);
+		rc = dk_fail(status, out, "pull the image for", image, e);
 out:
 	curl_free(img);
 	json_decref(out);
@@ -199,7 +203,8 @@ static int dk_create(struct rt_docker *d, const struct rt_spec *s, struct rt_han
 		rc = dk_call(d, "POST", path, body, d->timeout_ms, &status, &out, e);
 		if (rc || status != 404 || tries > 0)
 			break;
-		rc = dk_pull(d, s, e);   /* 404 on create: no such image here */
+		/* 404 on create: no such image here (removed since prepare) */
+		rc = dk_pull_image(d, s->req ? s->req->image : "", d->timeout_ms * 10, e);
 		if (rc)
 			break;
 	}
@@ -312,12 +317,46 @@ static int dk_remove(void *st, const struct rt_spec *s, struct rt_handle *h, str
 	return rc;
 }
 
+/* Image missing: a "spinup-agent docker-pull" job pulls it outside the agent's loop. */
+static int dk_prepare(void *st, const struct rt_spec *s, struct strbuf *cmd, struct err *e)
+{
+	struct rt_docker *d = st;
+	struct strbuf path = STRBUF_INIT;
+	char tmo[24];
+	json_t *out = NULL;
+	long status = 0;
+	int rc;
+
+	if (!d->self_exe || !s->req || !s->req->image[0])
+		return 0;
+	rc = strbuf_addf(&path, "/images/%s/json", s->req->image) < 0 ?
+		err_set(e, SP_ELIMIT, "image name too long") : 0;
+	if (!rc)
+		rc = dk_call(d, "GET", path.buf, NULL, d->timeout_ms, &status, &out, e);
+	if (!rc && status == 404) {
+		const struct cmdtpl_var vars[] = {
+			{ "self", d->self_exe }, { "sock", d->socket_path ? d->socket_path : "" },
+			{ "url", d->base_url }, { "tmo", tmo }, { "image", s->req->image },
+		};
+
+		snprintf(tmo, sizeof(tmo), "%ld", d->timeout_ms * 20);
+		rc = cmdtpl_expand("exec {self} docker-pull --docker-socket {sock} --docker-url {url} "
+				   "--timeout-ms {tmo} {image}", vars, 5, cmd, e);
+	} else if (!rc && status != 200) {
+		rc = dk_fail(status, out, "inspect the image for", s->name, e);
+	}
+	json_decref(out);
+	strbuf_release(&path);
+	return rc;
+}
+
 static void dk_free(void *st)
 {
 	struct rt_docker *d = st;
 
 	if (!d)
 		return;
+	free(d->self_exe);
 	free(d->socket_path);
 	free(d->base_url);
 	free(d->mount_point);
@@ -330,8 +369,22 @@ static const struct runtime_ops dk_ops = {
 	.status = dk_status,
 	.stop = dk_stop,
 	.remove = dk_remove,
+	.prepare = dk_prepare,
 	.free = dk_free,
 };
+
+int rt_docker_pull(const struct rt_docker_opts *o, const char *image, long timeout_ms,
+		   struct err *e)
+{
+	struct rt_docker d;
+
+	memset(&d, 0, sizeof(d));
+	d.socket_path = (char *)o->socket_path;
+	d.base_url = (char *)o->base_url;
+	if (!d.base_url || !image || !*image)
+		return err_set(e, SP_EINVAL, "docker pull: no engine url or no image");
+	return dk_pull_image(&d, image, timeout_ms, e);
+}
 
 struct runtime *rt_docker_new(const struct rt_docker_opts *o, struct err *e)
 {
@@ -349,7 +402,9 @@ struct runtime *rt_docker_new(const struct rt_docker_opts *o, struct err *e)
 	d->base_url = strdup(o->base_url);
 	d->mount_point = strdup(o->mount_point ? o->mount_point : "/home/coder/project");
 	d->socket_path = o->socket_path ? strdup(o->socket_path) : NULL;
-	if (!d->base_url || !d->mount_point || (o->socket_path && !d->socket_path))
+	d->self_exe = o->self_exe ? strdup(o->self_exe) : NULL;
+	if (!d->base_url || !d->mount_point || (o->socket_path && !d->socket_path) ||
+	    (o->self_exe && !d->self_exe))
 		goto nomem;
 	d->container_port = o->container_port;
 	d->timeout_ms = o->timeout_ms;

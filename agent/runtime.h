@@ -24,6 +24,7 @@
 
 #include "../model/err.h"
 #include "../model/observed.h"
+#include "../model/strbuf.h"
 
 #define RT_ID_MAX 95
 
@@ -65,6 +66,12 @@ struct runtime_ops {
 		    struct err *e);
 	/* Kill and remove (the files in dir are the core's to remove). */
 	int (*remove)(void *st, const struct rt_spec *s, struct rt_handle *h, struct err *e);
+	/*
+	 * Optional (may be NULL): a slow step to run before start, as a shell
+	 * command appended to cmd (left empty when nothing is needed). The core
+	 * runs it as a child process, so an image pull never blocks the agent.
+	 */
+	int (*prepare)(void *st, const struct rt_spec *s, struct strbuf *cmd, struct err *e);
 	void (*free)(void *st);
 };
 
@@ -83,7 +90,15 @@ struct rt_docker_opts {
 	int container_port;      /* the port the image listens on (8080 for code-server) */
 	const char *mount_point; /* where dir is mounted in the container */
 	long timeout_ms;         /* per Engine API call */
+	const char *self_exe;    /* this binary, for "docker-pull" jobs; NULL: pull inline */
 };
+
+/*
+ * Pull image through the Engine API (blocking, up to timeout_ms): what the
+ * "spinup-agent docker-pull" job runs. 0 or a negative SP_E* code.
+ */
+int rt_docker_pull(const struct rt_docker_opts *o, const char *image, long timeout_ms,
+		   struct err *e);
 
 /* New runtimes; NULL with e set on bad options or allocation failure. */
 struct runtime *rt_process_new(const struct rt_process_opts *o, struct err *e);

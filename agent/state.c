@@ -148,6 +148,10 @@ int agentd_state_load(struct agentd *a, struct err *e)
 	if (!root)
 		return err_set(e, SP_EINVAL, "state file %s:%d:%d: %s", a->state_path, jerr.line,
 			       jerr.column, jerr.text);
+	if (json_integer_value(json_object_get(root, "version")) != 1) {
+		rc = err_set(e, SP_ESCHEMA, "state file %s has an unknown version", a->state_path);
+		goto out;
+	}
 	if (json_unpack(root, "{sI so}", "max_epoch", &epoch, "containers", &arr) < 0 ||
 	    !json_is_array(arr)) {
 		rc = err_set(e, SP_EINVAL, "state file %s: missing max_epoch or containers",
@@ -169,3 +173,28 @@ out:
 	return rc;
 }
 
+
+int agentd_kill_workspaces(const char *data_dir, int *killed, struct err *e)
+{
+	struct agentd *a = calloc(1, sizeof(*a));
+	int rc;
+
+	*killed = 0;
+	if (!a)
+		return err_set(e, SP_ENOMEM, "out of memory");
+	a->cfg.data_dir = data_dir;
+	snprintf(a->state_path, sizeof(a->state_path), "%s/" STATE_FILE, data_dir);
+	rc = agentd_state_load(a, e);
+	while (a->nct) {
+		struct ct *c = a->cts[0];
+		pid_t pid = c->h.pid;
+
+		/* only a group leader of its own session: never a recycled pid */
+		if (!rc && pid > 0 && !c->h.exited && kill(pid, 0) == 0 && getpgid(pid) == pid &&
+		    getsid(pid) == pid && kill(-pid, SIGKILL) == 0)
+			(*killed)++;
+		agentd_ct_free(a, c);
+	}
+	free(a);
+	return rc;
+}

@@ -9,7 +9,9 @@
  * observe() polls every target concurrently and fills out[i] for targets[i];
  * a target that did not answer gets out[i].observed = 0 and a reason in
  * out[i].error - never an empty container list (invariant 7). It returns 0
- * even when some agents failed; a negative code only when it could not try.
+ * even when some agents failed; a negative code only when it could not try,
+ * and SP_EFENCED (with out[] filled) when an agent refused the epoch as
+ * stale: the caller is no longer leader.
  *
  * Every request carries the caller's fencing epoch; an agent that has seen
  * a higher one refuses with SP_EFENCED (invariant 5). All mutations are

@@ -91,7 +91,8 @@ static int xfer_setup(struct agenthttp *s, struct xfer *x, CURL *h, const struct
 		rc = agentsig_nonce(nonce, e);
 	if (!rc)
 		rc = agentsig_sign(&s->key, method, path, ts, nonce, epoch, body, blen, sig, e);
-	if (!rc && strbuf_addf(&x->url, "http://%s:%d%s", t->address, t->port, path) < 0)
+	if (!rc && strbuf_addf(&x->url, strchr(t->address, ':') ? "http://[%s]:%d%s" :
+			       "http://%s:%d%s", t->address, t->port, path) < 0)
 		rc = err_set(e, SP_ELIMIT, "agent url too long");
 	snprintf(num, sizeof(num), "%" PRId64, ts);
 	if (!rc)

@@ -18,6 +18,7 @@
 #include "../model/observed.h"
 
 #define AGENTWIRE_API "/v1"
+#define AGENTWIRE_DEFAULT_PORT 7070           /* where spinup-agent listens unless told */
 #define AGENTWIRE_REQUEST_MAX (64 * 1024)     /* bytes of a request body */
 #define AGENTWIRE_RESPONSE_MAX (1024 * 1024)  /* bytes of a response body */
 #define AGENTWIRE_CONTAINERS_MAX 256          /* containers in one list */

@@ -50,6 +50,29 @@ enum manifest_kind { MANIFEST_POOL, MANIFEST_WORKSPACE, MANIFEST_KIND_MAX };
 
 const char *manifest_kind_name(enum manifest_kind k); /* "Pool", "Workspace" */
 
+/* manifest_doc.present bits: which spec fields the file wrote. */
+enum {
+	MF_POOL_ASG = 1u << 0,
+	MF_POOL_REGION = 1u << 1,
+	MF_POOL_SLOTS = 1u << 2,
+	MF_POOL_WARM = 1u << 3,
+	MF_POOL_MIN = 1u << 4,
+	MF_POOL_MAX = 1u << 5,
+	MF_POOL_PORT = 1u << 6,
+	MF_POOL_IMAGE = 1u << 7,
+	MF_WS_OWNER = 1u << 0,
+	MF_WS_POOL = 1u << 1,
+	MF_WS_STATE = 1u << 2,
+	MF_WS_TEMPLATE = 1u << 3,
+	MF_WS_IMAGE = 1u << 4,
+	MF_WS_CPU = 1u << 5,
+	MF_WS_MEMORY = 1u << 6,
+	MF_WS_BUCKET = 1u << 7,
+	MF_WS_PREFIX = 1u << 8,
+	MF_WS_IDLE = 1u << 9,
+	MF_WS_LABELS = 1u << 10
+};
+
 struct manifest_doc {
 	enum manifest_kind kind;
 	char file[MANIFEST_FILE_MAX + 1];

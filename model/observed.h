@@ -94,6 +94,7 @@ struct obs_container {
 	int restore_failed;                    /* sync-back forbidden (invariant 4) */
 	int restarts;
 	char message[OBS_MSG_MAX + 1];         /* last error, "" if none */
+	char image[256];                       /* image it runs; "" = not reported */
 };
 
 struct obs_agent {

@@ -12,6 +12,27 @@
  * ACT_DELETE_ROW) only on complete, fresh evidence, and never past a pool's
  * destructive budget (it switches the pool to observe-only instead).
  *
+ * The rules, as implemented (model/plan.c, plan_ws.c, plan_status.c):
+ *  - Placement: a workspace to run keeps its container, or its status
+ *    placement while that instance can hold it; otherwise it takes an idle
+ *    usable instance (InService, agent observed and healthy, not marked),
+ *    else the fullest with room (slots = the pool's, or fewer if the agent
+ *    reports fewer). A placement whose agent is unobserved, or an instance
+ *    unlisted inside launch_grace_ms, is waited for, never duplicated.
+ *  - Capacity: ceil(workspaces to run / slots) + warm, clamped to
+ *    [min, max], set absolutely when raising. Lowering needs complete
+ *    evidence and nobody waiting for a slot: capacity with no live instance
+ *    behind it is lowered by SetDesiredCapacity, else idle instances past
+ *    idle_cooldown_ms are terminated with decrement (never both in a pass).
+ *  - Output order per pool: workspace actions (by id), instance actions (by
+ *    id: orphan removals, protection, health, termination), then capacity.
+ *    Changes and events follow workspace order; pool_records are parallel
+ *    to the input pools; plan_output_format prints them by pool id.
+ *  - Every action with flag 0 for sync_first is one whose files must not (or
+ *    need not) go back to S3: restore failed, never ran, already synced.
+ *  - Actions are held (not emitted) while paused or observe-only; a held
+ *    remedy in a drift finding reads "held (why): ...".
+ *
  * Ownership: plan_input only borrows; plan_output owns its arrays and is
  * freed with plan_output_release().
  */
@@ -100,6 +121,8 @@ struct instance_record {
 	int unhealthy_passes;     /* consecutive passes with the agent down or unhealthy */
 	int marked_unhealthy;     /* SetInstanceHealth(Unhealthy) issued */
 	int64_t orphan_seen;      /* ms; an unowned container first seen (grace period) */
+	int ever_healthy;         /* its agent has been healthy at least once; 0 when not
+				     remembered: the register timeout then applies */
 };
 
 /* Per-pool safety state between passes (destructive budget window). */
@@ -183,6 +206,15 @@ int plan_compute(const struct plan_input *in, struct plan_output *out, struct er
 /* Derive the phase people see from the conditions and the spec. */
 enum ws_phase status_derive_phase(const struct workspace_spec *w,
 				  const struct workspace_status *st);
+
+/*
+ * Retry delay before attempt number `attempt` (1 = first retry) of a
+ * workspace: capped exponential backoff (backoff_base_ms doubling up to
+ * backoff_max_ms) with "equal jitter": a value in [d/2, d], chosen by a small
+ * deterministic hash of (seed, workspace_id, attempt). Pure.
+ */
+int64_t plan_backoff_ms(const struct plan_config *c, uint64_t seed, int64_t workspace_id,
+			int attempt);
 
 /* Print the plan as stable text (one line per item) for tests and --dry-run. */
 int plan_output_format(const struct plan_output *o, struct strbuf *out);

@@ -209,6 +209,33 @@ static void test_agent__refuses_bad_signature_and_unsigned(void **state)
 	strbuf_release(&log);
 }
 
+static void test_agent__sighup_rotates_the_secret(void **state)
+{
+	struct ctx *x = *state;
+	struct agentc *fresh;
+	char code[64];
+	int i;
+
+	start(x, NULL);
+	assert_int_equal(call(x, 0, "GET", "/v1/health", NULL), 200);
+	assert_int_equal(agentfx_write(x->f->secret, "rotated-secret-0123456789", 0600), 0);
+	fresh = agentfx_client(x->f);
+	assert_non_null(fresh);
+	kill(x->f->pid, SIGHUP);
+	for (i = 0; i < 100 && agentfx_call(fresh, x->f, 0, "GET", "/v1/health", NULL,
+					    &x->resp) != 200; i++)
+		agentfx_sleep_ms(50);
+	assert_int_equal(agentfx_call(fresh, x->f, 0, "GET", "/v1/health", NULL, &x->resp), 200);
+	assert_int_equal(call(x, 0, "GET", "/v1/health", NULL), 401);
+	assert_string_equal(resp_str(x, "code", code, sizeof(code)), "bad_signature");
+	/* a secret file others can read is not taken: the current key stays */
+	assert_int_equal(agentfx_write(x->f->secret, "leaked-secret-0123456789", 0644), 0);
+	kill(x->f->pid, SIGHUP);
+	agentfx_sleep_ms(300);
+	assert_int_equal(agentfx_call(fresh, x->f, 0, "GET", "/v1/health", NULL, &x->resp), 200);
+	agentc_free(fresh);
+}
+
 static long raw_call(struct ctx *x, int64_t ts, const char *nonce, int64_t epoch)
 {
 	struct agenthttp_raw raw = { ts, nonce };
@@ -599,6 +626,65 @@ static void test_agent__sigterm_finishes_inflight_requests(void **state)
 	strbuf_release(&b.resp);
 }
 
+static void test_agent__drain_deadline_answers_draining(void **state)
+{
+	struct ctx *x = *state;
+	char slow[1024];
+	const char *extra[] = { "--sync-cmd", slow, "--drain-timeout", "1", NULL };
+	struct bg_call b = { x, 0, STRBUF_INIT };
+	pthread_t th;
+	char code[64];
+
+	snprintf(slow, sizeof(slow), "while [ ! -e %s/never ]; do sleep 0.05; done", x->f->tmp);
+	start(x, extra);
+	assert_int_equal(ensure(x, 82, "p82", 0), 201);
+	assert_true(wait_field(x, 82, "state", "running"));
+	assert_int_equal(pthread_create(&th, NULL, bg_stop, &b), 0);
+	assert_true(wait_field(x, 82, "job", "sync"));
+	assert_int_equal(agentfx_signal_wait(x->f, SIGTERM), 0);   /* exits despite the stuck sync */
+	pthread_join(th, NULL);
+	assert_int_equal(b.status, 503);
+	strbuf_reset(&x->resp);
+	strbuf_addstr(&x->resp, b.resp.buf);
+	assert_string_equal(resp_str(x, "code", code, sizeof(code)), "draining");
+	strbuf_release(&b.resp);
+}
+
+static void test_agent__kill_workspaces_ends_what_the_agent_left(void **state)
+{
+	struct ctx *x = *state;
+	char port[2][16], cmd[PATH_MAX * 2];
+	struct strbuf out = STRBUF_INIT;
+	FILE *p;
+	int i;
+
+	start(x, NULL);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(ensure(x, 83 + i, "p83", 0), 201);
+		assert_true(wait_field(x, 83 + i, "ready", "true"));
+		ct_field(x, 83 + i, "port", port[i], sizeof(port[i]));
+	}
+	assert_int_equal(agentfx_signal_wait(x->f, SIGKILL), SIGKILL);
+	assert_int_equal(agentfx_plain("GET", x->f->addr, (int)strtol(port[0], NULL, 10), "/",
+				       NULL, &x->resp), 200);
+	snprintf(cmd, sizeof(cmd), "%s kill-workspaces --data-dir %s", agentfx_bin(), x->f->data);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (fgets(cmd, sizeof(cmd), p))
+		strbuf_addstr(&out, cmd);
+	assert_int_equal(pclose(p), 0);
+	assert_string_equal(out.buf, "killed 2 workspace process groups\n");
+	for (i = 0; i < 2; i++) {
+		int j, p2 = (int)strtol(port[i], NULL, 10);
+
+		for (j = 0; j < 100 && agentfx_plain("GET", x->f->addr, p2, "/", NULL, &x->resp) > 0;
+		     j++)
+			agentfx_sleep_ms(50);
+		assert_int_equal(agentfx_plain("GET", x->f->addr, p2, "/", NULL, &x->resp), -1);
+	}
+	strbuf_release(&out);
+}
+
 /* ---- limits ------------------------------------------------------------------------------ */
 
 static void test_agent__limits_are_json_errors(void **state)
@@ -639,6 +725,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_agent__refuses_secret_readable_by_others),
 		T(test_agent__refuses_bad_signature_and_unsigned),
+		T(test_agent__sighup_rotates_the_secret),
 		T(test_agent__refuses_clock_skew_either_way),
 		T(test_agent__refuses_replay),
 		T(test_agent__refuses_stale_epoch_and_remembers_it),
@@ -654,6 +741,8 @@ int main(void)
 		T(test_agent__crash_is_restarted_with_backoff),
 		T(test_agent__sigterm_leaves_workspaces_running),
 		T(test_agent__sigterm_finishes_inflight_requests),
+		T(test_agent__drain_deadline_answers_draining),
+		T(test_agent__kill_workspaces_ends_what_the_agent_left),
 		T(test_agent__limits_are_json_errors),
 #undef T
 	};

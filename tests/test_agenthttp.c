@@ -349,13 +349,48 @@ static void test_agenthttp__bad_answers_are_unknown(void **state)
 	}
 }
 
+static void test_agenthttp__silent_agent_times_out_as_unknown(void **state)
+{
+	struct ctx *x = *state;
+	struct agenthttp_opts o = { x->f[0]->secret, 200, 300, 300, 0 };
+	struct agent_target t[2] = { x->f[0]->target, x->f[1]->target };
+	struct sockaddr_in sin;
+	struct obs_agent a[2];
+	struct agentc *c;
+	struct err e = ERR_INIT;
+	int fd;
+
+	/* t[0]: a socket that accepts connections (backlog) but never answers */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)t[0].port);
+	inet_pton(AF_INET, t[0].address, &sin.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	start_agent(x->f[1], NULL);
+	c = agenthttp_new(&o, &e);
+	assert_non_null(c);
+	obs_agent_init(&a[0]);
+	obs_agent_init(&a[1]);
+	assert_int_equal(agentc_observe(c, t, 2, 0, a, &e), 0);
+	assert_int_equal(a[0].observed, 0);
+	assert_non_null(strstr(a[0].error, "imeout"));
+	assert_int_equal(a[1].observed, 1);   /* the silent one does not hold up the others */
+	assert_int_equal(agentc_sync(c, &t[0], 0, 1, &e), SP_ETIMEOUT);
+	obs_agent_release(&a[0]);
+	obs_agent_release(&a[1]);
+	agentc_free(c);
+	close(fd);
+}
+
 /* ---- docker runtime against a recorded Engine API ---------------------------------------- */
 
 #define CID "4fa6e0f0c6786287e131c3852c58a2e01cc697a68231826813597e4994f1d6e2"
 
 struct engine {
 	pthread_mutex_t mu;
-	int exists, running, exit_code, foreign;
+	int exists, running, exit_code, foreign, have_image, fail_delete;
 	char calls[2048];
 	char create_body[4096];
 };
@@ -398,11 +433,28 @@ static enum MHD_Result engine_route(struct engine *en, struct MHD_Connection *c,
 {
 	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
 	const char *force = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "force");
+	const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "fromImage");
 	char doc[2048];
 	size_t l = strlen(en->calls);
 
-	snprintf(en->calls + l, sizeof(en->calls) - l, "%s %s%s%s%s\n", method, url,
-		 name ? " name=" : "", name ? name : "", force ? " force" : "");
+	snprintf(en->calls + l, sizeof(en->calls) - l, "%s %s%s%s%s%s%s\n", method, url,
+		 name ? " name=" : "", name ? name : "", force ? " force" : "",
+		 from ? " fromImage=" : "", from ? from : "");
+	if (!strcmp(url, "/v1.43/images/codercom/code-server:4.19.0/json") &&
+	    !strcmp(method, "GET"))
+		return en->have_image ? reply(c, 200, "{\"Id\":\"sha256:9a5b\",\"RepoTags\":"
+					      "[\"codercom/code-server:4.19.0\"]}")
+				      : reply(c, 404, "{\"message\":\"No such image: "
+					      "codercom/code-server:4.19.0\"}");
+	if (!strcmp(url, "/v1.43/images/create") && !strcmp(method, "POST")) {
+		en->have_image = 1;   /* the pull's progress stream, shortened */
+		return reply(c, 200, "{\"status\":\"Pulling from codercom/code-server\","
+			     "\"id\":\"4.19.0\"}\n{\"status\":\"Status: Downloaded newer image "
+			     "for codercom/code-server:4.19.0\"}\n");
+	}
+	if (!strcmp(url, "/v1.43/containers/create") && !strcmp(method, "POST") &&
+	    !en->have_image)
+		return reply(c, 404, "{\"message\":\"No such image: codercom/code-server:4.19.0\"}");
 	if (!strcmp(url, "/v1.43/containers/create") && !strcmp(method, "POST")) {
 		if (en->exists || en->foreign)
 			return reply(c, 409, "{\"message\":\"Conflict. The container name "
@@ -438,6 +490,8 @@ static enum MHD_Result engine_route(struct engine *en, struct MHD_Connection *c,
 		return reply(c, 204, "");
 	}
 	if (!*url && !strcmp(method, "DELETE")) {
+		if (en->fail_delete)
+			return reply(c, 500, "{\"message\":\"driver failed removing container\"}");
 		en->exists = en->running = 0;
 		return reply(c, 204, "");
 	}
@@ -544,7 +598,10 @@ static void test_agenthttp__docker_runtime_against_recorded_engine_api(void **st
 	assert_string_equal(c.name, "spinup-77");
 	assert_int_equal(c.ready, 0);   /* nothing answers on the mapped port */
 	engine_calls(&en, calls, sizeof(calls));
-	assert_non_null(strstr(calls, "POST /v1.43/containers/create name=spinup-77\n"
+	/* no image here yet: a docker-pull job pulls it, then create and start */
+	assert_non_null(strstr(calls, "GET /v1.43/images/codercom/code-server:4.19.0/json\n"
+				      "POST /v1.43/images/create fromImage=codercom/code-server:4.19.0\n"
+				      "POST /v1.43/containers/create name=spinup-77\n"
 				      "POST /v1.43/containers/spinup-77/start\n"));
 	/* the create body carries the label, the port binding and the files */
 	body = json_loads(en.create_body, 0, NULL);
@@ -580,7 +637,18 @@ static void test_agenthttp__docker_runtime_against_recorded_engine_api(void **st
 				      "GET /v1.43/containers/spinup-77/json\n"
 				      "POST /v1.43/containers/spinup-77/start\n"));
 
+	/* a remove the engine refuses keeps the record: nothing is forgotten */
+	pthread_mutex_lock(&en.mu);
+	en.fail_delete = 1;
+	pthread_mutex_unlock(&en.mu);
+	assert_int_equal(agentc_remove(x->c, t, 0, 77, 0, &e), SP_EUNAVAIL);
+	assert_non_null(strstr(e.msg, "driver failed removing container"));
+	assert_true(observe_ct(x, t, 77, &c));
+	pthread_mutex_lock(&en.mu);
+	en.fail_delete = 0;
+	pthread_mutex_unlock(&en.mu);
 	assert_int_equal(agentc_remove(x->c, t, 0, 77, 0, &e), 0);
+	assert_false(observe_ct(x, t, 77, &c));
 	engine_calls(&en, calls, sizeof(calls));
 	assert_non_null(strstr(calls, "DELETE /v1.43/containers/spinup-77 force\n"));
 	assert_int_equal(en.exists, 0);
@@ -606,6 +674,7 @@ int main(void)
 		T(test_agenthttp__stale_epoch_is_fenced),
 		T(test_agenthttp__agent_errors_map_to_codes),
 		T(test_agenthttp__bad_answers_are_unknown),
+		T(test_agenthttp__silent_agent_times_out_as_unknown),
 		T(test_agenthttp__docker_runtime_against_recorded_engine_api),
 #undef T
 	};

@@ -17,6 +17,7 @@
 
 #define ROUNDS 30
 #define AGENTS_MAX 200
+#define READY_ROUNDS 8
 
 static double now_ms(void)
 {
@@ -38,7 +39,7 @@ int main(void)
 	static struct agentfx *f[AGENTS_MAX];
 	static struct agent_target t[AGENTS_MAX];
 	static struct obs_agent out[AGENTS_MAX];
-	double obs[ROUNDS], one[ROUNDS], t0;
+	double obs[ROUNDS], one[ROUNDS], ready[READY_ROUNDS], t0;
 	struct strbuf secret = STRBUF_INIT, resp = STRBUF_INIT;
 	struct agentc *c = NULL;
 	const char *env = getenv("BENCH_AGENTS");
@@ -78,6 +79,24 @@ int main(void)
 		agentfx_call(c, f[0], 0, "GET", "/v1/health", NULL, &resp);
 		one[r] = now_ms() - t0;
 	}
+	for (r = 0; r < READY_ROUNDS; r++) {
+		char path[64], body[128];
+		int k;
+
+		snprintf(path, sizeof(path), "/v1/containers/%d", 1000 + r);
+		snprintf(body, sizeof(body), "{\"workspace_id\":%d}", 1000 + r);
+		t0 = now_ms();
+		agentfx_call(c, f[0], 0, "PUT", path, body, &resp);
+		for (k = 0; k < 4000; k++) {
+			agentfx_call(c, f[0], 0, "GET", path, NULL, &resp);
+			if (strstr(resp.buf, "\"ready\":true"))
+				break;
+			agentfx_sleep_ms(2);
+		}
+		ready[r] = now_ms() - t0;
+		agentfx_call(c, f[0], 0, "DELETE", path, "{\"sync\":false}", &resp);
+	}
+	qsort(ready, READY_ROUNDS, sizeof(double), cmp);
 	qsort(obs, ROUNDS, sizeof(double), cmp);
 	qsort(one, ROUNDS, sizeof(double), cmp);
 	printf("| agent: observe %d agents concurrently (health+list), median | %.1f | ms |\n", n,
@@ -86,6 +105,8 @@ int main(void)
 	       obs[ROUNDS * 95 / 100]);
 	printf("| agent: observations that failed | %d | of %d |\n", bad, n * ROUNDS);
 	printf("| agent: one signed call round trip, median | %.2f | ms |\n", one[ROUNDS / 2]);
+	printf("| agent: ensure to ready, built-in workspace (process runtime), median | %.0f | ms |\n",
+	       ready[READY_ROUNDS / 2]);
 	rc = 0;
 out:
 	for (i = 0; i < n; i++) {

@@ -1,0 +1,115 @@
+/*
+ * exec.h - the executor: step 5 of a reconcile pass ("act").
+ *
+ * Takes the planner's actions (model/plan.h) and performs them through the
+ * cloud and agent drivers, in a safe order, journaling each one before it
+ * runs (invariant 6), under a per-pass mutation limit, with the caller's
+ * fencing epoch on every agent call (invariant 5).
+ *
+ * Order, whatever the order of the input (stable within a phase):
+ *   1 ACT_PROTECT with flag 1      busy instances protected before any size change
+ *   2 ACT_SET_CAPACITY             absolute, as planned
+ *   3 ACT_PROTECT with flag 0
+ *   4 ACT_SET_UNHEALTHY, ACT_TERMINATE
+ *   5 ACT_ENSURE_CONTAINER
+ *   6 ACT_SYNC
+ *   7 ACT_STOP_CONTAINER, ACT_REMOVE_CONTAINER
+ *   8 ACT_DELETE_ROW               handed to the caller, never a driver call
+ * ACT_PROTECT actions of one group and one flag go out together, at most
+ * CLOUD_PROTECT_BATCH ids a SetInstanceProtection call.
+ *
+ * Safety rules:
+ *   - SP_EFENCED from any call (or from the journal) stops the pass: every
+ *     action not yet run is skipped with SP_EFENCED; nothing else is tried.
+ *   - A journal pending() failure also stops the pass (an action that
+ *     cannot be journaled does not run).
+ *   - An ensure on an instance whose protection (flag 1) failed this pass
+ *     is skipped (SP_EBUSY): a container never lands on an instance that
+ *     scale-in may still pick.
+ *   - An ACT_DELETE_ROW whose workspace had a failed or skipped action this
+ *     pass is skipped (SP_EBUSY).
+ *   - Past cfg.max_mutations driver calls the rest is skipped with
+ *     SP_ELIMIT (the next pass plans again).
+ * Idempotent answers count as success: terminating a gone instance
+ * (SP_ENOTFOUND) and stopping a missing container (SP_ENOTFOUND).
+ *
+ * Blocking: as long as the driver calls take (each has its own timeout).
+ * The executor keeps no state between passes.
+ */
+#ifndef SPINUP_EXEC_H
+#define SPINUP_EXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../drivers/agentc.h"
+#include "../drivers/cloud.h"
+#include "../model/err.h"
+#include "../model/plan.h"
+
+/*
+ * The journal (the daemon writes it to the `actions` table). pending() is
+ * called before an action's driver call and must return 0 for the call to
+ * happen; done() after it, with the call's result (rc 0 or SP_E*, e the
+ * detail, never NULL). For a protection batch, pending() runs for every
+ * action of the batch before the call and done() for each after it.
+ * Either pointer may be NULL (nothing journaled).
+ */
+struct exec_journal {
+	void *ctx;
+	int (*pending)(void *ctx, const struct action *a, struct err *e);
+	void (*done)(void *ctx, const struct action *a, int rc, const struct err *e);
+	/*
+	 * Optional: finalize an ACT_DELETE_ROW (DELETE_COMPLETED event, then the
+	 * row goes). NULL: the action is reported EXEC_HANDED_OFF and the caller
+	 * deletes the row itself.
+	 */
+	int (*delete_row)(void *ctx, const struct action *a, struct err *e);
+};
+
+struct exec_config {
+	int64_t epoch;            /* our fencing epoch, sent with every agent call */
+	int max_mutations;        /* driver calls allowed this pass; 0 = no limit */
+};
+
+enum exec_outcome {
+	EXEC_NOT_RUN,             /* not reached (internal; never in a finished report) */
+	EXEC_OK,                  /* the driver call (or delete_row) succeeded */
+	EXEC_FAILED,              /* it was tried and failed: rc, cls, msg say why */
+	EXEC_SKIPPED,             /* not tried: rc is SP_EFENCED, SP_ELIMIT or SP_EBUSY */
+	EXEC_HANDED_OFF,          /* ACT_DELETE_ROW left to the caller */
+	EXEC_OUTCOME_MAX
+};
+
+const char *exec_outcome_name(enum exec_outcome o);   /* "ok", "failed", ... */
+
+struct exec_result {
+	enum exec_outcome outcome;
+	int rc;                   /* 0 or SP_E* */
+	enum sp_class cls;        /* sp_code_class(rc) */
+	char msg[ERR_MSG_MAX];
+};
+
+/* Per pass: results[i] is about actions[i] of the input. */
+struct exec_report {
+	struct exec_result *results;
+	size_t n;
+	int calls;                /* driver calls made (what max_mutations limits) */
+	int ok, failed, skipped, handed_off;
+	int fenced;               /* an SP_EFENCED stopped the pass */
+	int limited;              /* max_mutations stopped the pass */
+};
+
+void exec_report_init(struct exec_report *r);
+void exec_report_release(struct exec_report *r);
+
+/*
+ * Perform actions[0..n). The report is (re)filled for every action; the
+ * return is 0 when the pass ran (even if actions failed: see the report),
+ * SP_EFENCED when fencing stopped it, SP_ENOMEM when it could not start.
+ */
+int exec_run(const struct exec_config *cfg, struct cloud *cloud, struct agentc *agents,
+	     const struct exec_journal *j, const struct action *actions, size_t n,
+	     struct exec_report *r, struct err *e);
+
+#endif
