@@ -41,7 +41,7 @@ SRC_BIN=${SPINUP_BIN_DIR:-$top/bin}
 case "$SRC_BIN" in /*) ;; *) SRC_BIN=$top/$SRC_BIN ;; esac
 state=$DIR/state
 BINS="spinupd spinctl spinup-agent spinup-localcloud"
-REGION=us-east-1
+REGION=${LOCALSTACK_REGION:-}
 
 say() { echo "localstack: $*" >&2; }
 die() { echo "localstack: $*" >&2; exit 1; }
@@ -81,6 +81,7 @@ export AWS_CONFIG_FILE='$DIR/secrets/aws-config'
 export AWS_EC2_METADATA_DISABLED=true
 export SPINUP_AGENT_SECRET_FILE='$DIR/secrets/agent.secret'
 export LOCALCLOUD_ADMIN_URL='http://127.0.0.1:$CLOUD_PORT/_admin'
+export SPINUPD_METRICS_URL='http://127.0.0.1:${METRICS_PORT:-0}/metrics'
 export PATH='$DIR/bin':"\$PATH"
 EOS
 }
@@ -194,19 +195,62 @@ start_localcloud() {
 	CLOUD_PORT=$(cat "$DIR/run/localcloud.port")
 }
 
+free_port() {
+	local p
+	for _ in $(seq 1 100); do
+		p=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+	die "no free loopback port"
+}
+
+# spinupd's configuration (reconciler/config.h): the aws driver at the
+# provider, the http agent driver with the shared secret, short timers.
+write_spinupd_conf() {
+	local f=$DIR/spinupd.conf
+	umask 077
+	cat >"$f.tmp" <<EOS
+# spinupd on the local stack; written by scripts/localstack.sh up
+database_url = $DATABASE_URL
+redis_url = $REDIS_URL
+cloud = aws
+agent = http
+aws_region = $REGION
+aws_endpoint = http://127.0.0.1:$CLOUD_PORT
+agent_secret_file = $DIR/secrets/agent.secret
+period_ms = $((PERIOD * 1000))
+lease_ttl_ms = 6000
+metrics_addr = 127.0.0.1:$METRICS_PORT
+plan_launch_grace_ms = 20000
+plan_register_timeout_ms = 30000
+plan_backoff_base_ms = 500
+plan_backoff_max_ms = 5000
+plan_idle_cooldown_ms = ${LOCALSTACK_IDLE_COOLDOWN_MS:-60000}
+EOS
+	mv "$f.tmp" "$f"
+	umask 022
+}
+
 start_spinupd() {
-	local pf=$DIR/run/spinupd.pid log=$DIR/logs/spinupd.log
+	local pf=$DIR/run/spinupd.pid log=$DIR/logs/spinupd.log i
 	alive "$pf" && return 0
+	METRICS_PORT=$(free_port)
+	write_spinupd_conf
 	(
 		eval "$(print_env)"
 		cd "$DIR"
-		exec setsid "$DIR/bin/spinupd" --cloud aws --agent http \
-			--agent-secret-file "$DIR/secrets/agent.secret" --period "$PERIOD" \
+		exec setsid "$DIR/bin/spinupd" --cloud aws --agent http --config "$DIR/spinupd.conf" \
 			>>"$log" 2>&1 </dev/null
 	) &
 	echo $! >"$pf"
-	sleep 0.3
-	alive "$pf" || { tail -n 20 "$log" >&2; die "spinupd exited at start (log: $log)"; }
+	for i in $(seq 1 50); do
+		grep -q "leadership acquired" "$log" 2>/dev/null && return 0
+		kill -0 "$(cat "$pf")" 2>/dev/null || break
+		sleep 0.2
+	done
+	alive "$pf" && return 0
+	tail -n 20 "$log" >&2
+	die "spinupd exited at start (log: $log)"
 }
 
 save_state() {
@@ -215,9 +259,11 @@ CLOUD_PORT=$CLOUD_PORT
 GROUP=$GROUP
 AGENT_PORT=$AGENT_PORT
 PERIOD=$PERIOD
+REGION=$REGION
 BOOT_DELAY=$BOOT_DELAY
 SYNC_INTERVAL=$SYNC_INTERVAL
 MAX_SIZE=$MAX_SIZE
+METRICS_PORT=${METRICS_PORT:-}
 EOS
 	mv "$state.tmp" "$state"
 }
@@ -229,6 +275,8 @@ up() {
 	fi
 	GROUP=${LOCALSTACK_GROUP:-${GROUP:-$(pool_value asg asg_name asgName)}}
 	GROUP=${GROUP:-spinup-default}
+	REGION=${REGION:-$(pool_value region)}
+	REGION=${REGION:-us-east-1}
 	AGENT_PORT=${LOCALSTACK_AGENT_PORT:-${AGENT_PORT:-$(pool_value agentPort agent_port)}}
 	AGENT_PORT=${AGENT_PORT:-7070}
 	PERIOD=${LOCALSTACK_PERIOD:-${PERIOD:-2}}
@@ -244,6 +292,7 @@ up() {
 	save_state
 	if [ -z "${LOCALSTACK_NO_DAEMON:-}" ]; then
 		start_spinupd
+		save_state
 	fi
 	say "up: provider http://127.0.0.1:$CLOUD_PORT group $GROUP, agents on port $AGENT_PORT, logs in $DIR/logs"
 	print_env
