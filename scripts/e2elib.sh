@@ -54,6 +54,15 @@ e2e_wait() {
 	done
 }
 
+# e2e_ready_elsewhere NAME INSTANCE: READY with a URL, on another instance.
+e2e_ready_elsewhere() {
+	local r
+	r=$(e2e_sql "SELECT s.phase = 'READY' AND s.url <> '' AND s.instance_id NOT IN ('', $(e2e_q "$2"))
+		FROM workspaces w JOIN workspace_status s ON s.workspace_id = w.id
+		WHERE w.name = $(e2e_q "$1")") || return 1
+	[ "$r" = t ]
+}
+
 # e2e_set_state NAME Running|Stopped: the web UI's write.
 e2e_set_state() {
 	e2e_sql "UPDATE workspaces SET state = '$2' WHERE name = $(e2e_q "$1")" >/dev/null
