@@ -61,7 +61,9 @@ up() {
 	"$top/scripts/localstack.sh" status
 
 	step "spinctl apply -f manifests/examples/"
-	"$spinctl" apply -f "$top/manifests/examples/"
+	man=$LOCALSTACK_DIR/manifests
+	rm -rf "$man" && mkdir -p "$man" && cp "$top"/manifests/examples/*.yaml "$man/"
+	"$spinctl" apply -f "$man"
 
 	step "waiting for alice-blog and bob-api to be READY (carol-notes is declared Stopped)"
 	show_until "$TIMEOUT" READY alice-blog bob-api || give_up "workspaces not READY after ${TIMEOUT}s"
@@ -77,17 +79,17 @@ up() {
 	step "a file survives a stop/start of alice-blog"
 	e2e_put alice-blog hello.txt "hello from the demo, $(date -u +%FT%TZ)" || give_up "could not write into alice-blog"
 	echo "  wrote hello.txt: $(e2e_get alice-blog hello.txt)"
-	echo "  set alice-blog Stopped"
-	e2e_set_state alice-blog Stopped
+	echo "  alice-blog: state: Stopped"
+	e2e_apply_state "$man" alice-blog Stopped
 	E2E_VERBOSE=1 e2e_wait "$TIMEOUT" STOPPED alice-blog || give_up "alice-blog did not stop"
-	echo "  set alice-blog Running"
-	e2e_set_state alice-blog Running
+	echo "  alice-blog: state: Running"
+	e2e_apply_state "$man" alice-blog Running
 	E2E_VERBOSE=1 e2e_wait "$TIMEOUT" READY alice-blog || give_up "alice-blog did not start again"
 	got=$(e2e_get alice-blog hello.txt) || give_up "hello.txt is gone from alice-blog"
 	echo "  read hello.txt back: $got"
 
-	step "stop bob-api"
-	e2e_set_state bob-api Stopped
+	step "stop bob-api (state: Stopped)"
+	e2e_apply_state "$man" bob-api Stopped
 	E2E_VERBOSE=1 e2e_wait "$TIMEOUT" STOPPED bob-api || give_up "bob-api did not stop"
 
 	step "spinctl delete workspace carol-notes"

@@ -68,6 +68,19 @@ e2e_set_state() {
 	e2e_sql "UPDATE workspaces SET state = '$2' WHERE name = $(e2e_q "$1")" >/dev/null
 }
 
+# e2e_apply_state DIR NAME Running|Stopped: edit NAME's state in the
+# manifests copied to DIR and `spinctl apply` them (the declarative path).
+e2e_apply_state() {
+	local f
+	for f in "$1"/*.yaml; do
+		grep -q "^  name: $2\$" "$f" || continue
+		awk -v n="$2" -v s="$3" '/^  name: / { a = ($2 == n) }
+			a && /^  state: / { sub(/state: .*/, "state: " s); a = 0 } { print }' "$f" >"$f.new" &&
+			mv "$f.new" "$f"
+	done
+	"$LOCALSTACK_DIR/bin/spinctl" apply -f "$1"
+}
+
 # e2e_url NAME: the workspace's URL without a trailing slash.
 e2e_url() { local u; u=$(e2e_status "$1" url) && echo "${u%/}"; }
 
