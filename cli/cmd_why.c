@@ -195,6 +195,27 @@ static void explain(const struct pgstore_ws_row *r, const PGresult *ctx)
 	print_context(ctx, now);
 }
 
+/* Not there: say so, and when it was finalized if its history says it was. */
+static void explain_gone(struct pgstore *s, const char *name, const char *pool)
+{
+	const char *params[1] = { name };
+	struct err e = ERR_INIT;
+	PGresult *r = NULL;
+	char at[40];
+
+	if (!pgstore_exec(s, "why", "SELECT spinup_ms(max(at)) AS at FROM workspace_events"
+			  " WHERE workspace_name = $1 AND type = 'DELETE_COMPLETED'", 1, params, &r, &e) &&
+	    n(r, "at")) {
+		cli_format_time(n(r, "at"), at, sizeof(at));
+		cli_error("workspace '%s' not found: it was deleted at %s (DELETE_COMPLETED);"
+			  " spinctl events %s shows its history", name, at, name);
+	} else {
+		cli_error("workspace '%s' not found%s%s", name, pool ? " in pool " : "",
+			  pool ? pool : "");
+	}
+	PQclear(r);
+}
+
 int cmd_why(int argc, char **argv, const struct cli *g)
 {
 	static const struct option opts[] = {
@@ -235,7 +256,7 @@ int cmd_why(int argc, char **argv, const struct cli *g)
 		cli_error("%s", e.msg);
 		rc = CLI_EXIT_ERROR;
 	} else if (nrows == 0) {
-		cli_error("workspace '%s' not found%s%s", name, pool ? " in pool " : "", pool ? pool : "");
+		explain_gone(s, name, pool);
 		rc = CLI_EXIT_ERROR;
 	} else if (nrows > 1) {
 		cli_error("workspace '%s' exists in %zu pools: name one with --pool", name, nrows);

@@ -421,14 +421,24 @@ int coord_mirror_del(struct coord *c, const int64_t *ids, size_t n, struct err *
 	return p.rc;
 }
 
-static int id_wanted(const struct coord_ws *v, size_t n, int64_t id)
+static int cmp_id(const void *a, const void *b)
 {
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The ids of v, sorted, for the stale-id sweep of a rebuild. NULL on allocation failure. */
+static int64_t *sorted_ids(const struct coord_ws *v, size_t n)
+{
+	int64_t *ids = calloc(n + 1, sizeof(*ids));
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		if (v[i].workspace_id == id)
-			return 1;
-	return 0;
+	for (i = 0; ids && i < n; i++)
+		ids[i] = v[i].workspace_id;
+	if (ids)
+		qsort(ids, n, sizeof(*ids), cmp_id);
+	return ids;
 }
 
 int coord_mirror_rebuild(struct coord *c, const struct coord_ws *v, size_t n, struct err *e)
@@ -436,14 +446,19 @@ int coord_mirror_rebuild(struct coord *c, const struct coord_ws *v, size_t n, st
 	const char *argv[2] = { "SMEMBERS", COORD_WS_INDEX };
 	struct pipe p = { c, 0, 0, e };
 	redisReply *r = NULL;
+	int64_t *ids;
 	size_t i;
 	int rc;
 
 	if (n > COORD_MIRROR_MAX)
 		return err_set(e, SP_ELIMIT, "redis mirror: more than %d workspaces", COORD_MIRROR_MAX);
+	if (!(ids = sorted_ids(v, n)))
+		return err_set(e, SP_ENOMEM, "redis mirror: out of memory");
 	rc = command(c, "mirror index", 2, argv, &r, e);
-	if (rc)
+	if (rc) {
+		free(ids);
 		return rc;
+	}
 	for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !p.rc; i++) {
 		const redisReply *m = r->element[i];
 		char *end;
@@ -452,10 +467,12 @@ int coord_mirror_rebuild(struct coord *c, const struct coord_ws *v, size_t n, st
 			continue;
 		errno = 0;
 		id = strtoll(m->str, &end, 10);
-		if (!errno && end != m->str && !*end && !id_wanted(v, n, id))
+		if (!errno && end != m->str && !*end &&
+		    !bsearch(&(int64_t){ id }, ids, n, sizeof(*ids), cmp_id))
 			del_one(&p, id);
 	}
 	freeReplyObject(r);
+	free(ids);
 	for (i = 0; i < n && !p.rc; i++) {
 		struct coord_ws w = v[i];
 		w.phase_changed = 0;

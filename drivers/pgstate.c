@@ -775,14 +775,19 @@ static int slot_add(struct pgstate *p, const char *key, int64_t id)
 	return 0;
 }
 
+static int cmp_slot(const void *a, const void *b)
+{
+	return strcmp(((const struct jslot *)a)->key, ((const struct jslot *)b)->key);
+}
+
+/* Slots are kept sorted by key (after each insert), so lookups are binary searches. */
 static struct jslot *slot_find(const struct pgstate *p, const char *key)
 {
-	size_t i;
+	struct jslot k;
 
-	for (i = 0; i < p->nslots; i++)
-		if (!strcmp(p->slots[i].key, key))
-			return &p->slots[i];
-	return NULL;
+	if (str_copy(k.key, sizeof(k.key), key))
+		return NULL;
+	return bsearch(&k, p->slots, p->nslots, sizeof(*p->slots), cmp_slot);
 }
 
 /* Insert actions pending (fenced); remember each id by key. */
@@ -817,6 +822,8 @@ static int journal_insert(struct pgstate *p, const struct action *a, size_t n, s
 			rc = err_set(e, SP_ENOMEM, "journal: out of memory");
 	}
 	PQclear(r);
+	if (p->nslots > 1)
+		qsort(p->slots, p->nslots, sizeof(*p->slots), cmp_slot);
 	return rc;
 }
 
@@ -868,6 +875,155 @@ int pgstate_finalize_row(struct pgstate *p, int64_t workspace_id)
 	return 0;
 }
 
+/* ------------------------------------------------------------ record: lookups */
+
+/*
+ * Sorted views of the snapshot and the plan, built once per record so every
+ * lookup is a binary search (a pass over N rows stays O(N log N)).
+ */
+struct index {
+	const struct workspace_spec **ws;      /* by id */
+	const struct instance_record **inst;   /* snapshot records, by instance id */
+	const struct instance_record **planinst; /* the plan's records, by instance id */
+	const struct pgstate_drift **open;     /* open findings, by (subject, reason) */
+	const struct drift_finding **find;     /* the plan's findings, by (subject, reason) */
+	unsigned char *first;                  /* parallel to plan drift: first of its key */
+	size_t nws, ninst, nplaninst, nopen, nfind;
+};
+
+static int cmp_ws(const void *a, const void *b)
+{
+	int64_t x = (*(const struct workspace_spec *const *)a)->id;
+	int64_t y = (*(const struct workspace_spec *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_inst(const void *a, const void *b)
+{
+	return strcmp((*(const struct instance_record *const *)a)->instance_id,
+		      (*(const struct instance_record *const *)b)->instance_id);
+}
+
+static int key_cmp(const char *s1, const char *r1, const char *s2, const char *r2)
+{
+	int c = strcmp(s1, s2);
+
+	return c ? c : strcmp(r1, r2);
+}
+
+static int cmp_open(const void *a, const void *b)
+{
+	const struct pgstate_drift *x = *(const struct pgstate_drift *const *)a;
+	const struct pgstate_drift *y = *(const struct pgstate_drift *const *)b;
+
+	return key_cmp(x->f.subject, x->f.reason, y->f.subject, y->f.reason);
+}
+
+/* By key, then by position, so the first of equal keys sorts first. */
+static int cmp_find(const void *a, const void *b)
+{
+	const struct drift_finding *x = *(const struct drift_finding *const *)a;
+	const struct drift_finding *y = *(const struct drift_finding *const *)b;
+	int c = key_cmp(x->subject, x->reason, y->subject, y->reason);
+
+	return c ? c : (x < y ? -1 : x > y);
+}
+
+static void index_release(struct index *ix)
+{
+	free(ix->ws);
+	free(ix->inst);
+	free(ix->planinst);
+	free(ix->open);
+	free(ix->find);
+	free(ix->first);
+	memset(ix, 0, sizeof(*ix));
+}
+
+static int index_build(struct index *ix, const struct pgstate_snapshot *s,
+		       const struct plan_output *o)
+{
+	size_t i, nd = o ? o->ndrift : 0, ni = o ? o->ninstances : 0;
+
+	memset(ix, 0, sizeof(*ix));
+	ix->ws = calloc(s->nworkspaces + 1, sizeof(*ix->ws));
+	ix->inst = calloc(s->ninstances + 1, sizeof(*ix->inst));
+	ix->planinst = calloc(ni + 1, sizeof(*ix->planinst));
+	ix->open = calloc(s->ndrift + 1, sizeof(*ix->open));
+	ix->find = calloc(nd + 1, sizeof(*ix->find));
+	ix->first = calloc(nd + 1, 1);
+	if (!ix->ws || !ix->inst || !ix->planinst || !ix->open || !ix->find || !ix->first) {
+		index_release(ix);
+		return SP_ENOMEM;
+	}
+	for (i = 0; i < s->nworkspaces; i++)
+		ix->ws[ix->nws++] = &s->workspaces[i];
+	for (i = 0; i < s->ninstances; i++)
+		ix->inst[ix->ninst++] = &s->instances[i];
+	for (i = 0; i < ni; i++)
+		ix->planinst[ix->nplaninst++] = &o->instances[i];
+	for (i = 0; i < s->ndrift; i++)
+		ix->open[ix->nopen++] = &s->drift[i];
+	for (i = 0; i < nd; i++)
+		ix->find[ix->nfind++] = &o->drift[i];
+	qsort(ix->ws, ix->nws, sizeof(*ix->ws), cmp_ws);
+	qsort(ix->inst, ix->ninst, sizeof(*ix->inst), cmp_inst);
+	qsort(ix->planinst, ix->nplaninst, sizeof(*ix->planinst), cmp_inst);
+	qsort(ix->open, ix->nopen, sizeof(*ix->open), cmp_open);
+	qsort(ix->find, ix->nfind, sizeof(*ix->find), cmp_find);
+	for (i = 0; i < ix->nfind; i++)
+		if (i == 0 || key_cmp(ix->find[i]->subject, ix->find[i]->reason,
+				      ix->find[i - 1]->subject, ix->find[i - 1]->reason))
+			ix->first[ix->find[i] - o->drift] = 1;
+	return 0;
+}
+
+static const struct workspace_spec *find_ws(const struct index *ix, int64_t id)
+{
+	struct workspace_spec key, *kp = &key;
+	const struct workspace_spec **r;
+
+	key.id = id;
+	r = bsearch(&kp, ix->ws, ix->nws, sizeof(*ix->ws), cmp_ws);
+	return r ? *r : NULL;
+}
+
+static const struct instance_record *find_in(const struct instance_record **v, size_t n,
+					     const char *id)
+{
+	struct instance_record key, *kp = &key;
+	const struct instance_record **r;
+
+	if (str_copy(key.instance_id, sizeof(key.instance_id), id))
+		return NULL;
+	r = bsearch(&kp, v, n, sizeof(*v), cmp_inst);
+	return r ? *r : NULL;
+}
+
+static const struct pgstate_drift *open_drift(const struct index *ix, const struct drift_finding *f)
+{
+	struct pgstate_drift key, *kp = &key;
+	const struct pgstate_drift **r;
+
+	memset(&key, 0, sizeof(key));
+	key.f = *f;
+	r = bsearch(&kp, ix->open, ix->nopen, sizeof(*ix->open), cmp_open);
+	return r ? *r : NULL;
+}
+
+static int by_key(const void *k, const void *e)
+{
+	const struct drift_finding *x = k, *y = *(const struct drift_finding *const *)e;
+
+	return key_cmp(x->subject, x->reason, y->subject, y->reason);
+}
+
+static int in_findings(const struct index *ix, const struct pgstate_drift *d)
+{
+	return bsearch(&d->f, ix->find, ix->nfind, sizeof(*ix->find), by_key) != NULL;
+}
+
 /* ------------------------------------------------------------ record: builders */
 
 static json_t *cond_json(const struct condition *c)
@@ -914,15 +1070,6 @@ static json_t *status_json(const struct workspace_status *st)
 	return o;
 }
 
-static const struct workspace_spec *find_ws(const struct pgstate_snapshot *s, int64_t id)
-{
-	size_t i;
-
-	for (i = 0; i < s->nworkspaces; i++)
-		if (s->workspaces[i].id == id)
-			return &s->workspaces[i];
-	return NULL;
-}
 
 static int finalizing(const struct pgstate *p, int64_t id)
 {
@@ -934,9 +1081,9 @@ static int finalizing(const struct pgstate *p, int64_t id)
 	return 0;
 }
 
-static json_t *event_json(const struct pgstate_snapshot *s, const struct ws_event *ev)
+static json_t *event_json(const struct index *ix, const struct ws_event *ev)
 {
-	const struct workspace_spec *w = find_ws(s, ev->workspace_id);
+	const struct workspace_spec *w = find_ws(ix, ev->workspace_id);
 	json_t *o = json_object();
 	int bad = !o;
 
@@ -1013,15 +1160,6 @@ static json_t *instance_json(const struct instance_record *r, const struct obs_i
 	return j;
 }
 
-static const struct instance_record *find_inst(const struct pgstate_snapshot *s, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < s->ninstances; i++)
-		if (!strcmp(s->instances[i].instance_id, id))
-			return &s->instances[i];
-	return NULL;
-}
 
 static int inst_differs(const struct instance_record *a, const struct instance_record *b)
 {
@@ -1055,6 +1193,7 @@ struct rec {
 	const struct pgstate_pass *pass;
 	struct pgstate_record_stats *st;
 	char ep[24], now[24];
+	struct index ix;
 	struct err *e;
 };
 
@@ -1140,7 +1279,7 @@ static int rec_events(struct rec *x)
 		/* the finalisation statement writes DELETE_COMPLETED itself, atomically */
 		if (!strcmp(ev->type, "DELETE_COMPLETED") && finalizing(x->p, ev->workspace_id))
 			continue;
-		if (append(arr, event_json(x->s, ev)))
+		if (append(arr, event_json(&x->ix, ev)))
 			return json_decref(arr), err_set(x->e, SP_ENOMEM, "events: out of memory");
 	}
 	return rec_exec(x, "write events",
@@ -1154,40 +1293,8 @@ static int rec_events(struct rec *x)
 		arr, &x->st->events);
 }
 
-static const struct pgstate_drift *open_drift(const struct pgstate_snapshot *s,
-					      const struct drift_finding *f)
-{
-	size_t i;
 
-	for (i = 0; i < s->ndrift; i++)
-		if (!strcmp(s->drift[i].f.subject, f->subject) &&
-		    !strcmp(s->drift[i].f.reason, f->reason))
-			return &s->drift[i];
-	return NULL;
-}
 
-static int in_findings(const struct plan_output *o, const struct pgstate_drift *d)
-{
-	size_t i;
-
-	for (i = 0; i < o->ndrift; i++)
-		if (!strcmp(o->drift[i].subject, d->f.subject) &&
-		    !strcmp(o->drift[i].reason, d->f.reason))
-			return 1;
-	return 0;
-}
-
-/* Whether finding i repeats an earlier (subject, reason) of this pass. */
-static int dup_finding(const struct plan_output *o, size_t i)
-{
-	size_t k;
-
-	for (k = 0; k < i; k++)
-		if (!strcmp(o->drift[k].subject, o->drift[i].subject) &&
-		    !strcmp(o->drift[k].reason, o->drift[i].reason))
-			return 1;
-	return 0;
-}
 
 static const char DRIFT_NEW_SQL[] =
 	"WITH j AS (SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(subject text, reason text,"
@@ -1221,7 +1328,7 @@ static int rec_drift_new(struct rec *x)
 	int rc, k;
 
 	for (i = 0; arr && i < o->ndrift; i++)
-		if (!dup_finding(o, i) && !open_drift(x->s, &o->drift[i]) &&
+		if (x->ix.first[i] && !open_drift(&x->ix, &o->drift[i]) &&
 		    append(arr, drift_json(&o->drift[i], 0)))
 			return json_decref(arr), err_set(x->e, SP_ENOMEM, "drift: out of memory");
 	if (!arr || json_array_size(arr) == 0) {
@@ -1251,8 +1358,8 @@ static int rec_drift_touch(struct rec *x)
 	size_t i;
 
 	for (i = 0; arr && i < o->ndrift; i++) {
-		const struct pgstate_drift *d = open_drift(x->s, &o->drift[i]);
-		if (!d || dup_finding(o, i))
+		const struct pgstate_drift *d = open_drift(&x->ix, &o->drift[i]);
+		if (!d || !x->ix.first[i])
 			continue;
 		if (drift_same(&d->f, &o->drift[i]) &&
 		    x->pass->now - d->last_seen < PGSTATE_DRIFT_TOUCH_MS)
@@ -1276,7 +1383,7 @@ static int rec_drift_resolve(struct rec *x)
 	size_t i;
 
 	for (i = 0; arr && i < x->s->ndrift; i++)
-		if (!in_findings(x->pass->plan, &x->s->drift[i]) &&
+		if (!in_findings(&x->ix, &x->s->drift[i]) &&
 		    append(arr, json_integer((json_int_t)x->s->drift[i].id)))
 			return json_decref(arr), err_set(x->e, SP_ENOMEM, "drift: out of memory");
 	return rec_exec(x, "resolve drift",
@@ -1290,22 +1397,20 @@ static int rec_instances(struct rec *x)
 {
 	const struct plan_output *o = x->pass->plan;
 	json_t *up = json_array(), *del = json_array();
-	size_t i, k;
+	size_t i;
 	int rc;
 
 	for (i = 0; up && i < o->ninstances; i++) {
 		const struct instance_record *n = &o->instances[i];
-		const struct instance_record *old = find_inst(x->s, n->instance_id);
+		const struct instance_record *old = find_in(x->ix.inst, x->ix.ninst, n->instance_id);
 		if (old && !inst_differs(old, n))
 			continue;
 		if (append(up, instance_json(n, inst_seen(x->s, x->pass, n->instance_id))))
 			break;
 	}
 	for (i = 0; del && i < x->s->ninstances; i++) {
-		for (k = 0; k < o->ninstances; k++)
-			if (!strcmp(o->instances[k].instance_id, x->s->instances[i].instance_id))
-				break;
-		if (k == o->ninstances && append(del, json_string(x->s->instances[i].instance_id)))
+		const char *id = x->s->instances[i].instance_id;
+		if (!find_in(x->ix.planinst, x->ix.nplaninst, id) && append(del, json_string(id)))
 			break;
 	}
 	rc = rec_exec(x, "write instances",
@@ -1517,11 +1622,16 @@ int pgstate_record(struct pgstate *p, const struct pgstate_snapshot *snap,
 	snprintf(x.now, sizeof(x.now), "%" PRId64, pass->now);
 	if (!p->epoch)
 		return err_set(e, SP_EFENCED, "record pass: no fencing epoch held");
+	if (index_build(&x.ix, snap, pass->plan))
+		return err_set(e, SP_ENOMEM, "record pass: out of memory");
 	p->trips++;
 	rc = pgstore_begin(p->store, e);
-	if (rc)
+	if (rc) {
+		index_release(&x.ix);
 		return rc;
+	}
 	rc = rec_all(&x);
+	index_release(&x.ix);
 	if (!rc) {
 		p->trips++;
 		rc = pgstore_commit(p->store, e);

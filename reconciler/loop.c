@@ -626,57 +626,73 @@ static void mirror_entry(struct coord_ws *w, const struct workspace_status *st, 
 	w->phase_changed = changed;
 }
 
-static const struct workspace_status *old_status(const struct pgstate_snapshot *s, int64_t id)
+static int cmp_id(const void *a, const void *b)
 {
-	size_t i;
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
-	for (i = 0; i < s->nworkspaces; i++)
-		if (s->workspaces[i].id == id)
-			return s->has_status[i] ? &s->status[i] : NULL;
-	return NULL;
+	return x < y ? -1 : x > y;
 }
 
-static const struct workspace_status *new_status(const struct plan_output *o, int64_t id)
+static int cmp_change(const void *a, const void *b)
 {
-	size_t i;
+	int64_t x = (*(const struct status_change *const *)a)->status.workspace_id;
+	int64_t y = (*(const struct status_change *const *)b)->status.workspace_id;
 
-	for (i = 0; i < o->nchanges; i++)
-		if (o->changes[i].status.workspace_id == id)
-			return &o->changes[i].status;
-	return NULL;
+	return x < y ? -1 : x > y;
 }
 
-static int deleted_now(const struct pass *p, int64_t id)
+/* The plan's new status for id via a sorted view of the changes; NULL if unchanged. */
+static const struct workspace_status *new_status(const struct status_change **v, size_t n,
+						 int64_t id)
 {
-	size_t i;
+	struct status_change key, *kp = &key;
+	const struct status_change **r;
+
+	key.status.workspace_id = id;
+	r = bsearch(&kp, v, n, sizeof(*v), cmp_change);
+	return r ? &(*r)->status : NULL;
+}
+
+/* Ids whose row this pass finalized, sorted. */
+static size_t deleted_ids(const struct pass *p, int64_t *out)
+{
+	size_t i, n = 0;
 
 	for (i = 0; i < p->plan.nactions && i < p->rep.n; i++)
-		if (p->plan.actions[i].type == ACT_DELETE_ROW && p->plan.actions[i].workspace_id == id &&
-		    p->rep.results[i].outcome == EXEC_OK)
-			return 1;
-	return 0;
+		if (p->plan.actions[i].type == ACT_DELETE_ROW && p->rep.results[i].outcome == EXEC_OK)
+			out[n++] = p->plan.actions[i].workspace_id;
+	qsort(out, n, sizeof(*out), cmp_id);
+	return n;
 }
 
 static void mirror(struct loop *l, const struct pass *p)
 {
 	const struct pgstate_snapshot *s = &l->snap;
-	struct coord_ws *v = calloc(s->nworkspaces + p->plan.nchanges + 1, sizeof(*v));
-	int64_t *gone = calloc(s->nworkspaces + 1, sizeof(*gone));
+	struct coord_ws *v = calloc(s->nworkspaces + 1, sizeof(*v));
+	int64_t *gone = calloc(p->plan.nactions + 1, sizeof(*gone));
+	const struct status_change **ch = calloc(p->plan.nchanges + 1, sizeof(*ch));
 	struct err e = ERR_INIT;
 	size_t i, n = 0, ng = 0;
 	int full = coord_needs_rebuild(l->rd), rc;
 
-	for (i = 0; v && gone && i < s->nworkspaces; i++) {
+	if (v && gone && ch) {
+		for (i = 0; i < p->plan.nchanges; i++)
+			ch[i] = &p->plan.changes[i];
+		qsort(ch, p->plan.nchanges, sizeof(*ch), cmp_change);
+		ng = deleted_ids(p, gone);
+	}
+	for (i = 0; v && gone && ch && i < s->nworkspaces; i++) {
 		int64_t id = s->workspaces[i].id;
-		const struct workspace_status *old = old_status(s, id), *nw = new_status(&p->plan, id);
-		if (deleted_now(p, id))
-			gone[ng++] = id;
-		else if (nw)
+		const struct workspace_status *old = s->has_status[i] ? &s->status[i] : NULL;
+		const struct workspace_status *nw = new_status(ch, p->plan.nchanges, id);
+		if (bsearch(&id, gone, ng, sizeof(*gone), cmp_id))
+			continue;
+		if (nw)
 			mirror_entry(&v[n++], nw, !old || old->phase != nw->phase);
 		else if (full && old)
 			mirror_entry(&v[n++], old, 0);
 	}
-	rc = (!v || !gone) ? err_set(&e, SP_ENOMEM, "out of memory") :
+	rc = (!v || !gone || !ch) ? err_set(&e, SP_ENOMEM, "out of memory") :
 	     full ? coord_mirror_rebuild(l->rd, v, n, &e) : coord_mirror_put(l->rd, v, n, &e);
 	if (!rc)
 		rc = coord_mirror_del(l->rd, gone, ng, &e);
@@ -686,6 +702,7 @@ static void mirror(struct loop *l, const struct pass *p)
 		log_warnx("redis mirror not updated (rebuilt when redis is back): %s", e.msg);
 	free(v);
 	free(gone);
+	free(ch);
 }
 
 /* ------------------------------------------------------------ pass body */

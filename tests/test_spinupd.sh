@@ -292,5 +292,17 @@ wait_for "g leads" 10 log_has g "leadership acquired"
 sed -i 's/^period_ms = 300$/period_ms = 400/' "$work/g.conf"
 kill -HUP "$pid_g"
 wait_for "g reloads" 10 log_has g "configuration reloaded period_ms=400"
+[ "$(curl -s "http://127.0.0.1:$port_g/healthz")" = "ok" ] || fail "/healthz"
+wait_for "g reports leadership" 5 eval '[ "$(metric "$port_g" spinup_leader)" = "1" ]'
+curl -s "http://127.0.0.1:$port_g/metrics" | grep -q '^spinup_actions_total{type="ensure_container"}' ||
+	fail "/metrics has no actions by type"
+g_world() { [ "$(metric "$port_g" spinup_sim_containers)" = "3" ] && all_ready 3; }
+wait_for "g converges" 40 g_world
+"$bin/spinctl" --db "$DB" why ws3 | grep -q "blocked by: *nothing" || fail "why ws3 should say nothing blocks"
+sql "UPDATE workspaces SET paused_until = now() + interval '1 hour', state = 'Stopped' WHERE name = 'ws4'" >/dev/null
+"$bin/spinctl" --db "$DB" why ws4 | grep -q "blocked by: *the workspace is paused" || fail "why ws4 should name the pause"
+"$bin/spinctl" --db "$DB" drift -o json >"$work/drift.json"; drc=$?
+[ "$drc" -eq 0 ] || [ "$drc" -eq 1 ] || fail "spinctl drift exit $drc"
+grep -q '"inSync"' "$work/drift.json" || fail "spinctl drift -o json"
 echo "ok 6 command line: -n, positioned errors, --dry-run, --once, SIGHUP"
 exit 0
