@@ -170,14 +170,27 @@ start_devenv() {
 		{ tail -n 5 "$DIR/logs/spinctl.log" >&2; die "spinctl migrate failed"; }
 }
 
+# pick_net: N for instance addresses 127.N.x.y that nothing listens on yet
+# (another stack on this machine, say the demo while tests run).
+pick_net() {
+	local n i hex
+	for i in $(seq 1 50); do
+		n=$((16 + RANDOM % 224))
+		hex=$(printf '%02X' "$n")
+		grep -qE "^ *[0-9]+: [0-9A-F]{4}${hex}7F:" /proc/net/tcp 2>/dev/null || { echo "$n"; return; }
+	done
+	die "no free 127.N.0.0/16 block for instance addresses"
+}
+
 start_localcloud() {
 	local pf=$DIR/run/localcloud.pid log=$DIR/logs/localcloud.log i
 	alive "$pf" && return 0
 	rm -f "$DIR/run/localcloud.port"
+	NET=$(pick_net)
 	(
 		cd "$DIR"
 		exec setsid "$DIR/bin/spinup-localcloud" --listen 127.0.0.1:0 \
-			--port-file "$DIR/run/localcloud.port" --region "$REGION" \
+			--port-file "$DIR/run/localcloud.port" --region "$REGION" --net "$NET" \
 			--credentials-file "$DIR/secrets/aws-credentials" \
 			--group "$GROUP" --max-size "$MAX_SIZE" --boot-delay-ms "$BOOT_DELAY" \
 			--instance-cmd "$DIR/bin/instance.sh {addr} {id}" \
