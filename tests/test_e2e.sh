@@ -116,4 +116,11 @@ ok "bob-api stopped, started on $(e2e_status bob-api instance_id): moved.txt is 
 in_sync() { "$spinctl" drift >"$LOCALSTACK_DIR/drift.out" 2>&1; }
 e2e_until 60 in_sync || { cat "$LOCALSTACK_DIR/drift.out" >&2; fail "drift remains after recovery"; }
 ok "spinctl drift: in sync"
+
+# 6. no secret in any log
+leaks=$(grep -rlF -e "$(cat "$SPINUP_AGENT_SECRET_FILE")" \
+	-e "$(sed -n 's/^aws_secret_access_key = //p' "$AWS_SHARED_CREDENTIALS_FILE")" \
+	"$LOCALSTACK_DIR/logs" 2>/dev/null)
+[ -z "$leaks" ] || fail "a secret appears in $leaks"
+ok "no secret in the logs"
 echo "test_e2e: $checks checks passed"
