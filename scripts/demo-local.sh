@@ -69,6 +69,9 @@ up() {
 	show_until "$TIMEOUT" READY alice-blog bob-api || give_up "workspaces not READY after ${TIMEOUT}s"
 	e2e_wait "$TIMEOUT" STOPPED carol-notes || give_up "carol-notes not STOPPED after ${TIMEOUT}s"
 
+	step "spinctl events alice-blog (every phase change, from PENDING)"
+	"$spinctl" events alice-blog || true
+
 	step "each URL answers"
 	for n in alice-blog bob-api; do
 		u=$(e2e_url "$n")

@@ -42,6 +42,13 @@ cleanup() {
 		echo "test_e2e: processes of $LOCALSTACK_DIR still run after down" >&2
 		rc=1
 	fi
+	# sanitizer builds (make check) report at exit, into the daemons' logs
+	if grep -rlE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LOCALSTACK_DIR/logs" >&2; then
+		grep -rhE -A15 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LOCALSTACK_DIR/logs" | head -60 >&2
+		echo "test_e2e: a sanitizer reported an error (logs above)" >&2
+		rc=1
+	fi
+	[ -n "${E2E_KEEP_LOGS:-}" ] && cp -r "$LOCALSTACK_DIR/logs" "$E2E_KEEP_LOGS"
 	rm -rf "$LOCALSTACK_DIR"
 	exit $rc
 }
