@@ -12,7 +12,8 @@
 #   3. an instance terminated in the provider: replaced, workspaces READY again
 #   4. a file written, the workspace stopped, its instance gone, started
 #      again on another instance: the file is there (sync on stop, restore)
-#   5. in the end `spinctl drift` reports no drift
+#   5. through injected throttling and 5xx answers a new workspace converges
+#   6. in the end `spinctl drift` reports no drift; no secret in any log
 # Prints one line per check; the first failure prints the diagnosis and
 # exits 1. Needs SPINUP_BIN_DIR (the binaries) and the tools of
 # scripts/install-deps.sh; DATABASE_URL/REDIS_URL of the runner are not used.
@@ -119,12 +120,35 @@ e2e_until 90 e2e_ready_elsewhere bob-api "$inst" || fail "bob-api did not start 
 [ "$(e2e_get bob-api moved.txt)" = "bob $$" ] || fail "moved.txt of bob-api lost across stop/start"
 ok "bob-api stopped, started on $(e2e_status bob-api instance_id): moved.txt is there"
 
-# 5. in sync at the end
+# 5. a flaky provider (throttling, 5xx): the driver retries, a new workspace converges
+curl -fsS -m 5 -X POST "$LOCALCLOUD_ADMIN_URL/faults?throttle=30&error=10" >/dev/null ||
+	fail "provider admin: faults"
+cat >"$LOCALSTACK_DIR/dave.yaml" <<EOF
+apiVersion: spinup.dev/v1
+kind: Workspace
+metadata:
+  name: dave-docs
+spec:
+  owner: dave
+  pool: default
+  state: Running
+  storage:
+    bucket: spinup-workspaces
+    prefix: dave/dave-docs/
+EOF
+"$spinctl" apply -f "$LOCALSTACK_DIR/dave.yaml" >/dev/null || fail "apply dave-docs"
+e2e_wait 90 READY dave-docs || fail "dave-docs not READY with a flaky provider"
+grep -qE "code=(Throttling|RequestLimitExceeded|Internal)" "$LOCALSTACK_DIR/logs/localcloud.log" ||
+	fail "the provider injected no fault"
+curl -fsS -m 5 -X POST "$LOCALCLOUD_ADMIN_URL/faults?throttle=0&error=0" >/dev/null
+ok "dave-docs READY through injected throttling and 5xx"
+
+# 6. in sync at the end
 in_sync() { "$spinctl" drift >"$LOCALSTACK_DIR/drift.out" 2>&1; }
 e2e_until 60 in_sync || { cat "$LOCALSTACK_DIR/drift.out" >&2; fail "drift remains after recovery"; }
 ok "spinctl drift: in sync"
 
-# 6. no secret in any log
+# 7. no secret in any log
 leaks=$(grep -rlF -e "$(cat "$SPINUP_AGENT_SECRET_FILE")" \
 	-e "$(sed -n 's/^aws_secret_access_key = //p' "$AWS_SHARED_CREDENTIALS_FILE")" \
 	"$LOCALSTACK_DIR/logs" 2>/dev/null)
