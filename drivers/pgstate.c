@@ -1187,6 +1187,24 @@ static int drift_same(const struct drift_finding *a, const struct drift_finding 
 
 /* ------------------------------------------------------------ record: statements */
 
+/* How a statement's answer is read. */
+enum rec_kind { K_ROWS, K_FENCE, K_DRIFT_NEW };
+
+/* A statement sent in the pipeline, waiting for its result. */
+struct sent {
+	const char *what;
+	int *count;
+	enum rec_kind kind;
+};
+
+/*
+ * The record is one pipeline (one round trip): every statement is sent,
+ * then one Sync, then the results are read in order. Without BEGIN, the
+ * statements up to the Sync form one implicit transaction: the first error
+ * (a stale fence included) rolls back the ones before and skips the rest.
+ * Every statement answers at most one row, so the pipeline never fills the
+ * server's output while we are still sending.
+ */
 struct rec {
 	struct pgstate *p;
 	const struct pgstate_snapshot *s;
@@ -1194,14 +1212,35 @@ struct rec {
 	struct pgstate_record_stats *st;
 	char ep[24], now[24];
 	struct index ix;
+	struct sent sent[PGSTATE_RECORD_STMTS];
+	int nsent;
 	struct err *e;
 };
 
-/* Run one statement of the record transaction with ($1 epoch, $2 now, $3 json); count rows. */
-static int rec_exec(struct rec *x, const char *what, const char *sql, json_t *arr, int *count)
+/* Queue one statement in the pipeline. */
+static int rec_send(struct rec *x, const char *what, const char *sql, int n,
+		    const char *const *params, int *count, enum rec_kind kind)
+{
+	PGconn *c = pgstore_conn(x->p->store);
+
+	if (x->nsent == PGSTATE_RECORD_STMTS)
+		return err_set(x->e, SP_EINTERNAL, "%s: more than %d statements in a record", what,
+			       PGSTATE_RECORD_STMTS);
+	if (!PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0))
+		return err_set(x->e, SP_EIO, "%s: %s", what, PQerrorMessage(c));
+	x->sent[x->nsent++] = (struct sent){ what, count, kind };
+	x->st->statements++;
+	return 0;
+}
+
+/*
+ * Queue one statement with ($1 epoch, $2 now, $3 the json array); an empty
+ * array sends nothing. count gets the rows it wrote (a one-row answer "n").
+ */
+static int rec_exec_kind(struct rec *x, const char *what, const char *sql, json_t *arr,
+			 int *count, enum rec_kind kind)
 {
 	const char *params[3] = { x->ep, x->now, NULL };
-	PGresult *r = NULL;
 	char *js;
 	int rc;
 
@@ -1215,15 +1254,14 @@ static int rec_exec(struct rec *x, const char *what, const char *sql, json_t *ar
 	if (!js)
 		return err_set(x->e, SP_ENOMEM, "%s: out of memory", what);
 	params[2] = js;
-	rc = run(x->p, what, sql, 3, params, &r, x->e);
+	rc = rec_send(x, what, sql, 3, params, count, kind);
 	free(js);
-	x->st->statements++;
-	if (!rc && count) {
-		const char *t = PQcmdTuples(r);
-		*count += PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : (t[0] ? (int)strtol(t, NULL, 10) : 0);
-	}
-	PQclear(r);
 	return rc;
+}
+
+static int rec_exec(struct rec *x, const char *what, const char *sql, json_t *arr, int *count)
+{
+	return rec_exec_kind(x, what, sql, arr, count, K_ROWS);
 }
 
 static int append(json_t *arr, json_t *o)
@@ -1315,40 +1353,19 @@ static const char DRIFT_NEW_SQL[] =
 	" nullif(j.pool_id, 0), j.desired, j.observed, j.remedy, spinup_ts($2::bigint),"
 	" spinup_ts($2::bigint) FROM j WHERE NOT EXISTS (SELECT 1 FROM prev"
 	" WHERE prev.subject = j.subject AND prev.reason = j.reason) RETURNING id)"
-	" SELECT 'r' AS k FROM reopened UNION ALL SELECT 'n' FROM ins";
+	" SELECT (SELECT count(*) FROM reopened) AS r, (SELECT count(*) FROM ins) AS n";
 
 static int rec_drift_new(struct rec *x)
 {
 	const struct plan_output *o = x->pass->plan;
 	json_t *arr = json_array();
-	PGresult *r = NULL;
-	const char *params[3] = { x->ep, x->now, NULL };
-	char *js;
 	size_t i;
-	int rc, k;
 
 	for (i = 0; arr && i < o->ndrift; i++)
 		if (x->ix.first[i] && !open_drift(&x->ix, &o->drift[i]) &&
 		    append(arr, drift_json(&o->drift[i], 0)))
 			return json_decref(arr), err_set(x->e, SP_ENOMEM, "drift: out of memory");
-	if (!arr || json_array_size(arr) == 0) {
-		json_decref(arr);
-		return arr ? 0 : err_set(x->e, SP_ENOMEM, "drift: out of memory");
-	}
-	if (!(js = jdump(arr)))
-		return err_set(x->e, SP_ENOMEM, "drift: out of memory");
-	params[2] = js;
-	rc = run(x->p, "write new drift", DRIFT_NEW_SQL, 3, params, &r, x->e);
-	free(js);
-	x->st->statements++;
-	for (k = 0; !rc && k < PQntuples(r); k++) {
-		if (PQgetvalue(r, k, 0)[0] == 'r')
-			x->st->drift_reopened++;
-		else
-			x->st->drift_new++;
-	}
-	PQclear(r);
-	return rc;
+	return rec_exec_kind(x, "write new drift", DRIFT_NEW_SQL, arr, NULL, K_DRIFT_NEW);
 }
 
 static int rec_drift_touch(struct rec *x)
@@ -1522,7 +1539,7 @@ static int rec_finalize(struct rec *x)
 		" to_phase, reason, message, at, epoch)"
 		" SELECT d.id, d.name, 'DELETE_COMPLETED', 'DELETING', 'DELETED', 'Finalized',"
 		" 'files synced, container removed, row deleted', spinup_ts($2::bigint), $1::bigint"
-		" FROM d RETURNING workspace_id",
+		" FROM d",
 		arr, &x->st->rows_deleted);
 }
 
@@ -1551,27 +1568,81 @@ static int rec_pass_row(struct rec *x)
 	params[8] = nd;
 	params[9] = ps->outcome ? ps->outcome : "";
 	params[10] = ps->error ? ps->error : "";
-	x->st->statements++;
-	return run(x->p, "record pass",
+	return rec_send(x, "record pass",
 		   "INSERT INTO reconcile_passes (epoch, holder, started_at, finished_at,"
 		   " nworkspaces, nactions, nchanges, nevents, ndrift, outcome, error)"
 		   " VALUES ($1, $2, coalesce(spinup_ts($3), now()), spinup_ts($4), $5, $6, $7, $8,"
-		   " $9, $10, left($11, 1000))", 11, params, NULL, x->e);
+		   " $9, $10, left($11, 1000))", 11, params, NULL, K_ROWS);
 }
 
-/* Lock the lease row and compare epochs: the first statement of every write transaction. */
+/*
+ * The first statement: lock the lease row FOR SHARE when it still holds our
+ * epoch. When it does not (a bump committed, or one we waited for), no row
+ * qualifies and the division fails: the whole pipeline rolls back.
+ */
 static int rec_fence(struct rec *x)
 {
-	const char *params[1] = { x->p->lease };
-	PGresult *r = NULL;
+	const char *params[2] = { x->p->lease, x->ep };
+
+	return rec_send(x, "check fencing epoch",
+			"SELECT 1 / count(*)::int AS ok FROM (SELECT 1 FROM operator_leases"
+			" WHERE name = $1 AND epoch = $2::bigint FOR SHARE) l", 2, params, NULL,
+			K_FENCE);
+}
+
+/* Read one statement's result into the stats; the first failure wins. */
+static int rec_result(struct rec *x, const struct sent *st, const PGresult *r)
+{
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *t;
 	int rc;
 
-	x->st->statements++;
-	rc = run(x->p, "check fencing epoch",
-		 "SELECT coalesce((SELECT epoch FROM operator_leases WHERE name = $1 FOR SHARE), 0)"
-		 " AS lease_epoch", 1, params, &r, x->e);
-	if (!rc)
-		rc = fenced_result(x->p, r, "record pass", x->e);
+	if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED)
+		return 0;
+	if (st->kind == K_FENCE && state && !strcmp(state, "22012"))
+		return err_set(x->e, SP_EFENCED, "record pass: fencing epoch %" PRId64 " is stale:"
+			       " another operator leads; nothing written", x->p->epoch);
+	rc = pgstore_result_err(r, st->what, x->e);
+	if (rc)
+		return rc;
+	if (st->kind == K_DRIFT_NEW && PQntuples(r) == 1) {
+		x->st->drift_reopened += (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+		x->st->drift_new += (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
+	} else if (st->count) {
+		t = PQcmdTuples((PGresult *)r);
+		*st->count += t[0] ? (int)strtol(t, NULL, 10) : 0;
+	}
+	return 0;
+}
+
+/* Sync, then read every queued result in order and the Sync. */
+static int rec_collect(struct rec *x, int rc)
+{
+	PGconn *c = pgstore_conn(x->p->store);
+	PGresult *r;
+	int i;
+
+	/* a failure while queueing: make the implicit transaction fail, so nothing commits */
+	if (rc && !PQsendQueryParams(c, "SELECT 1 / 0 AS abort_record", 0, NULL, NULL, NULL, NULL, 0))
+		return rc;      /* cannot even send: the connection is gone, nothing commits */
+	if (!PQpipelineSync(c))
+		return rc ? rc : err_set(x->e, SP_EIO, "record pass: %s", PQerrorMessage(c));
+	for (i = 0; i < x->nsent + (rc ? 1 : 0); i++) {
+		while ((r = PQgetResult(c))) {
+			if (!rc)
+				rc = rec_result(x, &x->sent[i], r);
+			PQclear(r);
+		}
+	}
+	r = PQgetResult(c);
+	if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+		if (!rc)
+			rc = err_set(x->e, SP_EIO, "record pass: database connection lost");
+		while (r) {     /* drain what is left of a broken pipeline */
+			PQclear(r);
+			r = PQstatus(c) == CONNECTION_OK ? PQgetResult(c) : NULL;
+		}
+	}
 	PQclear(r);
 	return rc;
 }
@@ -1624,20 +1695,16 @@ int pgstate_record(struct pgstate *p, const struct pgstate_snapshot *snap,
 		return err_set(e, SP_EFENCED, "record pass: no fencing epoch held");
 	if (index_build(&x.ix, snap, pass->plan))
 		return err_set(e, SP_ENOMEM, "record pass: out of memory");
-	p->trips++;
-	rc = pgstore_begin(p->store, e);
-	if (rc) {
+	if (!PQenterPipelineMode(pgstore_conn(p->store))) {
 		index_release(&x.ix);
-		return rc;
+		return err_set(e, SP_EIO, "record pass: cannot enter pipeline mode: %s",
+			       PQerrorMessage(pgstore_conn(p->store)));
 	}
+	p->trips++;
 	rc = rec_all(&x);
+	rc = rec_collect(&x, rc);
+	PQexitPipelineMode(pgstore_conn(p->store));
 	index_release(&x.ix);
-	if (!rc) {
-		p->trips++;
-		rc = pgstore_commit(p->store, e);
-	}
-	if (rc)
-		pgstore_rollback(p->store);
 	if (!rc) {
 		p->nslots = 0;
 		p->nfinalize = 0;

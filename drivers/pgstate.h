@@ -12,16 +12,19 @@
  *   pgstate_settle    one statement: pending entries left by an earlier pass
  *                     (a crashed leader) closed as done/failed from observation
  *   pgstate_journal   one statement: the pass's actions, pending, before any runs
- *   pgstate_record    one transaction of at most PGSTATE_RECORD_STMTS
- *                     statements: status changes, events, drift (new, reopened
- *                     with a flap, touched, resolved), instance and pool
- *                     records, journal results, row finalisation, the pass row
+ *   pgstate_record    ONE round trip: a libpq pipeline of at most
+ *                     PGSTATE_RECORD_STMTS statements and one Sync, run as one
+ *                     implicit transaction: status changes, events, drift
+ *                     (new, reopened with a flap, touched, resolved), instance
+ *                     and pool records, journal results, row finalisation,
+ *                     the pass row
  * Arrays travel as one jsonb parameter each (jsonb_to_recordset); only rows
  * that differ from the loaded snapshot are sent.
  *
  * Fencing: every write first locks the lease row of operator_leases FOR
- * SHARE and compares its epoch with ours. A stale epoch fails the write with
- * SP_EFENCED and nothing is written. pgstate_acquire_epoch bumps the epoch
+ * SHARE if it still holds our epoch (the record's first statement fails
+ * otherwise, rolling the whole pipeline back). A stale epoch fails the write
+ * with SP_EFENCED and nothing is written. pgstate_acquire_epoch bumps the epoch
  * (leadership acquisition); the bump waits for a stale writer's transaction,
  * and idle_in_transaction_session_timeout bounds how long a stopped one holds it.
  *

@@ -811,18 +811,103 @@ static int diff_fields(const struct field *fields, size_t nf, const void *spec, 
 	return rc;
 }
 
-static const char *row_owners(const PGresult *res)
+static const char *row_owners(const PGresult *res, int row)
 {
 	int c = PQfnumber(res, "field_owners");
 
-	return (c >= 0 && !PQgetisnull(res, 0, c)) ? PQgetvalue(res, 0, c) : NULL;
+	return (c >= 0 && !PQgetisnull(res, row, c)) ? PQgetvalue(res, row, c) : NULL;
 }
 
-static int pool_marked(const PGresult *res)
+static int pool_marked(const PGresult *res, int row)
 {
 	int c = PQfnumber(res, "deletion_requested_at");
 
-	return c >= 0 && strcmp(PQgetvalue(res, 0, c), "0") != 0;
+	return c >= 0 && strcmp(PQgetvalue(res, row, c), "0") != 0;
+}
+
+/*
+ * The rows an apply touches, read (and locked) with two queries up front,
+ * so an apply costs two round trips plus one per document that changes.
+ */
+struct prefetch {
+	PGresult *pools;   /* pool_specs rows named by the set (as pools or as a workspace's pool) */
+	PGresult *ws;      /* workspace_specs rows named by the set */
+};
+
+/* Append s to a Postgres array literal being built ("{" ... "}"). */
+static int array_add(struct strbuf *sb, const char *s)
+{
+	int rc = strbuf_addstr(sb, sb->len > 1 ? ",\"" : "\"");
+
+	for (; !rc && *s; s++) {
+		if (*s == '"' || *s == '\\')
+			rc = strbuf_addch(sb, '\\');
+		if (!rc)
+			rc = strbuf_addch(sb, *s);
+	}
+	return rc ? rc : strbuf_addch(sb, '"');
+}
+
+static int prefetch_load(struct pgstore *s, const struct manifest_set *set, struct prefetch *pf,
+			 struct err *e)
+{
+	struct strbuf pn = STRBUF_INIT, wp = STRBUF_INIT, wn = STRBUF_INIT;
+	const char *p[2];
+	size_t i;
+	int rc = strbuf_addch(&pn, '{');
+
+	rc = rc ? rc : strbuf_addch(&wp, '{');
+	rc = rc ? rc : strbuf_addch(&wn, '{');
+	for (i = 0; !rc && i < set->n; i++) {
+		const struct manifest_doc *d = &set->docs[i];
+		if (d->kind == MANIFEST_POOL) {
+			rc = array_add(&pn, d->pool.name);
+		} else {
+			rc = array_add(&pn, d->ws.pool);
+			if (!rc)
+				rc = array_add(&wp, d->ws.pool);
+			if (!rc)
+				rc = array_add(&wn, d->ws.name);
+		}
+	}
+	rc = rc ? rc : strbuf_addch(&pn, '}');
+	rc = rc ? rc : strbuf_addch(&wp, '}');
+	rc = rc ? rc : strbuf_addch(&wn, '}');
+	if (rc)
+		rc = err_set(e, rc, "apply: the set is too large to look up");
+	p[0] = pn.buf;
+	if (!rc)
+		rc = pgstore_exec(s, "read pools", "SELECT p.* FROM pool_specs p"
+				  " WHERE p.name = ANY($1::text[]) FOR UPDATE", 1, p, &pf->pools, e);
+	p[0] = wp.buf;
+	p[1] = wn.buf;
+	if (!rc)
+		rc = pgstore_exec(s, "read workspaces", "SELECT w.* FROM workspace_specs w"
+				  " WHERE (w.pool, w.name) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+				  " FOR UPDATE", 2, p, &pf->ws, e);
+	strbuf_release(&pn);
+	strbuf_release(&wp);
+	strbuf_release(&wn);
+	return rc;
+}
+
+static void prefetch_release(struct prefetch *pf)
+{
+	PQclear(pf->pools);
+	PQclear(pf->ws);
+	pf->pools = pf->ws = NULL;
+}
+
+/* The row of res whose name (and pool, when pool is not NULL) match; -1 if none. */
+static int prefetch_find(const PGresult *res, const char *pool, const char *name)
+{
+	int cn = PQfnumber(res, "name"), cp = PQfnumber(res, "pool"), i;
+
+	for (i = 0; i < PQntuples(res); i++)
+		if (!strcmp(PQgetvalue(res, i, cn), name) &&
+		    (!pool || !strcmp(PQgetvalue(res, i, cp), pool)))
+			return i;
+	return -1;
 }
 
 static int pool_params(const struct pool_spec *p, char ints[5][16], const char *v[10])
@@ -844,46 +929,43 @@ static int pool_params(const struct pool_spec *p, char ints[5][16], const char *
 	return 9;
 }
 
-static int apply_pool(struct pgstore *s, const struct manifest_doc *d, size_t doc, int write,
-		      struct pgstore_apply_result *r, struct err *e)
+static int apply_pool(struct pgstore *s, const struct manifest_doc *d, size_t doc,
+		      const struct prefetch *pf, struct pgstore_apply_result *r, struct err *e)
 {
+	int row = prefetch_find(pf->pools, NULL, d->pool.name), rc = 0, n, nchanged = 0;
 	const char *p[10];
 	char ints[5][16], what[128];
-	PGresult *res = NULL;
 	struct pool_spec cur;
-	int rc, n, nchanged = 0;
 
 	snprintf(what, sizeof(what), "pool/%s", d->pool.name);
 	n = pool_params(&d->pool, ints, p);
-	rc = pgstore_exec(s, what, "SELECT p.* FROM pool_specs p WHERE p.name = $1", 1, p, &res, e);
-	if (!rc && PQntuples(res) == 0) {
+	if (row < 0) {
 		r->outcomes[doc] = PGSTORE_CREATED;
 		rc = diff_fields(pool_fields, NFIELDS(pool_fields), &d->pool, NULL, NULL, doc, r,
 				 &nchanged, e);
-		if (!rc && write)
+		if (!rc)
 			rc = pgstore_exec(s, what,
 					  "INSERT INTO pools (name, asg_name, region, slots_per_instance,"
 					  " warm_instances, min_instances, max_instances, agent_port,"
 					  " default_image) VALUES ($1, $2, $3, $4::int, $5::int, $6::int,"
 					  " $7::int, $8::int, $9)", n, p, NULL, e);
-	} else if (!rc) {
-		rc = pgstore_decode_pool(res, 0, &cur, e);
-		if (!rc && pool_marked(res))
-			rc = err_set(e, SP_ECONFLICT,
-				     "%s: marked for deletion; wait for the operator to finalize it", what);
-		if (!rc)
-			rc = diff_fields(pool_fields, NFIELDS(pool_fields), &d->pool, &cur,
-					 row_owners(res), doc, r, &nchanged, e);
-		r->outcomes[doc] = nchanged ? PGSTORE_CONFIGURED : PGSTORE_UNCHANGED;
-		if (!rc && nchanged && write)
-			rc = pgstore_exec(s, what,
-					  "UPDATE pools SET asg_name = $2, region = $3,"
-					  " slots_per_instance = $4::int, warm_instances = $5::int,"
-					  " min_instances = $6::int, max_instances = $7::int,"
-					  " agent_port = $8::int, default_image = $9 WHERE name = $1",
-					  n, p, NULL, e);
+		return rc;
 	}
-	PQclear(res);
+	rc = pgstore_decode_pool(pf->pools, row, &cur, e);
+	if (!rc && pool_marked(pf->pools, row))
+		rc = err_set(e, SP_ECONFLICT,
+			     "%s: marked for deletion; wait for the operator to finalize it", what);
+	if (!rc)
+		rc = diff_fields(pool_fields, NFIELDS(pool_fields), &d->pool, &cur,
+				 row_owners(pf->pools, row), doc, r, &nchanged, e);
+	r->outcomes[doc] = nchanged ? PGSTORE_CONFIGURED : PGSTORE_UNCHANGED;
+	if (!rc && nchanged)
+		rc = pgstore_exec(s, what,
+				  "UPDATE pools SET asg_name = $2, region = $3,"
+				  " slots_per_instance = $4::int, warm_instances = $5::int,"
+				  " min_instances = $6::int, max_instances = $7::int,"
+				  " agent_port = $8::int, default_image = $9 WHERE name = $1",
+				  n, p, NULL, e);
 	return rc;
 }
 
@@ -926,66 +1008,61 @@ static int ws_write(struct pgstore *s, const char *what, int create, int n, cons
 			    n, p, NULL, e);
 }
 
-static int pool_exists(struct pgstore *s, const char *what, const char *name, int *exists,
-		       struct err *e)
+/* Whether the pool exists in the database or is declared in set. */
+static int pool_known(const struct manifest_set *set, const struct prefetch *pf, const char *name)
 {
-	const char *p[1] = { name };
-	PGresult *res = NULL;
-	int rc = pgstore_exec(s, what, "SELECT 1 FROM pools WHERE name = $1", 1, p, &res, e);
+	size_t i;
 
-	if (!rc)
-		*exists = PQntuples(res) > 0;
-	PQclear(res);
-	return rc;
+	if (prefetch_find(pf->pools, NULL, name) >= 0)
+		return 1;
+	for (i = 0; i < set->n; i++)
+		if (set->docs[i].kind == MANIFEST_POOL && !strcmp(set->docs[i].pool.name, name))
+			return 1;
+	return 0;
 }
 
-static int apply_ws(struct pgstore *s, const struct manifest_doc *d, size_t doc, int write,
-		    struct pgstore_apply_result *r, struct err *e)
+static int apply_ws(struct pgstore *s, const struct manifest_set *set, size_t doc,
+		    const struct prefetch *pf, struct pgstore_apply_result *r, struct err *e)
 {
-	const char *p[12];
-	char ints[3][16], what[160], *labels = NULL;
-	PGresult *res = NULL;
+	const struct manifest_doc *d = &set->docs[doc];
+	int row = prefetch_find(pf->ws, d->ws.pool, d->ws.name), rc, n, nchanged = 0;
 	struct workspace_spec *cur = NULL;
-	int rc, n, nchanged = 0, exists = 0;
+	char ints[3][16], what[160], *labels = NULL;
+	const char *p[12];
 
 	snprintf(what, sizeof(what), "workspace/%s", d->ws.name);
 	rc = pgstore_labels_encode(d->ws.labels, d->ws.nlabels, &labels, e);
 	if (rc)
-		goto out;
+		return rc;
 	n = ws_params(&d->ws, labels, ints, p);
-	rc = pgstore_exec(s, what, "SELECT * FROM workspace_specs WHERE pool = $1 AND name = $2"
-			  " FOR UPDATE", 2, p, &res, e);
-	if (rc)
-		goto out;
-	if (PQntuples(res) == 0) {
-		rc = pool_exists(s, what, d->ws.pool, &exists, e);
-		if (!rc && !exists)
+	if (row < 0) {
+		r->outcomes[doc] = PGSTORE_CREATED;
+		if (!pool_known(set, pf, d->ws.pool))
 			rc = err_set(e, SP_ENOTFOUND,
 				     "%s: pool '%s' does not exist: declare it in a Pool document",
 				     what, d->ws.pool);
-		r->outcomes[doc] = PGSTORE_CREATED;
 		if (!rc)
 			rc = diff_fields(ws_fields, NFIELDS(ws_fields), &d->ws, NULL, NULL, doc, r,
 					 &nchanged, e);
-		if (!rc && write)
+		if (!rc)
 			rc = ws_write(s, what, 1, n, p, e);
 		goto out;
 	}
 	cur = calloc(1, sizeof(*cur));
-	rc = cur ? pgstore_decode_workspace(res, 0, cur, e) : err_set(e, SP_ENOMEM, "out of memory");
+	rc = cur ? pgstore_decode_workspace(pf->ws, row, cur, e)
+		 : err_set(e, SP_ENOMEM, "out of memory");
 	if (!rc && cur->deletion_requested_at)
 		rc = err_set(e, SP_ECONFLICT,
 			     "%s: marked for deletion; wait for the operator to finalize it", what);
 	if (!rc)
-		rc = diff_fields(ws_fields, NFIELDS(ws_fields), &d->ws, cur, row_owners(res), doc, r,
-				 &nchanged, e);
+		rc = diff_fields(ws_fields, NFIELDS(ws_fields), &d->ws, cur, row_owners(pf->ws, row),
+				 doc, r, &nchanged, e);
 	r->outcomes[doc] = nchanged ? PGSTORE_CONFIGURED : PGSTORE_UNCHANGED;
-	if (!rc && nchanged && write)
+	if (!rc && nchanged)
 		rc = ws_write(s, what, 0, n, p, e);
 out:
 	free(cur);
 	free(labels);
-	PQclear(res);
 	return rc;
 }
 
@@ -1013,21 +1090,25 @@ static int apply_docs(struct pgstore *s, const struct manifest_set *set,
 		      struct err *e)
 {
 	static const char *const wp[1] = { WRITER };
+	struct prefetch pf = { NULL, NULL };
 	size_t i;
 	int rc, pass;
 
 	rc = pgstore_exec(s, "set writer", "SELECT set_config('spinup.writer', $1, true)", 1, wp,
 			  NULL, e);
+	if (!rc)
+		rc = prefetch_load(s, set, &pf, e);
 	/* Pools first, so workspaces of this set find them. */
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; !rc && i < set->n; i++) {
 			const struct manifest_doc *d = &set->docs[i];
 			if (d->kind == MANIFEST_POOL && pass == 0)
-				rc = apply_pool(s, d, i, 1, r, e);
+				rc = apply_pool(s, d, i, &pf, r, e);
 			else if (d->kind == MANIFEST_WORKSPACE && pass == 1)
-				rc = apply_ws(s, d, i, 1, r, e);
+				rc = apply_ws(s, set, i, &pf, r, e);
 		}
 	}
+	prefetch_release(&pf);
 	if (!rc && r->nconflicts && !o->force_conflicts)
 		rc = first_conflict(set, r, e);
 	return rc;

@@ -1,61 +1,52 @@
 /*
- * lcloud.c - the local provider's world and its Query API (see lcloud.h).
+ * lcloud.c - the local provider's HTTP server, processes and faults (see lcloud.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lcloud.h"
+#include "lcapi.h"
 #include "../drivers/log.h"
 #include "../drivers/sigv4.h"
 #include "../model/strbuf.h"
 #include "../model/banned.h"
 
-#define ASG_XMLNS "http://autoscaling.amazonaws.com/doc/2011-01-01/"
-#define EC2_XMLNS "http://ec2.amazonaws.com/doc/2016-11-15/"
-#define MAX_PARAMS 512
-
-enum inst_state { INST_PENDING, INST_INSERVICE, INST_TERMINATING, INST_TERMINATED };
-
-struct inst {
-	char id[20];
-	char addr[16];
-	enum inst_state st;
-	int healthy, protect;
-	int64_t launched_ms, ready_ms, kill_ms;
-	pid_t pgid;                 /* the command's process group; 0 when none */
-	int running;                /* the command's leader has not been reaped */
-};
-
-struct lcloud {
-	struct lcloud_config cfg;
-	char *region, *key, *secret, *group, *instance_cmd, *stop_cmd;
-	struct MHD_Daemon *mhd;
-	int port;
-	struct inst *v;
-	size_t n;
-	int desired;
-	unsigned seq, rnd, launched;
-	volatile sig_atomic_t stopping;
-};
-
-struct param {
-	char *k, *v;
-};
+#define TICK_MS 50
+#define MAX_HELPERS 256          /* stop commands running at once */
+#define CONN_TIMEOUT_S 30
 
 struct conn {
 	struct strbuf body;
 	int too_large;
+};
+
+struct lcloud {
+	struct lcloud_config cfg;
+	char *region, *instance_cmd, *stop_cmd, *log_dir;
+	char *keys[LCLOUD_MAX_KEYS][2];
+	struct lcworld *w;
+	struct MHD_Daemon *mhd;
+	int port;
+	uint64_t calls;          /* authenticated API calls */
+	uint64_t requests;       /* every API request */
+	unsigned long rid_seq;
+	pid_t helpers[MAX_HELPERS];
+	size_t nhelpers;
+	volatile sig_atomic_t stopping;
 };
 
 static int64_t now_ms(void)
@@ -66,139 +57,215 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *state_name(enum inst_state s)
+/* ---------------------------------------------------------------- faults */
+
+static int parse_count(const char *v, long hi, long *out)
 {
-	static const char *const n[] = { "Pending", "InService", "Terminating", "Terminated" };
-	return n[s];
+	char *end;
+	long x;
+
+	if (!v || !*v || strlen(v) > 12)
+		return -1;
+	x = strtol(v, &end, 10);
+	if (*end || x < 0 || x > hi)
+		return -1;
+	*out = x;
+	return 0;
 }
 
-/* ------------------------------------------------------------ processes */
-
-/* Append template with {addr} and {id} replaced by single-quoted values. */
-static int expand(struct strbuf *out, const char *tpl, const struct inst *in)
+int lcloud_faults_set(struct lcloud_faults *f, const char *name, const char *value,
+		      struct err *e)
 {
+	long v = 0;
+
+	if (!strcmp(name, "deny")) {
+		if (strlen(value) >= sizeof(f->deny))
+			return err_set(e, SP_EINVAL, "fault deny: list longer than %d bytes",
+				       LCLOUD_DENY_MAX - 1);
+		snprintf(f->deny, sizeof(f->deny), "%s", value);
+		return 0;
+	}
+	if (parse_count(value, !strcmp(name, "visibility_ms") ? 3600000L : 1000000L, &v))
+		return err_set(e, SP_EINVAL, "fault %s: '%.32s' is not a count in range", name,
+			       value);
+	if (!strcmp(name, "throttle_every"))
+		f->throttle_every = (int)v;
+	else if (!strcmp(name, "error_every"))
+		f->error_every = (int)v;
+	else if (!strcmp(name, "cut_every"))
+		f->cut_every = (int)v;
+	else if (!strcmp(name, "page_size"))
+		f->page_size = (int)v;
+	else if (!strcmp(name, "visibility_ms"))
+		f->visibility_ms = v;
+	else
+		return err_set(e, SP_EINVAL, "unknown fault '%.32s'", name);
+	return 0;
+}
+
+static int denied(const struct lcloud *lc, const char *action)
+{
+	const char *p = lc->cfg.faults.deny;
+	size_t n = strlen(action);
+
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if ((len == 3 && !strncmp(p, "all", 3)) || (len == n && !strncmp(p, action, n)))
+			return 1;
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- processes */
+
+/* Append tpl with {id} {ip} {addr} {port} {group} replaced, single-quoted. */
+static int expand(struct strbuf *out, const char *tpl, const struct lcloud *lc,
+		  const struct lcworld_inst *in)
+{
+	const char *gname = lcworld_group(lc->w, (size_t)in->group)->name;
+	char port[16];
 	const char *p = tpl;
 	int rc = 0;
 
+	snprintf(port, sizeof(port), "%d", lc->cfg.agent_port);
 	while (*p && !rc) {
-		const char *val = NULL;
+		const char *val = NULL, *q;
 		size_t skip = 0;
-		if (!strncmp(p, "{addr}", 6))
-			val = in->addr, skip = 6;
-		else if (!strncmp(p, "{id}", 4))
+		if (!strncmp(p, "{id}", 4))
 			val = in->id, skip = 4;
-		if (val) {
-			rc = strbuf_addf(out, "'%s'", val); /* ids and addresses hold no quote */
-			p += skip;
-		} else {
+		else if (!strncmp(p, "{ip}", 4))
+			val = in->ip, skip = 4;
+		else if (!strncmp(p, "{addr}", 6))
+			val = in->ip, skip = 6;
+		else if (!strncmp(p, "{port}", 6))
+			val = port, skip = 6;
+		else if (!strncmp(p, "{group}", 7))
+			val = gname, skip = 7;
+		if (!val) {
 			rc = strbuf_addch(out, *p++);
+			continue;
 		}
+		rc = strbuf_addch(out, '\'');
+		for (q = val; *q && !rc; q++)
+			rc = *q == '\'' ? strbuf_addstr(out, "'\\''") : strbuf_addch(out, *q);
+		rc = rc ? rc : strbuf_addch(out, '\'');
+		p += skip;
 	}
 	return rc;
 }
 
-/* Start `sh -c CMD` in a new session; returns its pid (= process group) or -1. */
-static pid_t spawn(const char *cmd, int wait_for_it)
+/* Fork `sh -c cmd` in a new session; output to log (or inherited). pid or -1. */
+static pid_t spawn(const char *cmd, const char *log)
 {
 	pid_t pid = fork();
 
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int fd = open("/dev/null", O_RDONLY);
+	if (pid != 0)
+		return pid;
+	{
+		struct sigaction sa;
 		sigset_t none;
+		int fd = open("/dev/null", O_RDONLY);
 		if (fd >= 0)
 			dup2(fd, 0);
+		if (log && (fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGCHLD, &sa, NULL);
+		sigaction(SIGPIPE, &sa, NULL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
 		setsid();
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
-	if (wait_for_it) {
-		int status;
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-	}
-	return pid;
 }
 
-static void inst_start(struct lcloud *lc, struct inst *in)
+static void hook_start(void *ctx, struct lcworld_inst *in)
 {
-	struct strbuf cmd = STRBUF_INIT;
+	struct lcloud *lc = ctx;
+	struct strbuf cmd = STRBUF_INIT, log = STRBUF_INIT;
+	pid_t pid;
 
-	if (!expand(&cmd, lc->instance_cmd, in)) {
-		in->pgid = spawn(cmd.buf, 0);
-		in->running = in->pgid > 0;
+	if (!lc->instance_cmd)
+		return;
+	strbuf_init(&cmd, LCLOUD_CMD_MAX);
+	if (lc->log_dir && strbuf_addf(&log, "%s/%s.log", lc->log_dir, in->id))
+		goto out;
+	if (expand(&cmd, lc->instance_cmd, lc, in)) {
+		log_warnx("could not start instance %s: command longer than %d bytes", in->id,
+			  LCLOUD_CMD_MAX);
+		goto out;
 	}
-	if (in->pgid <= 0)
-		log_warnx("could not start instance %s: fork failed", in->id);
-	else
-		log_info("instance %s running addr=%s pid=%d", in->id, in->addr, (int)in->pgid);
+	pid = spawn(cmd.buf, lc->log_dir ? log.buf : NULL);
+	if (pid < 0) {
+		log_warn("could not start instance %s: fork", in->id);
+		goto out;
+	}
+	in->pid = (int)pid;
+	in->proc_running = 1;
+	log_info("instance %s running ip=%s pid=%d", in->id, in->ip, (int)pid);
+out:
+	strbuf_release(&cmd);
+	strbuf_release(&log);
+}
+
+static void hook_stop(void *ctx, struct lcworld_inst *in)
+{
+	struct lcloud *lc = ctx;
+	struct strbuf cmd = STRBUF_INIT;
+	pid_t pid;
+
+	log_info("instance %s terminating ip=%s", in->id, in->ip);
+	if (in->pid > 0 && (in->proc_running || kill(-in->pid, 0) == 0)) {
+		kill(-in->pid, SIGTERM);
+		in->kill_ms = now_ms() + lc->cfg.kill_ms;
+	}
+	if (!lc->stop_cmd)
+		return;
+	if (lc->nhelpers == MAX_HELPERS) {
+		log_warnx("instance %s: stop command not run, %d still running", in->id,
+			  MAX_HELPERS);
+	} else if (expand(&cmd, lc->stop_cmd, lc, in)) {
+		log_warnx("instance %s: stop command too long", in->id);
+	} else if ((pid = spawn(cmd.buf, NULL)) < 0) {
+		log_warn("instance %s: could not run the stop command", in->id);
+	} else {
+		lc->helpers[lc->nhelpers++] = pid;
+	}
 	strbuf_release(&cmd);
 }
 
-/* Begin termination: SIGTERM the group, run the stop command. */
-static void inst_terminate(struct lcloud *lc, struct inst *in, const char *why)
+/* 1 when nothing listens on ip:agent_port (another program's agent, say). */
+static int hook_addr_ok(void *ctx, const char *ip)
 {
-	struct strbuf cmd = STRBUF_INIT;
+	struct lcloud *lc = ctx;
+	struct sockaddr_in sa;
+	int fd, one = 1, ok;
 
-	if (in->st == INST_TERMINATING || in->st == INST_TERMINATED)
-		return;
-	log_info("instance %s terminating (%s)", in->id, why);
-	in->st = INST_TERMINATING;
-	in->kill_ms = now_ms() + LCLOUD_KILL_GRACE_MS;
-	if (in->pgid > 0)
-		kill(-in->pgid, SIGTERM);
-	if (lc->stop_cmd && !expand(&cmd, lc->stop_cmd, in))
-		spawn(cmd.buf, 1);
-	strbuf_release(&cmd);
-}
-
-static void inst_finish(struct inst *in, int64_t now)
-{
-	if (in->pgid > 0)
-		kill(-in->pgid, SIGKILL);
-	in->st = INST_TERMINATED;
-	(void)now;
-	log_info("instance %s terminated", in->id);
-}
-
-static struct inst *inst_find(struct lcloud *lc, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < lc->n; i++)
-		if (!strcmp(lc->v[i].id, id))
-			return &lc->v[i];
-	return NULL;
-}
-
-static int inst_live(const struct inst *in)
-{
-	return in->st == INST_PENDING || in->st == INST_INSERVICE;
-}
-
-static void inst_launch(struct lcloud *lc, int64_t now)
-{
-	struct inst *in;
-	unsigned k;
-
-	if (lc->n >= LCLOUD_MAX_INSTANCES) {
-		log_warnx("cannot launch an instance: %d launched already", LCLOUD_MAX_INSTANCES);
-		return;
-	}
-	in = &lc->v[lc->n++];
-	memset(in, 0, sizeof(*in));
-	k = ++lc->launched;
-	snprintf(in->id, sizeof(in->id), "i-%017x", (lc->rnd << 12) ^ k);
-	snprintf(in->addr, sizeof(in->addr), "127.%d.%u.%u", lc->cfg.net, k / 250, k % 250 + 2);
-	in->st = INST_PENDING;
-	in->healthy = 1;
-	in->launched_ms = now;
-	in->ready_ms = now + lc->cfg.boot_delay_ms;
-	log_info("instance %s launched addr=%s", in->id, in->addr);
+	if (!lc->instance_cmd || lc->cfg.agent_port <= 0)
+		return 1;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)lc->cfg.agent_port);
+	ok = inet_pton(AF_INET, ip, &sa.sin_addr) == 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ok = ok && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	if (!ok)
+		log_info("address %s:%d is in use, skipped", ip, lc->cfg.agent_port);
+	return ok;
 }
 
 static void reap(struct lcloud *lc)
@@ -207,123 +274,49 @@ static void reap(struct lcloud *lc)
 	pid_t pid;
 	size_t i;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		for (i = 0; i < lc->n; i++)
-			if (lc->v[i].pgid == pid && lc->v[i].running) {
-				lc->v[i].running = 0;
-				if (lc->v[i].st == INST_INSERVICE)
-					log_info("instance %s: its command exited (status %d); "
-						 "the instance keeps running", lc->v[i].id, status);
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < lc->nhelpers; i++)
+			if (lc->helpers[i] == pid) {
+				lc->helpers[i] = lc->helpers[--lc->nhelpers];
+				break;
 			}
+		for (i = 0; i < lcworld_ninst(lc->w); i++) {
+			struct lcworld_inst *in = lcworld_inst(lc->w, i);
+			if (in->pid != pid || !in->proc_running)
+				continue;
+			in->proc_running = 0;
+			if (in->state == LCWORLD_IN_SERVICE)
+				log_info("instance %s: its command exited (status %d), the instance "
+					 "keeps running", in->id,
+					 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			break;
+		}
+	}
 }
 
-/* One step of the world: boot, replace unhealthy, match desired, finish terminations. */
-static void tick(struct lcloud *lc)
+/* SIGKILL the groups whose grace ran out. */
+static void kill_overdue(struct lcloud *lc, int64_t now, int all)
 {
-	int64_t now = now_ms();
-	int live = 0;
 	size_t i;
 
-	reap(lc);
-	for (i = 0; i < lc->n; i++) {
-		struct inst *in = &lc->v[i];
-		if (in->st == INST_INSERVICE && !in->healthy)
-			inst_terminate(lc, in, "unhealthy, replaced");
-		if (in->st == INST_PENDING && now >= in->ready_ms) {
-			in->st = INST_INSERVICE;
-			inst_start(lc, in);
-		}
-		if (in->st == INST_TERMINATING && now >= in->kill_ms)
-			inst_finish(in, now);
-		live += inst_live(in);
-	}
-	for (; live < lc->desired; live++)
-		inst_launch(lc, now);
-	/* scale in: newest unprotected first (pending before in service) */
-	for (i = lc->n; i-- > 0 && live > lc->desired;) {
-		struct inst *in = &lc->v[i];
-		if (inst_live(in) && !in->protect) {
-			inst_terminate(lc, in, "scale-in");
-			live--;
+	for (i = 0; i < lcworld_ninst(lc->w); i++) {
+		struct lcworld_inst *in = lcworld_inst(lc->w, i);
+		if (in->pid > 0 && in->kill_ms && (all || now >= in->kill_ms)) {
+			kill(-in->pid, SIGKILL);
+			in->kill_ms = 0;
 		}
 	}
 }
 
-/* ------------------------------------------------------------ HTTP helpers */
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decode a form-encoded component in place. */
-static void form_decode(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (*s == '+') {
-			*o++ = ' ';
-		} else if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-			*o++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
-			s += 2;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
-/* Split body (modified) into params; returns the count or -1 over the limit. */
-static int form_parse(char *body, struct param *p, int max)
-{
-	int n = 0;
-	char *s = body, *amp, *eq;
-
-	while (s && *s) {
-		amp = strchr(s, '&');
-		if (amp)
-			*amp = '\0';
-		if (*s) {
-			if (n >= max)
-				return -1;
-			eq = strchr(s, '=');
-			if (eq)
-				*eq = '\0';
-			p[n].k = s;
-			p[n].v = eq ? eq + 1 : s + strlen(s);
-			form_decode(p[n].k);
-			form_decode(p[n].v);
-			n++;
-		}
-		s = amp ? amp + 1 : NULL;
-	}
-	return n;
-}
-
-static const char *param(const struct param *p, int n, const char *k)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(p[i].k, k))
-			return p[i].v;
-	return NULL;
-}
+/* ---------------------------------------------------------------- HTTP helpers */
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
-			     const struct strbuf *body)
+			     const char *body, size_t len)
 {
 	struct MHD_Response *r;
 	enum MHD_Result rc;
 
-	r = MHD_create_response_from_buffer(body->len, body->buf, MHD_RESPMEM_MUST_COPY);
+	r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", ctype);
@@ -332,313 +325,18 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	return rc;
 }
 
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	return reply(c, status, "text/plain", text, strlen(text));
+}
+
 static void request_id(struct lcloud *lc, char out[40])
 {
-	snprintf(out, 40, "%08x-0000-4000-8000-%012x", lc->rnd, ++lc->seq);
+	unsigned long k = ++lc->rid_seq;
+
+	snprintf(out, 40, "%08" PRIx64 "-%04lx-4000-8000-%012lx", lc->cfg.seed & 0xffffffffu,
+		 (k >> 48) & 0xffff, k & 0xffffffffffffUL);
 }
-
-/* The error document of the service; code and message are plain text. */
-static enum MHD_Result api_error(struct lcloud *lc, struct MHD_Connection *c, int ec2,
-				 unsigned status, const char *code, const char *msg)
-{
-	struct strbuf b = STRBUF_INIT;
-	char rid[40];
-	enum MHD_Result r;
-
-	request_id(lc, rid);
-	if (ec2)
-		strbuf_addf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>"
-			    "<Code>%s</Code><Message>%s</Message></Error></Errors>"
-			    "<RequestID>%s</RequestID></Response>", code, msg, rid);
-	else
-		strbuf_addf(&b, "<ErrorResponse xmlns=\"" ASG_XMLNS "\"><Error><Type>%s</Type>"
-			    "<Code>%s</Code><Message>%s</Message></Error>"
-			    "<RequestId>%s</RequestId></ErrorResponse>",
-			    status >= 500 ? "Receiver" : "Sender", code, msg, rid);
-	log_info("api error status=%u code=%s", status, code);
-	r = reply(c, status, "text/xml", &b);
-	strbuf_release(&b);
-	return r;
-}
-
-/* XML-safe: our names and ids are [A-Za-z0-9._-]; anything else is dropped. */
-static void xml_safe(char *dst, size_t n, const char *s)
-{
-	size_t i = 0;
-
-	for (; *s && i + 1 < n; s++)
-		if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		    (*s >= '0' && *s <= '9') || strchr("._-: ", *s))
-			dst[i++] = *s;
-	dst[i] = '\0';
-}
-
-/* ------------------------------------------------------------ ASG actions */
-
-static enum MHD_Result asg_ok(struct lcloud *lc, struct MHD_Connection *c, const char *action,
-			      const char *result)
-{
-	struct strbuf b = STRBUF_INIT;
-	char rid[40];
-	enum MHD_Result r;
-
-	request_id(lc, rid);
-	strbuf_addf(&b, "<%sResponse xmlns=\"" ASG_XMLNS "\">%s<ResponseMetadata><RequestId>%s"
-		    "</RequestId></ResponseMetadata></%sResponse>", action, result ? result : "",
-		    rid, action);
-	r = reply(c, 200, "text/xml", &b);
-	strbuf_release(&b);
-	return r;
-}
-
-static enum MHD_Result describe_groups(struct lcloud *lc, struct MHD_Connection *c,
-				       const struct param *p, int np)
-{
-	struct strbuf b = STRBUF_INIT;
-	int i, named = 0, ours = 0;
-	size_t k;
-	enum MHD_Result r;
-
-	for (i = 0; i < np; i++)
-		if (!strncmp(p[i].k, "AutoScalingGroupNames.member.", 29)) {
-			named = 1;
-			ours |= !strcmp(p[i].v, lc->group);
-		}
-	strbuf_addstr(&b, "<DescribeAutoScalingGroupsResult><AutoScalingGroups>");
-	if (!named || ours) {
-		strbuf_addf(&b, "<member><AutoScalingGroupName>%s</AutoScalingGroupName>"
-			    "<MinSize>%d</MinSize><MaxSize>%d</MaxSize>"
-			    "<DesiredCapacity>%d</DesiredCapacity><HealthCheckType>EC2</HealthCheckType>"
-			    "<Instances>", lc->group, lc->cfg.min_size, lc->cfg.max_size, lc->desired);
-		for (k = 0; k < lc->n; k++) {
-			const struct inst *in = &lc->v[k];
-			if (in->st == INST_TERMINATED)
-				continue;
-			strbuf_addf(&b, "<member><InstanceId>%s</InstanceId>"
-				    "<AvailabilityZone>%sa</AvailabilityZone>"
-				    "<LifecycleState>%s</LifecycleState><HealthStatus>%s</HealthStatus>"
-				    "<ProtectedFromScaleIn>%s</ProtectedFromScaleIn></member>",
-				    in->id, lc->region, state_name(in->st),
-				    in->healthy ? "Healthy" : "Unhealthy",
-				    in->protect ? "true" : "false");
-		}
-		strbuf_addstr(&b, "</Instances></member>");
-	}
-	strbuf_addstr(&b, "</AutoScalingGroups></DescribeAutoScalingGroupsResult>");
-	r = asg_ok(lc, c, "DescribeAutoScalingGroups", b.buf);
-	strbuf_release(&b);
-	return r;
-}
-
-/* 1 when v is a decimal integer in [lo, hi], stored in out. */
-static int int_param(const char *v, int lo, int hi, int *out)
-{
-	char *end;
-	long x;
-
-	if (!v || !*v)
-		return 0;
-	errno = 0;
-	x = strtol(v, &end, 10);
-	if (errno || *end || x < lo || x > hi)
-		return 0;
-	*out = (int)x;
-	return 1;
-}
-
-static int group_param_ok(const struct lcloud *lc, const struct param *p, int np)
-{
-	const char *g = param(p, np, "AutoScalingGroupName");
-	return g && !strcmp(g, lc->group);
-}
-
-static enum MHD_Result set_desired(struct lcloud *lc, struct MHD_Connection *c,
-				   const struct param *p, int np)
-{
-	char msg[160];
-	int d;
-
-	if (!group_param_ok(lc, p, np))
-		return api_error(lc, c, 0, 400, "ValidationError", "AutoScalingGroup name not found");
-	if (!int_param(param(p, np, "DesiredCapacity"), 0, 1000000, &d))
-		return api_error(lc, c, 0, 400, "ValidationError", "DesiredCapacity is invalid");
-	if (d < lc->cfg.min_size || d > lc->cfg.max_size) {
-		snprintf(msg, sizeof(msg), "New SetDesiredCapacity value %d is %s %s value %d for "
-			 "the AutoScalingGroup.", d, d < lc->cfg.min_size ? "below" : "above",
-			 d < lc->cfg.min_size ? "min" : "max",
-			 d < lc->cfg.min_size ? lc->cfg.min_size : lc->cfg.max_size);
-		return api_error(lc, c, 0, 400, "ValidationError", msg);
-	}
-	if (d != lc->desired)
-		log_info("group %s desired capacity %d -> %d", lc->group, lc->desired, d);
-	lc->desired = d;
-	return asg_ok(lc, c, "SetDesiredCapacity", NULL);
-}
-
-static enum MHD_Result set_protection(struct lcloud *lc, struct MHD_Connection *c,
-				      const struct param *p, int np)
-{
-	const char *pv = param(p, np, "ProtectedFromScaleIn");
-	struct inst *in;
-	char msg[128], id[24];
-	int i, on;
-
-	if (!group_param_ok(lc, p, np))
-		return api_error(lc, c, 0, 400, "ValidationError", "AutoScalingGroup name not found");
-	if (!pv || (strcmp(pv, "true") && strcmp(pv, "false")))
-		return api_error(lc, c, 0, 400, "ValidationError", "ProtectedFromScaleIn is invalid");
-	on = !strcmp(pv, "true");
-	for (i = 0; i < np; i++) {
-		if (strncmp(p[i].k, "InstanceIds.member.", 19))
-			continue;
-		in = inst_find(lc, p[i].v);
-		if (!in || !inst_live(in)) {
-			xml_safe(id, sizeof(id), p[i].v);
-			snprintf(msg, sizeof(msg), "The instance %s is not part of Auto Scaling group %s.",
-				 id, lc->group);
-			return api_error(lc, c, 0, 400, "ValidationError", msg);
-		}
-	}
-	for (i = 0; i < np; i++)
-		if (!strncmp(p[i].k, "InstanceIds.member.", 19))
-			inst_find(lc, p[i].v)->protect = on;
-	return asg_ok(lc, c, "SetInstanceProtection", "<SetInstanceProtectionResult/>");
-}
-
-static enum MHD_Result terminate_in_group(struct lcloud *lc, struct MHD_Connection *c,
-					  const struct param *p, int np)
-{
-	const char *dec = param(p, np, "ShouldDecrementDesiredCapacity");
-	struct inst *in = inst_find(lc, param(p, np, "InstanceId") ? param(p, np, "InstanceId") : "");
-	struct strbuf b = STRBUF_INIT;
-	enum MHD_Result r;
-
-	if (!dec || (strcmp(dec, "true") && strcmp(dec, "false")))
-		return api_error(lc, c, 0, 400, "ValidationError",
-				 "ShouldDecrementDesiredCapacity is required");
-	if (!in || in->st == INST_TERMINATED)
-		return api_error(lc, c, 0, 400, "ValidationError",
-				 "Instance Id not found - No managed instance found for instance ID");
-	if (!strcmp(dec, "true") && inst_live(in)) {
-		if (lc->desired <= lc->cfg.min_size)
-			return api_error(lc, c, 0, 400, "ValidationError",
-					 "Currently, desiredSize equals minSize. Terminating "
-					 "instance without replacement will violate group's min size "
-					 "constraint.");
-		lc->desired--;
-	}
-	inst_terminate(lc, in, "TerminateInstanceInAutoScalingGroup");
-	strbuf_addf(&b, "<TerminateInstanceInAutoScalingGroupResult><Activity>"
-		    "<StatusCode>InProgress</StatusCode><AutoScalingGroupName>%s"
-		    "</AutoScalingGroupName></Activity></TerminateInstanceInAutoScalingGroupResult>",
-		    lc->group);
-	r = asg_ok(lc, c, "TerminateInstanceInAutoScalingGroup", b.buf);
-	strbuf_release(&b);
-	return r;
-}
-
-static enum MHD_Result set_health(struct lcloud *lc, struct MHD_Connection *c,
-				  const struct param *p, int np)
-{
-	const char *h = param(p, np, "HealthStatus");
-	struct inst *in = inst_find(lc, param(p, np, "InstanceId") ? param(p, np, "InstanceId") : "");
-
-	if (!h || (strcmp(h, "Healthy") && strcmp(h, "Unhealthy")))
-		return api_error(lc, c, 0, 400, "ValidationError", "HealthStatus is invalid");
-	if (!in || in->st == INST_TERMINATED)
-		return api_error(lc, c, 0, 400, "ValidationError", "Instance Id not found");
-	if (in->healthy && !strcmp(h, "Unhealthy"))
-		log_info("instance %s set unhealthy", in->id);
-	if (inst_live(in))
-		in->healthy = !strcmp(h, "Healthy");
-	return asg_ok(lc, c, "SetInstanceHealth", NULL);
-}
-
-/* ------------------------------------------------------------ EC2 */
-
-static void iso_time(int64_t ms, char out[32])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + strlen(out), 32 - strlen(out), ".%03dZ", (int)(ms % 1000));
-}
-
-/* 1 when in is selected by the instance-id filters / InstanceId.N (none: all). */
-static int selected(const struct inst *in, const struct param *p, int np)
-{
-	int i, any = 0;
-	char name[64];
-
-	for (i = 0; i < np; i++) {
-		const char *k = p[i].k, *dot;
-		if (!strncmp(k, "InstanceId.", 11)) {
-			any = 1;
-			if (!strcmp(p[i].v, in->id))
-				return 1;
-		} else if (!strncmp(k, "Filter.", 7) && (dot = strstr(k, ".Value."))) {
-			snprintf(name, sizeof(name), "%.*s.Name", (int)(dot - k), k);
-			if (strcmp(param(p, np, name) ? param(p, np, name) : "", "instance-id"))
-				continue;
-			any = 1;
-			if (!strcmp(p[i].v, in->id))
-				return 1;
-		}
-	}
-	return !any;
-}
-
-static enum MHD_Result describe_instances(struct lcloud *lc, struct MHD_Connection *c,
-					  const struct param *p, int np)
-{
-	static const int code[] = { 0, 16, 32, 48 };
-	static const char *const name[] = { "pending", "running", "shutting-down", "terminated" };
-	const char *tok = param(p, np, "NextToken");
-	struct strbuf b = STRBUF_INIT;
-	int max = 1000, start = 0, shown = 0;
-	char rid[40], when[32];
-	size_t k;
-	enum MHD_Result r;
-
-	if (param(p, np, "MaxResults") && !int_param(param(p, np, "MaxResults"), 5, 1000, &max))
-		return api_error(lc, c, 1, 400, "InvalidParameterValue",
-				 "MaxResults must be between 5 and 1000");
-	if (tok && !int_param(tok, 0, LCLOUD_MAX_INSTANCES, &start))
-		return api_error(lc, c, 1, 400, "InvalidNextToken", "The token is invalid");
-	request_id(lc, rid);
-	strbuf_addf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeInstancesResponse "
-		    "xmlns=\"" EC2_XMLNS "\"><requestId>%s</requestId><reservationSet>", rid);
-	for (k = (size_t)start; k < lc->n; k++) {
-		const struct inst *in = &lc->v[k];
-		if (!selected(in, p, np))
-			continue;
-		if (shown == max) {
-			break;
-		}
-		shown++;
-		iso_time(in->launched_ms, when);
-		strbuf_addf(&b, "<item><reservationId>r-%s</reservationId><ownerId>000000000000"
-			    "</ownerId><instancesSet><item><instanceId>%s</instanceId>"
-			    "<instanceState><code>%d</code><name>%s</name></instanceState>"
-			    "<instanceType>local.process</instanceType><launchTime>%s</launchTime>"
-			    "<placement><availabilityZone>%sa</availabilityZone></placement>",
-			    in->id + 2, in->id, code[in->st], name[in->st], when, lc->region);
-		if (in->st != INST_TERMINATED)
-			strbuf_addf(&b, "<privateIpAddress>%s</privateIpAddress>", in->addr);
-		strbuf_addstr(&b, "</item></instancesSet></item>");
-	}
-	strbuf_addstr(&b, "</reservationSet>");
-	if (k < lc->n)
-		strbuf_addf(&b, "<nextToken>%zu</nextToken>", k);
-	strbuf_addstr(&b, "</DescribeInstancesResponse>");
-	r = reply(c, 200, "text/xml", &b);
-	strbuf_release(&b);
-	return r;
-}
-
-/* ------------------------------------------------------------ dispatch */
 
 struct hdrs {
 	struct sigv4_header h[SIGV4_MAX_HEADERS];
@@ -661,42 +359,144 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k
 	return MHD_YES;
 }
 
+static const char *hdr(const struct hdrs *h, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (!strcasecmp(h->h[i].name, name))
+			return h->h[i].value;
+	return NULL;
+}
+
+/* The service of the credential scope ("Credential=AK/DATE/REGION/SERVICE/aws4_request"). */
+static int scope_service(const char *authz)
+{
+	const char *p = authz ? strstr(authz, "Credential=") : NULL;
+	int slash = 0;
+
+	if (!p)
+		return -1;
+	for (p += 11; *p && *p != ',' && *p != ' '; p++)
+		if (*p == '/' && ++slash == 3) {
+			if (!strncmp(p + 1, "autoscaling/", 12))
+				return LCAPI_ASG;
+			if (!strncmp(p + 1, "ec2/", 4))
+				return LCAPI_EC2;
+			return -1;
+		}
+	return -1;
+}
+
+static enum lcapi_service pick_service(const struct hdrs *h, const char *action)
+{
+	const char *host = hdr(h, "host");
+	int s = scope_service(hdr(h, "authorization"));
+
+	if (s >= 0)
+		return (enum lcapi_service)s;
+	if (host && !strncmp(host, "ec2.", 4))
+		return LCAPI_EC2;
+	if (host && !strncmp(host, "autoscaling.", 12))
+		return LCAPI_ASG;
+	return lcapi_action_service(action) == LCAPI_EC2 ? LCAPI_EC2 : LCAPI_ASG;
+}
+
 static const char *lookup_secret(void *ctx, const char *key)
 {
 	struct lcloud *lc = ctx;
-	return !strcmp(key, lc->key) ? lc->secret : NULL;
+	size_t i;
+
+	for (i = 0; i < lc->cfg.nkeys; i++)
+		if (!strcmp(key, lc->keys[i][0]))
+			return lc->keys[i][1];
+	return NULL;
 }
 
-static int is_ec2(const char *action)
+/* Map sigv4_verify's first word to the AWS answer of svc. */
+static int auth_error(enum lcapi_service svc, const struct err *e, const char *rid,
+		      struct lcapi_resp *r)
 {
-	return !strcmp(action, "DescribeInstances");
+	char code[64] = "SignatureDoesNotMatch";
+
+	sscanf(e->msg, "%63s", code);
+	if (!strcmp(code, "InvalidClientTokenId"))
+		return svc == LCAPI_EC2 ?
+			lcapi_error(svc, 401, "AuthFailure", "AWS was not able to validate the "
+				    "provided access credentials", rid, r) :
+			lcapi_error(svc, 403, code, "The security token included in the request "
+				    "is invalid.", rid, r);
+	if (!strcmp(code, "IncompleteSignature"))
+		return lcapi_error(svc, 400, code, e->msg + strlen(code) + (e->msg[0] ? 1 : 0),
+				   rid, r);
+	if (!strcmp(code, "RequestExpired"))
+		return lcapi_error(svc, 400, code, "Request has expired.", rid, r);
+	return lcapi_error(svc, 403, "SignatureDoesNotMatch", "The request signature we "
+			   "calculated does not match the signature you provided. Check your "
+			   "AWS Secret Access Key and signing method. Consult the service "
+			   "documentation for details.", rid, r);
+}
+
+/* Faults and the API proper, for an authenticated request. */
+static int serve(struct lcloud *lc, enum lcapi_service svc, const struct lcapi_param *p,
+		 size_t n, const char *action, const char *rid, struct lcapi_resp *r, int *cut)
+{
+	const struct lcloud_faults *f = &lc->cfg.faults;
+	struct lcapi_opts o = { .page_cap = f->page_size };
+	uint64_t k = ++lc->calls;
+	char msg[200];
+
+	if (action && denied(lc, action)) {
+		if (svc == LCAPI_EC2)
+			return lcapi_error(svc, 403, "UnauthorizedOperation", "You are not "
+					   "authorized to perform this operation.", rid, r);
+		snprintf(msg, sizeof(msg), "User: arn:aws:iam::000000000000:user/local is not "
+			 "authorized to perform: autoscaling:%.64s", action);
+		return lcapi_error(svc, 403, "AccessDenied", msg, rid, r);
+	}
+	if (f->throttle_every && k % (uint64_t)f->throttle_every == 0)
+		return svc == LCAPI_EC2 ?
+			lcapi_error(svc, 400, "RequestLimitExceeded", "Request limit exceeded.",
+				    rid, r) :
+			lcapi_error(svc, 400, "Throttling", "Rate exceeded", rid, r);
+	if (f->error_every && k % (uint64_t)f->error_every == 0)
+		return svc == LCAPI_EC2 ?
+			lcapi_error(svc, 500, "InternalError", "An internal error has occurred.",
+				    rid, r) :
+			lcapi_error(svc, 500, "InternalFailure", "The request processing has "
+				    "failed because of an unknown error, exception or failure.",
+				    rid, r);
+	*cut = f->cut_every && k % (uint64_t)f->cut_every == 0;
+	return lcapi_handle(lc->w, svc, p, n, &o, now_ms(), rid, r);
 }
 
 static enum MHD_Result api(struct lcloud *lc, struct MHD_Connection *c, struct conn *cs)
 {
-	static struct param p[MAX_PARAMS];
+	struct lcapi_param *p = NULL;
 	struct hdrs h = { .n = 0 };
+	struct lcapi_resp r;
 	struct sigv4_req req;
 	struct err e = ERR_INIT;
-	char *body, code[64], act[64];
-	const char *action;
-	int np, ec2;
-	enum MHD_Result r;
+	char *body = NULL, rid[40], act[64] = "-";
+	const char *action = NULL;
+	enum lcapi_service svc;
+	size_t n = 0;
+	int cut = 0, rc = 0;
+	enum MHD_Result mr = MHD_NO;
 
-	if (cs->too_large)
-		return api_error(lc, c, 0, 413, "ValidationError", "request body too large");
+	lc->requests++;
+	lcapi_resp_init(&r);
+	request_id(lc, rid);
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect, &h);
+	p = calloc(LCAPI_MAX_PARAMS, sizeof(*p));
 	body = strndup(cs->body.buf, cs->body.len);
-	if (!body)
-		return MHD_NO;
-	np = form_parse(body, p, MAX_PARAMS);
-	action = np > 0 ? param(p, np, "Action") : NULL;
-	if (np < 0 || !action) {
-		free(body);
-		return api_error(lc, c, 0, 400, "MissingAction", "no Action in the request body");
-	}
-	xml_safe(act, sizeof(act), action);
-	ec2 = is_ec2(action);
+	if (!p || !body)
+		goto out;
+	if (!cs->too_large && !lcapi_parse_form(body, p, LCAPI_MAX_PARAMS, &n))
+		action = lcapi_param_get(p, n, "Action");
+	if (action)
+		snprintf(act, sizeof(act), "%.63s", action);
+	svc = pick_service(&h, action);
 	memset(&req, 0, sizeof(req));
 	req.method = "POST";
 	req.path = "/";
@@ -705,92 +505,193 @@ static enum MHD_Result api(struct lcloud *lc, struct MHD_Connection *c, struct c
 	req.nheaders = h.n;
 	req.payload = cs->body.buf;
 	req.payload_len = cs->body.len;
-	if (h.overflow || sigv4_verify(&req, lc->region, ec2 ? "ec2" : "autoscaling",
-				       lookup_secret, lc, now_ms() / 1000, SIGV4_DEFAULT_SKEW_S,
-				       &e)) {
-		sscanf(e.msg[0] ? e.msg : "SignatureDoesNotMatch", "%63s", code);
-		log_info("refused %s: %s", act, code);
-		r = api_error(lc, c, ec2, 403, code, "the request signature was refused");
-	} else if (lc->cfg.throttle_pct && (int)(rand_r(&lc->rnd) % 100) < lc->cfg.throttle_pct) {
-		r = ec2 ? api_error(lc, c, 1, 503, "RequestLimitExceeded", "Request limit exceeded.")
-			: api_error(lc, c, 0, 400, "Throttling", "Rate exceeded");
-	} else if (lc->cfg.error_pct && (int)(rand_r(&lc->rnd) % 100) < lc->cfg.error_pct) {
-		r = api_error(lc, c, ec2, 500, ec2 ? "InternalError" : "InternalFailure",
-			      "An internal error has occurred (injected fault)");
-	} else if (ec2) {
-		r = describe_instances(lc, c, p, np);
-	} else if (!strcmp(action, "DescribeAutoScalingGroups")) {
-		r = describe_groups(lc, c, p, np);
-	} else if (!strcmp(action, "SetDesiredCapacity")) {
-		r = set_desired(lc, c, p, np);
-	} else if (!strcmp(action, "SetInstanceProtection")) {
-		r = set_protection(lc, c, p, np);
-	} else if (!strcmp(action, "TerminateInstanceInAutoScalingGroup")) {
-		r = terminate_in_group(lc, c, p, np);
-	} else if (!strcmp(action, "SetInstanceHealth")) {
-		r = set_health(lc, c, p, np);
-	} else {
-		r = api_error(lc, c, 0, 400, "InvalidAction", "unsupported action");
-	}
-	log_debug("api action=%s", act);
+	if (cs->too_large)
+		rc = lcapi_error(svc, 413, "RequestEntityTooLarge", "the request body is over "
+				 "the provider's limit", rid, &r);
+	else if (!hdr(&h, "authorization"))
+		rc = lcapi_error(svc, 403, "MissingAuthenticationToken", "Request is missing "
+				 "Authentication Token", rid, &r);
+	else if (h.overflow)
+		rc = lcapi_error(svc, 400, "IncompleteSignature", "too many headers", rid, &r);
+	else if (sigv4_verify(&req, lc->region, svc == LCAPI_EC2 ? "ec2" : "autoscaling",
+			      lookup_secret, lc, now_ms() / 1000, SIGV4_DEFAULT_SKEW_S, &e))
+		rc = auth_error(svc, &e, rid, &r);
+	else if (!action && n == LCAPI_MAX_PARAMS)
+		rc = lcapi_error(svc, 400, "ValidationError", "too many parameters", rid, &r);
+	else
+		rc = serve(lc, svc, p, n, action, rid, &r, &cut);
+	if (rc)
+		goto out;
+	if (cut)
+		strbuf_setlen(&r.body, r.body.len / 2);
+	log_info("api action=%s service=%s status=%u%s%s%s", act,
+		 svc == LCAPI_EC2 ? "ec2" : "autoscaling", r.status, r.code[0] ? " code=" : "",
+		 r.code, cut ? " fault=cut" : "");
+	mr = reply(c, r.status, "text/xml", r.body.buf, r.body.len);
+out:
+	if (rc || !p || !body)
+		log_warnx("api action=%s: out of memory building the answer", act);
+	lcapi_resp_release(&r);
 	free(body);
+	free(p);
+	return mr;
+}
+
+/* ---------------------------------------------------------------- admin */
+
+static json_t *state_json(struct lcloud *lc)
+{
+	const struct lcloud_faults *f = &lc->cfg.faults;
+	json_t *root = json_object(), *groups = json_array(), *insts = json_array();
+	int64_t now = now_ms();
+	size_t i;
+
+	for (i = 0; i < lcworld_ngroups(lc->w); i++) {
+		const struct lcworld_group *g = lcworld_group(lc->w, i);
+		json_array_append_new(groups, json_pack("{s:s, s:i, s:i, s:i, s:i}", "name",
+				      g->name, "min", g->min_size, "max", g->max_size, "desired",
+				      g->desired, "live", lcworld_live(lc->w, (int)i)));
+	}
+	for (i = 0; i < lcworld_ninst(lc->w); i++) {
+		const struct lcworld_inst *in = lcworld_inst(lc->w, i);
+		json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:i, "
+				      "s:b, s:I}", "id", in->id, "group",
+				      lcworld_group(lc->w, (size_t)in->group)->name, "ip", in->ip,
+				      "state", lcworld_state_asg(in->state), "healthy", in->healthy,
+				      "protected", in->protect, "visible", now >= in->visible_ms,
+				      "pid", in->pid, "process_running", in->proc_running,
+				      "launched_ms", (json_int_t)in->launched_ms));
+	}
+	json_object_set_new(root, "groups", groups);
+	json_object_set_new(root, "instances", insts);
+	json_object_set_new(root, "faults", json_pack("{s:i, s:i, s:i, s:i, s:I, s:s}",
+			    "throttle_every", f->throttle_every, "error_every", f->error_every,
+			    "cut_every", f->cut_every, "page_size", f->page_size, "visibility_ms",
+			    (json_int_t)f->visibility_ms, "deny", f->deny));
+	json_object_set_new(root, "calls", json_integer((json_int_t)lc->calls));
+	json_object_set_new(root, "requests", json_integer((json_int_t)lc->requests));
+	return root;
+}
+
+static enum MHD_Result admin_state(struct lcloud *lc, struct MHD_Connection *c)
+{
+	json_t *j = state_json(lc);
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	enum MHD_Result r;
+
+	json_decref(j);
+	if (!s)
+		return reply_text(c, 500, "out of memory\n");
+	r = reply(c, 200, "application/json", s, strlen(s));
+	free(s);
 	return r;
+}
+
+struct fault_args {
+	struct lcloud_faults f;
+	struct err e;
+	int bad;
+};
+
+static enum MHD_Result fault_arg(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	struct fault_args *a = cls;
+
+	(void)kind;
+	if (!a->bad && lcloud_faults_set(&a->f, k, v ? v : "", &a->e))
+		a->bad = 1;
+	return MHD_YES;
+}
+
+static enum MHD_Result admin_faults(struct lcloud *lc, struct MHD_Connection *c)
+{
+	struct fault_args a;
+
+	memset(&a, 0, sizeof(a));
+	a.f = lc->cfg.faults;
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, fault_arg, &a);
+	if (a.bad)
+		return reply_text(c, 400, a.e.msg);
+	lc->cfg.faults = a.f;
+	lcworld_set_visibility(lc->w, a.f.visibility_ms);
+	log_info("faults throttle_every=%d error_every=%d cut_every=%d page_size=%d "
+		 "visibility_ms=%" PRId64 " deny=%s", a.f.throttle_every, a.f.error_every,
+		 a.f.cut_every, a.f.page_size, a.f.visibility_ms, a.f.deny[0] ? a.f.deny : "-");
+	return admin_state(lc, c);
+}
+
+static enum MHD_Result admin_instance(struct lcloud *lc, struct MHD_Connection *c,
+				      const char *rest)
+{
+	char id[32], verb[16];
+	struct lcworld_inst *in;
+	struct err e = ERR_INIT;
+
+	if (sscanf(rest, "%31[^/]/%15s", id, verb) != 2)
+		return reply_text(c, 404, "unknown admin endpoint\n");
+	in = lcworld_find(lc->w, id);
+	if (!in || in->state == LCWORLD_TERMINATED)
+		return reply_text(c, 404, "no such instance\n");
+	if (!strcmp(verb, "kill")) {
+		if (in->pid <= 0 || kill(-in->pid, SIGKILL))
+			return reply_text(c, 409, "the instance has no process\n");
+		log_info("admin: killed the processes of instance %s", in->id);
+		return reply_text(c, 200, "killed\n");
+	}
+	if (!strcmp(verb, "terminate")) {
+		if (lcworld_fail(lc->w, id, now_ms(), &e))
+			return reply_text(c, 404, e.msg);
+		log_info("admin: instance %s terminated out of band", id);
+		return reply_text(c, 200, "terminating\n");
+	}
+	return reply_text(c, 404, "unknown admin endpoint\n");
+}
+
+static enum MHD_Result admin_group(struct lcloud *lc, struct MHD_Connection *c, const char *name)
+{
+	const char *d = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "desired");
+	struct err e = ERR_INIT;
+	long v;
+
+	if (!d || parse_count(d, LCWORLD_MAX_SIZE, &v))
+		return reply_text(c, 400, "desired=N is required\n");
+	if (lcworld_set_desired(lc->w, name, (int)v, &e))
+		return reply_text(c, 400, e.msg);
+	log_info("admin: group %s desired capacity %ld", name, v);
+	return admin_state(lc, c);
+}
+
+static int loopback_client(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr_in *sa;
+
+	if (!ci || !ci->client_addr || ci->client_addr->sa_family != AF_INET)
+		return 0;
+	sa = (const struct sockaddr_in *)(const void *)ci->client_addr;
+	return (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
 }
 
 static enum MHD_Result admin(struct lcloud *lc, struct MHD_Connection *c, const char *method,
 			     const char *url)
 {
-	struct strbuf b = STRBUF_INIT;
-	unsigned status = 200;
-	struct inst *in;
-	char id[24];
-	size_t k;
-	enum MHD_Result r;
-	int v;
-
-	if (!strcmp(method, "GET") && !strcmp(url, "/_admin/state")) {
-		strbuf_addf(&b, "group %s min %d max %d desired %d throttle %d error %d\n",
-			    lc->group, lc->cfg.min_size, lc->cfg.max_size, lc->desired,
-			    lc->cfg.throttle_pct, lc->cfg.error_pct);
-		for (k = 0; k < lc->n; k++) {
-			in = &lc->v[k];
-			strbuf_addf(&b, "instance %s %s %s %s %s pid %d\n", in->id, in->addr,
-				    state_name(in->st), in->healthy ? "Healthy" : "Unhealthy",
-				    in->protect ? "protected" : "unprotected",
-				    in->running ? (int)in->pgid : 0);
-		}
-	} else if (!strcmp(method, "POST") && sscanf(url, "/_admin/instances/%23[^/]/terminate", id) == 1) {
-		in = inst_find(lc, id);
-		if (in && in->st != INST_TERMINATED) {
-			inst_terminate(lc, in, "admin: instance failure");
-			strbuf_addf(&b, "terminating %s\n", in->id);
-		} else {
-			status = 404;
-			strbuf_addstr(&b, "no such running instance\n");
-		}
-	} else if (!strcmp(method, "POST") && !strcmp(url, "/_admin/faults")) {
-		const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "throttle");
-		const char *er = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "error");
-		if ((t && !int_param(t, 0, 100, &v)) || (er && !int_param(er, 0, 100, &v))) {
-			status = 400;
-			strbuf_addstr(&b, "throttle and error are percentages 0..100\n");
-		} else {
-			if (t)
-				int_param(t, 0, 100, &lc->cfg.throttle_pct);
-			if (er)
-				int_param(er, 0, 100, &lc->cfg.error_pct);
-			strbuf_addf(&b, "throttle %d error %d\n", lc->cfg.throttle_pct,
-				    lc->cfg.error_pct);
-			log_info("faults throttle=%d error=%d", lc->cfg.throttle_pct, lc->cfg.error_pct);
-		}
-	} else {
-		status = 404;
-		strbuf_addstr(&b, "unknown admin endpoint\n");
-	}
-	r = reply(c, status, "text/plain", &b);
-	strbuf_release(&b);
-	return r;
+	if (!loopback_client(c))
+		return reply_text(c, 403, "the admin endpoint answers loopback clients only\n");
+	if (!strcmp(url, "/_admin/state") && !strcmp(method, "GET"))
+		return admin_state(lc, c);
+	if (strcmp(method, "POST"))
+		return reply_text(c, 405, "admin changes are POSTs\n");
+	if (!strcmp(url, "/_admin/faults"))
+		return admin_faults(lc, c);
+	if (!strncmp(url, "/_admin/instances/", 18))
+		return admin_instance(lc, c, url + 18);
+	if (!strncmp(url, "/_admin/groups/", 15))
+		return admin_group(lc, c, url + 15);
+	return reply_text(c, 404, "unknown admin endpoint\n");
 }
+
+/* ---------------------------------------------------------------- dispatch */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *data,
@@ -816,14 +717,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (!strncmp(url, "/_admin/", 8))
 		return admin(lc, c, method, url);
-	if (strcmp(method, "POST") || strcmp(url, "/")) {
-		struct strbuf b = STRBUF_INIT;
-		enum MHD_Result r;
-		strbuf_addstr(&b, "the Query API is POST /\n");
-		r = reply(c, 404, "text/plain", &b);
-		strbuf_release(&b);
-		return r;
-	}
+	if (strcmp(method, "POST") || strcmp(url, "/"))
+		return reply_text(c, 404, "the Query API is POST / with a form-encoded body\n");
 	return api(lc, c, cs);
 }
 
@@ -840,64 +735,118 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
 	*ctx = NULL;
 }
 
-/* ------------------------------------------------------------ lifecycle */
+/* ---------------------------------------------------------------- lifecycle */
+
+static int copy_config(struct lcloud *lc, const struct lcloud_config *cfg, struct err *e)
+{
+	size_t i;
+
+	lc->cfg = *cfg;
+	lc->region = strdup(cfg->region ? cfg->region : "us-east-1");
+	lc->instance_cmd = cfg->instance_cmd ? strdup(cfg->instance_cmd) : NULL;
+	lc->stop_cmd = cfg->stop_cmd ? strdup(cfg->stop_cmd) : NULL;
+	lc->log_dir = cfg->instance_log_dir ? strdup(cfg->instance_log_dir) : NULL;
+	if (!lc->region || (cfg->instance_cmd && !lc->instance_cmd) ||
+	    (cfg->stop_cmd && !lc->stop_cmd) || (cfg->instance_log_dir && !lc->log_dir))
+		return err_set(e, SP_ENOMEM, "out of memory");
+	for (i = 0; i < cfg->nkeys; i++) {
+		lc->keys[i][0] = strdup(cfg->keys[i].access_key_id);
+		lc->keys[i][1] = strdup(cfg->keys[i].secret_access_key);
+		if (!lc->keys[i][0] || !lc->keys[i][1])
+			return err_set(e, SP_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int check_config(const struct lcloud_config *cfg, struct err *e)
+{
+	size_t i;
+
+	if (!cfg->nkeys || cfg->nkeys > LCLOUD_MAX_KEYS)
+		return err_set(e, SP_EINVAL, "no credentials: give --credentials FILE or set "
+			       "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+	for (i = 0; i < cfg->nkeys; i++)
+		if (!cfg->keys[i].access_key_id || !*cfg->keys[i].access_key_id ||
+		    !cfg->keys[i].secret_access_key || !*cfg->keys[i].secret_access_key)
+			return err_set(e, SP_EINVAL, "credentials %zu: empty key or secret", i + 1);
+	if (!cfg->ngroups)
+		return err_set(e, SP_EINVAL, "no group: give --group NAME[:MIN:MAX:DESIRED]");
+	if (cfg->kill_ms < 0 || cfg->agent_port < 0 || cfg->agent_port > 65535)
+		return err_set(e, SP_EINVAL, "kill timeout or agent port out of range");
+	return 0;
+}
+
+static int start_http(struct lcloud *lc, struct err *e)
+{
+	const char *addr = lc->cfg.listen_addr ? lc->cfg.listen_addr : "127.0.0.1";
+	const union MHD_DaemonInfo *di;
+	struct sockaddr_in sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)lc->cfg.port);
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+		return err_set(e, SP_EINVAL, "listen address '%s' is not an IPv4 address", addr);
+	if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127)
+		return err_set(e, SP_EINVAL, "listen address '%s' is not on loopback "
+			       "(127.0.0.0/8)", addr);
+	lc->mhd = MHD_start_daemon(MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, lc,
+				   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+				   MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+				   MHD_OPTION_NOTIFY_COMPLETED, on_completed, lc, MHD_OPTION_END);
+	if (!lc->mhd)
+		return err_set(e, SP_EIO, "could not listen on %s:%d (address in use or not "
+			       "available)", addr, lc->cfg.port);
+	di = MHD_get_daemon_info(lc->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	lc->port = di && di->port ? di->port : lc->cfg.port;
+	return 0;
+}
 
 int lcloud_new(const struct lcloud_config *cfg, struct lcloud **out, struct err *e)
 {
-	struct sockaddr_in sa;
+	struct lcworld_config wc;
+	struct lcworld_hooks hk;
 	struct lcloud *lc;
-	const union MHD_DaemonInfo *di;
-	int rc = 0;
+	char az[64];
+	int64_t now = now_ms();
+	size_t i;
+	int rc;
 
-	if (!cfg->region || !cfg->access_key_id || !cfg->secret_access_key || !cfg->group ||
-	    !cfg->instance_cmd || cfg->net < 1 || cfg->net > 254 || cfg->min_size < 0 ||
-	    cfg->max_size < cfg->min_size || cfg->desired < cfg->min_size ||
-	    cfg->desired > cfg->max_size || cfg->max_size > LCLOUD_MAX_INSTANCES)
-		return err_set(e, SP_EINVAL, "local provider configuration is incomplete or out of range");
+	rc = check_config(cfg, e);
+	if (rc)
+		return rc;
 	lc = calloc(1, sizeof(*lc));
 	if (!lc)
 		return err_set(e, SP_ENOMEM, "out of memory");
-	lc->cfg = *cfg;
-	lc->region = strdup(cfg->region);
-	lc->key = strdup(cfg->access_key_id);
-	lc->secret = strdup(cfg->secret_access_key);
-	lc->group = strdup(cfg->group);
-	lc->instance_cmd = strdup(cfg->instance_cmd);
-	lc->stop_cmd = cfg->stop_cmd ? strdup(cfg->stop_cmd) : NULL;
-	lc->v = calloc(LCLOUD_MAX_INSTANCES, sizeof(*lc->v));
-	lc->desired = cfg->desired;
-	lc->rnd = (unsigned)getpid() ^ (unsigned)now_ms();
-	if (!lc->region || !lc->key || !lc->secret || !lc->group || !lc->instance_cmd ||
-	    (cfg->stop_cmd && !lc->stop_cmd) || !lc->v) {
-		rc = err_set(e, SP_ENOMEM, "out of memory");
-		goto fail;
+	rc = copy_config(lc, cfg, e);
+	memset(&wc, 0, sizeof(wc));
+	wc.boot_ms = cfg->boot_ms;
+	wc.terminate_ms = cfg->terminate_ms;
+	wc.gone_ms = cfg->gone_ms;
+	wc.visibility_ms = cfg->faults.visibility_ms;
+	wc.net = cfg->net;
+	wc.scale_in = cfg->scale_in;
+	wc.seed = cfg->seed;
+	snprintf(az, sizeof(az), "%sa", lc->region ? lc->region : "us-east-1");
+	wc.az = az;
+	hk.start = hook_start;
+	hk.stop = hook_stop;
+	hk.addr_ok = hook_addr_ok;
+	hk.ctx = lc;
+	if (!rc)
+		rc = lcworld_new(&wc, &hk, &lc->w, e);
+	for (i = 0; !rc && i < cfg->ngroups; i++)
+		rc = lcworld_add_group(lc->w, cfg->groups[i].name, cfg->groups[i].min,
+				       cfg->groups[i].max, cfg->groups[i].desired, now, e);
+	if (!rc)
+		rc = start_http(lc, e);
+	if (rc) {
+		lcloud_free(lc);
+		return rc;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)cfg->port);
-	if (inet_pton(AF_INET, cfg->listen_addr ? cfg->listen_addr : "127.0.0.1",
-		      &sa.sin_addr) != 1) {
-		rc = err_set(e, SP_EINVAL, "listen address '%s' is not an IPv4 address",
-			     cfg->listen_addr);
-		goto fail;
-	}
-	lc->mhd = MHD_start_daemon(MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, lc,
-				   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-				   MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-				   MHD_OPTION_NOTIFY_COMPLETED, on_completed, lc, MHD_OPTION_END);
-	if (!lc->mhd) {
-		rc = err_set(e, SP_EIO, "could not listen on %s:%d",
-			     cfg->listen_addr ? cfg->listen_addr : "127.0.0.1", cfg->port);
-		goto fail;
-	}
-	di = MHD_get_daemon_info(lc->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	lc->port = di ? di->port : cfg->port;
 	*out = lc;
 	return 0;
-fail:
-	lcloud_free(lc);
-	return rc;
 }
 
 int lcloud_port(const struct lcloud *lc)
@@ -910,57 +859,75 @@ void lcloud_stop(struct lcloud *lc)
 	lc->stopping = 1;
 }
 
-/* Terminate everything and wait for the groups to go (bounded by the grace). */
+static int procs_left(struct lcloud *lc)
+{
+	size_t i;
+	int n = (int)lc->nhelpers;
+
+	for (i = 0; i < lcworld_ninst(lc->w); i++)
+		n += lcworld_inst(lc->w, i)->proc_running;
+	return n;
+}
+
+/* Terminate everything: SIGTERM, wait up to the kill timeout, SIGKILL, reap. */
 static void shutdown_all(struct lcloud *lc)
 {
-	int64_t deadline = now_ms() + LCLOUD_KILL_GRACE_MS;
+	int64_t deadline = now_ms() + lc->cfg.kill_ms;
+	struct timespec ts = { 0, 20 * 1000000L };
 	size_t i;
 
-	lc->desired = 0;
-	for (i = 0; i < lc->n; i++)
-		inst_terminate(lc, &lc->v[i], "provider shutting down");
-	while (now_ms() < deadline) {
-		int left = 0;
+	lcworld_stop_all(lc->w, now_ms());
+	while (procs_left(lc) && now_ms() < deadline) {
+		nanosleep(&ts, NULL);
 		reap(lc);
-		for (i = 0; i < lc->n; i++)
-			left += lc->v[i].running;
-		if (!left)
-			break;
-		usleep(50 * 1000);
 	}
-	for (i = 0; i < lc->n; i++)
-		if (lc->v[i].st == INST_TERMINATING)
-			inst_finish(&lc->v[i], now_ms());
-	reap(lc);
+	kill_overdue(lc, now_ms(), 1);
+	for (i = 0; i < lc->nhelpers; i++)
+		kill(-lc->helpers[i], SIGKILL);
+	deadline = now_ms() + 1000;
+	while (procs_left(lc) && now_ms() < deadline) {
+		nanosleep(&ts, NULL);
+		reap(lc);
+	}
 }
 
 int lcloud_run(struct lcloud *lc, struct err *e)
 {
+	int64_t now;
+
 	(void)e;
-	log_info("local provider listening on 127.0.0.1:%d group=%s region=%s", lc->port,
-		 lc->group, lc->region);
+	log_info("local provider listening on 127.0.0.1:%d region=%s groups=%zu", lc->port,
+		 lc->region, lcworld_ngroups(lc->w));
 	while (!lc->stopping) {
-		MHD_run_wait(lc->mhd, 100);
-		tick(lc);
+		MHD_run_wait(lc->mhd, TICK_MS);
+		now = now_ms();
+		reap(lc);
+		lcworld_tick(lc->w, now);
+		kill_overdue(lc, now, 0);
 	}
+	log_info("local provider stopping: terminating %zu instances", lcworld_ninst(lc->w));
 	shutdown_all(lc);
 	return 0;
 }
 
 void lcloud_free(struct lcloud *lc)
 {
+	size_t i;
+
 	if (!lc)
 		return;
 	if (lc->mhd)
 		MHD_stop_daemon(lc->mhd);
-	if (lc->secret)
-		memset(lc->secret, 0, strlen(lc->secret));
+	lcworld_free(lc->w);
+	for (i = 0; i < LCLOUD_MAX_KEYS; i++) {
+		free(lc->keys[i][0]);
+		if (lc->keys[i][1])
+			memset(lc->keys[i][1], 0, strlen(lc->keys[i][1]));
+		free(lc->keys[i][1]);
+	}
 	free(lc->region);
-	free(lc->key);
-	free(lc->secret);
-	free(lc->group);
 	free(lc->instance_cmd);
 	free(lc->stop_cmd);
-	free(lc->v);
+	free(lc->log_dir);
 	free(lc);
 }

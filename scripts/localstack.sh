@@ -193,6 +193,7 @@ start_localcloud() {
 			--port-file "$DIR/run/localcloud.port" --region "$REGION" --net "$NET" \
 			--credentials-file "$DIR/secrets/aws-credentials" \
 			--group "$GROUP" --max-size "$MAX_SIZE" --boot-delay-ms "$BOOT_DELAY" \
+			--agent-port "$AGENT_PORT" \
 			--instance-cmd "$DIR/bin/instance.sh {addr} {id}" \
 			--stop-cmd "$DIR/bin/instance-stop.sh {addr} {id}" \
 			>>"$log" 2>&1 </dev/null

@@ -121,7 +121,7 @@ e2e_until 90 e2e_ready_elsewhere bob-api "$inst" || fail "bob-api did not start 
 ok "bob-api stopped, started on $(e2e_status bob-api instance_id): moved.txt is there"
 
 # 5. a flaky provider (throttling, 5xx): the driver retries, a new workspace converges
-curl -fsS -m 5 -X POST "$LOCALCLOUD_ADMIN_URL/faults?throttle=30&error=10" >/dev/null ||
+curl -fsS -m 5 -X POST "$LOCALCLOUD_ADMIN_URL/faults?throttle_every=3&error_every=7" >/dev/null ||
 	fail "provider admin: faults"
 cat >"$LOCALSTACK_DIR/dave.yaml" <<EOF
 apiVersion: spinup.dev/v1
@@ -138,9 +138,9 @@ spec:
 EOF
 "$spinctl" apply -f "$LOCALSTACK_DIR/dave.yaml" >/dev/null || fail "apply dave-docs"
 e2e_wait 90 READY dave-docs || fail "dave-docs not READY with a flaky provider"
-grep -qE "code=(Throttling|RequestLimitExceeded|Internal)" "$LOCALSTACK_DIR/logs/localcloud.log" ||
+grep -qE "Throttling|RequestLimitExceeded|InternalFailure|InternalError" "$LOCALSTACK_DIR/logs/localcloud.log" ||
 	fail "the provider injected no fault"
-curl -fsS -m 5 -X POST "$LOCALCLOUD_ADMIN_URL/faults?throttle=0&error=0" >/dev/null
+curl -fsS -m 5 -X POST "$LOCALCLOUD_ADMIN_URL/faults?throttle_every=0&error_every=0" >/dev/null
 ok "dave-docs READY through injected throttling and 5xx"
 
 # 6. in sync at the end

@@ -290,6 +290,51 @@ static void test_pgstate__record_writes_only_changed_rows(void **state)
 	assert_int_equal(qv(f, "SELECT unhealthy_passes FROM instances"), 1);
 }
 
+static void test_pgstate__record_is_one_round_trip_and_atomic(void **state)
+{
+	struct fx *f = *state;
+	struct status_change ch[2];
+	struct ws_event ev[1];
+	struct plan_output o;
+	struct pgstate_record_stats st;
+	struct err e = ERR_INIT;
+	unsigned long t0;
+
+	acquire(f->p);
+	load(f);
+	memset(&o, 0, sizeof(o));
+	status_for(&ch[0].status, ws_id(f, "ws1"), PHASE_ALLOCATING_VM, 1000);
+	status_for(&ch[1].status, ws_id(f, "ws2"), PHASE_ALLOCATING_VM, 1000);
+	memset(ev, 0, sizeof(ev));
+	ev[0].workspace_id = ws_id(f, "ws1");
+	str_copy(ev[0].type, sizeof(ev[0].type), "ALLOCATION_STARTED");
+	ev[0].at = 1000;
+	o.changes = ch;
+	o.nchanges = 2;
+	o.events = ev;
+	o.nevents = 1;
+	t0 = pgstate_round_trips(f->p);
+	if (record(f, f->p, &o, 1000, &st, &e))
+		fail_msg("record: %s", e.msg);
+	assert_int_equal(pgstate_round_trips(f->p) - t0, 1);
+	assert_int_equal(st.status, 2);
+	assert_int_equal(qv(f, "SELECT count(*) FROM workspace_status"), 2);
+
+	/* a later statement fails (an event without a type): the earlier ones roll back */
+	load(f);
+	status_for(&ch[0].status, ws_id(f, "ws1"), PHASE_BOOTING_CONTAINER, 2000);
+	o.nchanges = 1;
+	ev[0].type[0] = '\0';
+	assert_int_equal(record(f, f->p, &o, 2000, &st, &e), SP_EINVAL);
+	assert_non_null(strstr(e.msg, "workspace_events_type_length"));
+	assert_string_equal(qs(f, "SELECT phase FROM workspace_status s JOIN workspaces w"
+			       " ON w.id = s.workspace_id WHERE w.name = 'ws1'"), "ALLOCATING_VM");
+	assert_int_equal(qv(f, "SELECT count(*) FROM reconcile_passes"), 1);
+	/* and the connection is usable afterwards */
+	load(f);
+	assert_int_equal(f->s.nworkspaces, 3);
+}
+
 static void test_pgstate__stale_epoch_refused(void **state)
 {
 	struct fx *f = *state;
@@ -524,6 +569,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pgstate__load_is_one_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__record_writes_only_changed_rows, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pgstate__record_is_one_round_trip_and_atomic, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__stale_epoch_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__journal_pending_then_done, setup,
