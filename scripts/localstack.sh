@@ -9,7 +9,8 @@
 # The stack: a throwaway Postgres + Redis (scripts/devenv.sh), the schema
 # (spinctl migrate), spinup-localcloud (the ASG/EC2 Query API on loopback,
 # verifying SigV4) whose instances are real spinup-agent processes on their
-# own loopback addresses 127.0.x.y with the process runtime, a folder standing
+# own loopback addresses 127.N.x.y with the process runtime (the built-in
+# workspace stand-in, or code-server when installed), a folder standing
 # in for the S3 bucket, and spinupd with its real AWS driver pointed at the
 # provider and its HTTP agent driver.
 #
@@ -29,6 +30,10 @@
 #   LOCALSTACK_GROUP       the Auto Scaling group (default: asg of manifests/examples/pool.yaml)
 #   LOCALSTACK_AGENT_PORT  agent port (default: agentPort of that pool, else 7070)
 #   LOCALSTACK_MAX_SIZE    the group's max size at the provider (default 64)
+#   LOCALSTACK_REGION      region (default: that pool's, else us-east-1)
+#   LOCALSTACK_IDLE_COOLDOWN_MS  spinupd's plan_idle_cooldown_ms (default 60000)
+#   LOCALSTACK_STANDIN=1   the built-in workspace even where code-server is installed
+#   LOCALSTACK_NO_DAEMON=1 everything but spinupd (to drive the provider by hand)
 #   SPINUP_BIN_DIR         where the binaries are (default bin/ at the top)
 # Secrets are generated once, kept in files of mode 0600, and never printed.
 set -euo pipefail
