@@ -474,7 +474,7 @@ int main(int argc, char **argv)
 	opts_release(&o);
 	if (rc) {
 		fprintf(stderr, PROG ": %s\n", e.msg);
-		return 1;
+		return rc == SP_EINVAL ? 2 : 1;
 	}
 	printf("%d\n", lcloud_port(g_lc));
 	fflush(stdout);

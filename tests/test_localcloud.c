@@ -606,6 +606,7 @@ static void start(struct fx *f, ...)
 		argv[n++] = a;
 	va_end(ap);
 	argv[n] = NULL;
+	unlink(portf);   /* a restart must not read the previous provider's port */
 	f->pid = fork();
 	assert_true(f->pid >= 0);
 	if (f->pid == 0) {
@@ -662,7 +663,9 @@ static int teardown(void **state)
 	cloud_free(f->c);
 	stop_provider(f);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
+	if (getenv("LOCALCLOUD_TEST_KEEP"))   /* debugging: keep logs and markers */
+		fprintf(stderr, "kept %s\n", f->dir);
+	else if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", f->dir);
 	free(f);
 	return 0;
@@ -1176,5 +1179,7 @@ int main(void)
 	};
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (getenv("LOCALCLOUD_TEST_FILTER"))   /* debugging: run the matching tests only */
+		cmocka_set_test_filter(getenv("LOCALCLOUD_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
