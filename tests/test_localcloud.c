@@ -1107,6 +1107,44 @@ static void test_localcloud__admin_state_kill_terminate(void **state)
 	obs_group_release(&g);
 }
 
+/* The embedded default: each instance a real spinup-agent on its own address. */
+static void test_localcloud__real_agents_answer_on_their_addresses(void **state)
+{
+	struct fx *f = *state;
+	struct obs_group g;
+	char cmd[1024], port[16], secret[128], out[128];
+	size_t i;
+	int agent_port = 20000 + (int)(getpid() % 20000), ok, k;
+
+	obs_group_init(&g);
+	snprintf(secret, sizeof(secret), "%s/agent.secret", f->dir);
+	write_file(secret, "0123456789abcdef0123456789abcdef\n", 0600);
+	snprintf(port, sizeof(port), "%d", agent_port);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/data/{id} && exec %s/spinup-agent --listen "
+		 "{ip}:{port} --id {id} --secret-file %s --data-dir %s/data/{id} "
+		 "--drain-timeout 1", f->dir, bin_dir(), secret, f->dir);
+	start(f, "--group", "agents:0:3:2", "--agent-port", port, "--instance-cmd", cmd,
+	      "--instance-log-dir", f->dir, NULL);
+	assert_true(wait_running(f, "agents", &g, 2));
+	for (i = 0; i < g.ninstances; i++) {
+		/* the agent answers on the instance's address with the instance's id */
+		for (k = 0, ok = 0; k < 50 && !ok; k++) {
+			snprintf(cmd, sizeof(cmd), "%s/spinup-agent call --secret-file %s %s:%d GET "
+				 "/v1/health > %s/health.out 2>/dev/null && grep -q '\"agent_id\":"
+				 "\"%s\"' %s/health.out", bin_dir(), secret, g.instances[i].private_ip,
+				 agent_port, f->dir, g.instances[i].id, f->dir);
+			ok = system(cmd) == 0;
+			if (!ok)
+				sleep_ms(100);
+		}
+		snprintf(out, sizeof(out), "agent %s on %s", g.instances[i].id,
+			 g.instances[i].private_ip);
+		if (!ok)
+			fail_msg("%s did not answer", out);
+	}
+	obs_group_release(&g);
+}
+
 static void test_localcloud__sigterm_stops_every_instance_process(void **state)
 {
 	struct fx *f = *state;
@@ -1174,6 +1212,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_auth_and_denial_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_eventual_consistency_and_cut_bodies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__admin_state_kill_terminate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_localcloud__real_agents_answer_on_their_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__sigterm_stops_every_instance_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__command_line_errors, setup, teardown),
 	};
