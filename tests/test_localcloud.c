@@ -639,12 +639,14 @@ static int setup(void **state)
 	return 0;
 }
 
-static void stop_provider(struct fx *f)
+/* SIGTERM the provider; -1 (its log printed) unless it exited 0 in time. */
+static int stop_provider(struct fx *f)
 {
-	int st, i;
+	char cmd[160];
+	int st = 0, i, rc = 0;
 
 	if (f->pid <= 0)
-		return;
+		return 0;
 	kill(f->pid, SIGTERM);
 	for (i = 0; i < 200 && waitpid(f->pid, &st, WNOHANG) == 0; i++)
 		sleep_ms(25);
@@ -653,6 +655,14 @@ static void stop_provider(struct fx *f)
 		waitpid(f->pid, &st, 0);
 	}
 	f->pid = 0;
+	if (i == 200 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "provider did not exit 0 on SIGTERM; its log:\n");
+		snprintf(cmd, sizeof(cmd), "tail -n 40 %s/provider.log >&2", f->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(no log)\n");
+		rc = -1;
+	}
+	return rc;
 }
 
 static int teardown(void **state)
@@ -660,15 +670,17 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	char cmd[128];
 
+	int rc;
+
 	cloud_free(f->c);
-	stop_provider(f);
+	rc = stop_provider(f);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (getenv("LOCALCLOUD_TEST_KEEP"))   /* debugging: keep logs and markers */
 		fprintf(stderr, "kept %s\n", f->dir);
 	else if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", f->dir);
 	free(f);
-	return 0;
+	return rc;
 }
 
 static void describe(struct fx *f, const char *group, struct obs_group *g, int want_rc)
@@ -952,7 +964,7 @@ static void test_localcloud__driver_retries_throttling_and_5xx(void **state)
 	assert_true(awscloud_requests(f->c) > before + 2);
 	cloud_free(f->c);
 	f->c = NULL;
-	stop_provider(f);
+	assert_int_equal(stop_provider(f), 0);
 	start(f, "--group", "g1:0:5:1", "--error-every", "2", NULL);
 	assert_true(wait_running(f, "g1", &g, 1));
 	before = awscloud_requests(f->c);
@@ -1159,7 +1171,7 @@ static void test_localcloud__sigterm_stops_every_instance_process(void **state)
 		p[i] = instance_pid(f, g.instances[i].id);
 		assert_true(p[i] > 0);
 	}
-	stop_provider(f);
+	assert_int_equal(stop_provider(f), 0);
 	for (i = 0; i < 3; i++)
 		assert_true(wait_gone(p[i]));
 	obs_group_release(&g);
