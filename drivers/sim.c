@@ -227,6 +227,29 @@ int sim_add_group(struct sim_world *w, const struct sim_group_config *g, struct 
 	return 0;
 }
 
+int sim_update_group(struct sim_world *w, const struct sim_group_config *g, struct err *e)
+{
+	int gi = g->name ? group_index(w, g->name) : -1;
+	struct sim_group *sg;
+
+	if (gi < 0)
+		return err_set(e, SP_ENOTFOUND, "sim group '%s' not found", g->name ? g->name : "");
+	if (g->min_size < 0 || g->max_size < g->min_size || g->slots < 1 ||
+	    g->slots > SIM_CONTAINERS_MAX)
+		return err_set(e, SP_EINVAL, "sim group '%s': sizes or slots out of range",
+			       g->name);
+	sg = &w->groups[gi];
+	sg->min_size = g->min_size;
+	sg->max_size = g->max_size;
+	sg->slots = g->slots;
+	sg->new_protected = g->new_instances_protected;
+	if (sg->desired < sg->min_size)
+		sg->desired = sg->min_size;
+	if (sg->desired > sg->max_size)
+		sg->desired = sg->max_size;
+	return 0;
+}
+
 static struct sim_inst *inst_by_id(struct sim_world *w, const char *id)
 {
 	size_t i;
@@ -423,7 +446,9 @@ static void step_instance(struct sim_world *w, struct sim_inst *in)
 	if (in->lc == LC_TERMINATING && w->now >= in->terminate_at) {
 		in->lc = LC_TERMINATED;
 		in->terminated_at = w->now;
-		in->ncts = 0;
+		free(in->cts);   /* its containers went with it */
+		in->cts = NULL;
+		in->ncts = in->cts_alloc = 0;
 		return;
 	}
 	if ((in->lc == LC_PENDING || in->lc == LC_IN_SERVICE) &&
@@ -445,30 +470,30 @@ static int is_active(const struct sim_inst *in)
 	return in->lc == LC_PENDING || in->lc == LC_IN_SERVICE;
 }
 
+static int scale_in_candidate(const struct sim_inst *in, int g)
+{
+	return in->group == g && is_active(in) && !in->protect;
+}
+
 /* The group's controller: launch up to desired, scale in unprotected instances above it. */
 static void step_group(struct sim_world *w, int g)
 {
-	struct sim_group *sg = &w->groups[g];
-	size_t i, ncand = 0;
+	const struct sim_group *sg = &w->groups[g];
+	size_t i, ncand = 0, k;
 	int active = 0;
-	struct sim_inst *cand[SIM_INSTANCES_MAX];
 
-	for (i = 0; i < w->ninsts; i++)
-		if (w->insts[i]->group == g && is_active(w->insts[i]))
-			active++;
+	for (i = 0; i < w->ninsts; i++) {
+		active += w->insts[i]->group == g && is_active(w->insts[i]);
+		ncand += scale_in_candidate(w->insts[i], g);
+	}
 	while (active < sg->desired && inst_launch(w, g) == 0)
 		active++;
-	if (active <= sg->desired)
-		return;
-	for (i = 0; i < w->ninsts; i++)
-		if (w->insts[i]->group == g && is_active(w->insts[i]) && !w->insts[i]->protect)
-			cand[ncand++] = w->insts[i];
-	while (active > sg->desired && ncand > 0) {
-		size_t k = (size_t)below(w, (int64_t)ncand);
-
-		inst_terminate(w, cand[k], SIM_TERM_SCALE_IN);
-		cand[k] = cand[--ncand];
-		active--;
+	for (; active > sg->desired && ncand > 0; active--, ncand--) {
+		k = (size_t)below(w, (int64_t)ncand);   /* the k-th candidate, at random */
+		for (i = 0; i < w->ninsts; i++)
+			if (scale_in_candidate(w->insts[i], g) && k-- == 0)
+				break;
+		inst_terminate(w, w->insts[i], SIM_TERM_SCALE_IN);
 	}
 }
 
@@ -781,6 +806,7 @@ static void fill_container(const struct sim_ct *c, struct obs_container *oc)
 	oc->restore_failed = c->restore_failed;
 	oc->restarts = c->restarts;
 	str_copy(oc->message, sizeof(oc->message), c->message);
+	str_copy(oc->image, sizeof(oc->image), c->req.image);
 }
 
 static int observe_one(struct sim_world *w, const struct agent_target *t, int64_t epoch,
@@ -838,12 +864,13 @@ static int sim_observe(void *st, const struct agent_target *targets, size_t n, i
 	return 0;
 }
 
+/* Containers holding a slot: all but stopped and failed ones (a crashed one keeps it). */
 static size_t active_count(const struct sim_inst *in)
 {
 	size_t i, n = 0;
 
 	for (i = 0; i < in->ncts; i++)
-		if (in->cts[i].state == CS_CREATED || in->cts[i].state == CS_RUNNING)
+		if (in->cts[i].state != CS_STOPPED && in->cts[i].state != CS_FAILED)
 			n++;
 	return n;
 }
@@ -872,6 +899,11 @@ static int ensure_apply(struct sim_world *w, struct sim_inst *in, const struct c
 	if (c && c->sync_done_at)
 		return err_set(e, SP_EBUSY, "container spinup-%" PRId64 " has a sync in progress",
 			       c->ws);
+	if (c && c->state == CS_EXITED) {   /* it holds its slot: restart in place */
+		ct_begin(w, c, req, 0);
+		w->mutations++;
+		return 0;
+	}
 	if ((int)active_count(in) >= slots)
 		return err_set(e, SP_EBUSY, "agent %s runs %zu of %d workspaces", in->ip,
 			       active_count(in), slots);

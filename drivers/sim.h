@@ -52,7 +52,7 @@
 
 /* Limits of the world (crossing one is SP_ELIMIT). */
 #define SIM_GROUPS_MAX 16
-#define SIM_INSTANCES_MAX 4096      /* alive and terminated, over the world's life */
+#define SIM_INSTANCES_MAX 65536     /* alive and terminated, over the world's life */
 #define SIM_CONTAINERS_MAX 64       /* per agent */
 #define SIM_LOG_MAX 65536           /* entries in each inspection log */
 
@@ -109,6 +109,13 @@ void sim_world_free(struct sim_world *w);
 
 /* Create a group (instances are launched by the next tick). 0, SP_ECONFLICT, SP_EINVAL, SP_ELIMIT. */
 int sim_add_group(struct sim_world *w, const struct sim_group_config *g, struct err *e);
+
+/*
+ * Change an existing group's min, max, slots and protection default (as
+ * UpdateAutoScalingGroup would; desired is moved into the new [min, max]).
+ * g->desired is ignored. 0, SP_ENOTFOUND, SP_EINVAL.
+ */
+int sim_update_group(struct sim_world *w, const struct sim_group_config *g, struct err *e);
 
 /* Drivers over the world (borrowing it). NULL on allocation failure. */
 struct cloud *sim_cloud(struct sim_world *w);

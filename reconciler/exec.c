@@ -196,6 +196,24 @@ static int protect_failed(const struct exec_run *x, const char *instance_id)
 	return 0;
 }
 
+/*
+ * Whether an ACT_SET_UNHEALTHY of this pool failed or was skipped this pass:
+ * the workspaces it held may be planned elsewhere, and would then run twice.
+ */
+static int replacement_failed(const struct exec_run *x, int64_t pool_id)
+{
+	size_t i;
+
+	for (i = 0; i < x->n; i++) {
+		enum exec_outcome o = x->r->results[i].outcome;
+
+		if (x->acts[i].type == ACT_SET_UNHEALTHY && x->acts[i].pool_id == pool_id &&
+		    (o == EXEC_FAILED || o == EXEC_SKIPPED))
+			return 1;
+	}
+	return 0;
+}
+
 /* Whether another action on this workspace failed or was skipped this pass. */
 static int workspace_failed(const struct exec_run *x, size_t self)
 {
@@ -244,6 +262,10 @@ static void run_one(struct exec_run *x, size_t i)
 	}
 	if (a->type == ACT_ENSURE_CONTAINER && protect_failed(x, a->instance_id)) {
 		skip(x, i, SP_EBUSY, "instance not protected from scale-in yet");
+		return;
+	}
+	if (a->type == ACT_ENSURE_CONTAINER && replacement_failed(x, a->pool_id)) {
+		skip(x, i, SP_EBUSY, "an unhealthy instance of the pool is not replaced yet");
 		return;
 	}
 	if (!may_call(x) || journal_pending(x, i) < 0)
@@ -353,4 +375,18 @@ int exec_run(const struct exec_config *cfg, struct cloud *cloud, struct agentc *
 		return err_set(e, SP_EFENCED, "executor: pass stopped, fencing epoch %lld is stale",
 			       (long long)cfg->epoch);
 	return 0;
+}
+
+void exec_fix_records(const struct action *actions, const struct exec_report *r,
+		      struct instance_record *recs, size_t nrecs)
+{
+	size_t i, k;
+
+	for (i = 0; i < r->n; i++) {
+		if (actions[i].type != ACT_SET_UNHEALTHY || r->results[i].outcome == EXEC_OK)
+			continue;
+		for (k = 0; k < nrecs; k++)
+			if (!strcmp(recs[k].instance_id, actions[i].instance_id))
+				recs[k].marked_unhealthy = 0;
+	}
 }

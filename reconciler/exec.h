@@ -26,6 +26,9 @@
  *   - An ensure on an instance whose protection (flag 1) failed this pass
  *     is skipped (SP_EBUSY): a container never lands on an instance that
  *     scale-in may still pick.
+ *   - An ensure in a pool where an ACT_SET_UNHEALTHY failed this pass is
+ *     skipped (SP_EBUSY): the workspaces of that instance may be planned
+ *     elsewhere while their containers still run there (invariant 1).
  *   - An ACT_DELETE_ROW whose workspace had a failed or skipped action this
  *     pass is skipped (SP_EBUSY).
  *   - Past cfg.max_mutations driver calls the rest is skipped with
@@ -111,5 +114,15 @@ void exec_report_release(struct exec_report *r);
 int exec_run(const struct exec_config *cfg, struct cloud *cloud, struct agentc *agents,
 	     const struct exec_journal *j, const struct action *actions, size_t n,
 	     struct exec_report *r, struct err *e);
+
+/*
+ * Make the planner's new instance records say what really happened: the
+ * planner writes them as if every action succeeded, so an instance whose
+ * ACT_SET_UNHEALTHY did not succeed this pass is not recorded as marked
+ * (the next pass marks it again instead of waiting for a replacement that
+ * was never asked for). Call after exec_run, before storing the records.
+ */
+void exec_fix_records(const struct action *actions, const struct exec_report *r,
+		      struct instance_record *recs, size_t nrecs);
 
 #endif

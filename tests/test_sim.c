@@ -183,6 +183,16 @@ static void test_sim__scale_in_spares_protected_instances(void **state)
 	assert_int_equal(sim_instance_count(f.w), 4);
 	/* capacity outside [min, max] is refused, not clamped */
 	assert_int_equal(cloud_set_capacity(f.c, "asg-a", 11, NULL), SP_EINVAL);
+	{
+		struct sim_group_config ng = { "asg-a", 1, 12, 0, 4, 0 };
+
+		assert_int_equal(sim_update_group(f.w, &ng, NULL), 0);
+		assert_int_equal(sim_group_sizes(f.w, "asg-a", NULL, NULL, &desired, NULL), 0);
+		assert_int_equal(desired, 1);              /* moved into the new bounds */
+		assert_int_equal(cloud_set_capacity(f.c, "asg-a", 11, NULL), 0);
+		ng.name = "nope";
+		assert_int_equal(sim_update_group(f.w, &ng, NULL), SP_ENOTFOUND);
+	}
 	fx_close(&f);
 }
 
@@ -469,6 +479,8 @@ static void test_sim__crash_then_ensure_restarts(void **state)
 	assert_int_equal(agentc_observe(f.a, &t, 1, 1, &oa, NULL), 0);
 	assert_int_equal(oa.containers[0].state, CS_EXITED);
 	assert_int_equal(oa.containers[0].restarts, 1);
+	req_for(62, 0, &r);                          /* a crashed container keeps its slot */
+	assert_int_equal(agentc_ensure(f.a, &t, 1, &r, NULL), SP_EBUSY);
 	req_for(61, 0, &r);
 	assert_int_equal(agentc_ensure(f.a, &t, 1, &r, NULL), 0);
 	sim_tick(f.w, 5000);
@@ -480,7 +492,7 @@ static void test_sim__crash_then_ensure_restarts(void **state)
 
 static void test_sim__agent_flaps_read_as_unknown(void **state)
 {
-	struct sim_faults fl = { 0 };
+	struct sim_faults fl = { 0 }, none = { 0 };
 	struct fx f;
 	struct agent_target t;
 	struct obs_agent oa;
@@ -493,13 +505,22 @@ static void test_sim__agent_flaps_read_as_unknown(void **state)
 	fl.agent_flap_ms = 10000;
 	sim_set_faults(f.w, &fl);
 	sim_tick(f.w, 1000);
-	sim_faults_off(f.w);
+	sim_set_faults(f.w, &none);                  /* no new outage; this one runs out */
 	obs_agent_init(&oa);
 	assert_int_equal(agentc_observe(f.a, &t, 1, 1, &oa, NULL), 0);
 	assert_int_equal(oa.observed, 0);
 	assert_int_equal(oa.ncontainers, 0);
 	assert_true(oa.error[0] != '\0');
-	sim_tick(f.w, 10000);
+	sim_tick(f.w, 5000);
+	assert_int_equal(agentc_observe(f.a, &t, 1, 1, &oa, NULL), 0);
+	assert_int_equal(oa.observed, 0);
+	sim_tick(f.w, 5000);
+	assert_int_equal(agentc_observe(f.a, &t, 1, 1, &oa, NULL), 0);
+	assert_int_equal(oa.observed, 1);
+	/* sim_faults_off ends an outage in progress */
+	sim_set_faults(f.w, &fl);
+	sim_tick(f.w, 1000);
+	sim_faults_off(f.w);
 	assert_int_equal(agentc_observe(f.a, &t, 1, 1, &oa, NULL), 0);
 	assert_int_equal(oa.observed, 1);
 	obs_agent_release(&oa);

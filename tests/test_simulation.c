@@ -5,7 +5,7 @@
  * pass it checks DESIGN.md's invariants that memory can check; after the
  * faults stop it asserts convergence within a bound.
  *
- *   SPINUP_SIM_SEEDS=N   number of seeds (default 300)
+ *   SPINUP_SIM_SEEDS=N   number of seeds (default 1000)
  *   SPINUP_SIM_SEED=N    replay one seed, printing every pass
  */
 #include <setjmp.h>
@@ -46,6 +46,8 @@ static const struct mix mixes[] = {
 	{ "files", { 0, 0, 0, 0, 0, 0, 0, 0, 0.002, 0.15, 0.1, 15000, 0.1 } },
 	{ "all", { 0.04, 0.04, 0.08, 20000, 0.0005, 0.005, 20000, 0.04, 0.002, 0.08, 0.05,
 		   15000, 0.05 } },
+	{ "storm", { 0.15, 0.15, 0.3, 60000, 0.002, 0.03, 40000, 0.15, 0.01, 0.3, 0.2,
+		     30000, 0.2 } },
 };
 #define NMIXES (sizeof(mixes) / sizeof(mixes[0]))
 
@@ -79,7 +81,9 @@ struct harness {
 	size_t ndestr[NPOOLS];
 	char failure[1024];
 	/* figures */
-	int health_replacements, stale_passes, replays, fragmented;
+	int health_replacements, stale_passes, replays, fragmented, approvals;
+	int health_idle, deaths, fast;
+	int max_mutations;              /* the executor's per-pass limit */
 };
 
 struct pass_stats {
@@ -191,18 +195,38 @@ static int running_in_pool(const struct harness *h, int p)
 	return n;
 }
 
-/* Invariant 3: slots needed + warm buffer, clamped to the pool's min/max. */
-static int computed_capacity(const struct harness *h, int p)
+static int clamp_pool(const struct harness *h, int p, int n)
 {
 	const struct pool_spec *ps = &h->pools[p];
-	int run = running_in_pool(h, p);
-	int n = (run + ps->slots_per_instance - 1) / ps->slots_per_instance + ps->warm_instances;
 
-	if (n < ps->min_instances)
-		n = ps->min_instances;
 	if (n > ps->max_instances)
 		n = ps->max_instances;
+	if (n < ps->min_instances)
+		n = ps->min_instances;
 	return n;
+}
+
+/* Instances the declared workspaces need: ceil(running / slots). */
+static int needed_instances(const struct harness *h, int p)
+{
+	int slots = h->pools[p].slots_per_instance;
+
+	return (running_in_pool(h, p) + slots - 1) / slots;
+}
+
+/*
+ * Invariant 3: the capacity computed from declared state, slots needed plus
+ * the warm buffer, clamped to the pool's min/max. With busy > 0, busy
+ * instances (they hold a container and are protected, so cannot be scaled
+ * in) are a floor for the slots part: the most a planner may keep.
+ */
+static int computed_capacity(const struct harness *h, int p, int busy)
+{
+	int n = needed_instances(h, p);
+
+	if (busy > n)
+		n = busy;
+	return clamp_pool(h, p, n + h->pools[p].warm_instances);
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */
@@ -252,6 +276,15 @@ static int harness_open(struct harness *h, uint64_t seed, int verbose)
 	if (!h->w || !h->cloud || !h->agents)
 		return -1;
 	plan_config_defaults(&h->pcfg);
+	h->fast = (seed / NMIXES) % 2;
+	h->max_mutations = (seed / (2 * NMIXES)) % 3 == 0 ? 4 : 40;
+	if (h->fast) {   /* half the seeds run with short timers: more paths within a run */
+		h->pcfg.launch_grace_ms = 60000;
+		h->pcfg.register_timeout_ms = 120000;
+		h->pcfg.idle_cooldown_ms = 60000;
+		h->pcfg.orphan_grace_ms = 60000;
+		h->pcfg.budget_window_ms = 300000;
+	}
 	for (p = 0; p < NPOOLS; p++) {
 		struct pool_spec *ps = &h->pools[p];
 		struct sim_group_config g = { NULL, 0, 20, 0, 0, 0 };
@@ -319,6 +352,19 @@ static void change_pool(struct harness *h, int p)
 	     ps->min_instances, ps->max_instances);
 }
 
+/* Desired rows suddenly gone: every workspace of a pool marked (the budget's case). */
+static void mass_delete(struct harness *h, int p)
+{
+	size_t i;
+
+	vlog(h, "  desired: every workspace of %s marked for deletion\n", h->pools[p].name);
+	for (i = 0; i < h->nws; i++)
+		if (!h->ws[i].deletion_requested_at && pool_index(h, h->ws[i].pool) == p) {
+			h->ws[i].deletion_requested_at = sim_now(h->w);
+			h->ws[i].generation++;
+		}
+}
+
 static void random_change(struct harness *h)
 {
 	double r = h_unit(h);
@@ -352,6 +398,20 @@ static void random_change(struct harness *h)
 			h->ws[i].generation++;
 			vlog(h, "  desired: delete %s\n", h->ws[i].name);
 		}
+	} else if (r < 0.87) {
+		struct workspace_spec *w = &h->ws[i];
+
+		str_copy(w->image, sizeof(w->image), w->image[0] ? "" : "code-server:5");
+		w->generation++;
+		vlog(h, "  desired: %s image '%s'\n", w->name, w->image);
+	} else if (r < 0.875) {
+		mass_delete(h, h_below(h, NPOOLS));
+	} else if (r < 0.92) {
+		p = h_below(h, NPOOLS);
+		h->pools[p].paused_until = sim_now(h->w) + 30000 + 10000 * h_below(h, 10);
+		h->pools[p].generation++;
+		vlog(h, "  desired: %s paused for %llds\n", h->pools[p].name,
+		     (long long)(h->pools[p].paused_until - sim_now(h->w)) / 1000);
 	} else {
 		change_pool(h, h_below(h, NPOOLS));
 	}
@@ -541,19 +601,26 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 		if (observe_only(h, p, now))
 			return violation(h, "action %s on observe-only pool %s", a->key, h->pools[p].name);
 		if (a->type == ACT_SET_CAPACITY) {
-			int want = computed_capacity(h, p);
+			/* between the declared need and every active instance busy */
+			int lo = computed_capacity(h, p, 0), active;
+			int hi;
 
-			sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, NULL);
+			sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, &active);
+			hi = computed_capacity(h, p, active > desired ? active : desired);
 			lowers = a->capacity < desired;
-			/* the computed value, or an absolute step down towards it */
-			if (a->capacity != want && !(lowers && a->capacity > want))
-				return violation(h, "invariant 3: %s capacity %d (was %d), computed %d "
-						 "(running %d, slots %d, warm %d, min %d, max %d)",
-						 h->pools[p].name, a->capacity, desired, want,
+			/* or an absolute step down towards it */
+			if (a->capacity < lo || (a->capacity > hi && !lowers))
+				return violation(h, "invariant 3: %s capacity %d (was %d), computed "
+						 "%d..%d (running %d, slots %d, warm %d, min %d, max %d)",
+						 h->pools[p].name, a->capacity, desired, lo, hi,
 						 running_in_pool(h, p), h->pools[p].slots_per_instance,
 						 h->pools[p].warm_instances, h->pools[p].min_instances,
 						 h->pools[p].max_instances);
 		}
+		if (a->type == ACT_ENSURE_CONTAINER && a->req.expect_snapshot &&
+		    !sim_bucket_get(h->w, a->workspace_id, NULL))
+			return violation(h, "invariant 4: ensure of workspace %lld expects a snapshot "
+					 "that was never written", (long long)a->workspace_id);
 		if (lowers || action_is_destructive(a->type)) {
 			if (check_destructive(h, o, p, a) < 0)
 				return -1;
@@ -563,6 +630,12 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 	for (p = 0; p < NPOOLS; p++)
 		if (check_budget(h, p, destr[p]) < 0)
 			return -1;
+	for (i = 0; i < out->npool_records; i++)
+		if (out->pool_records[i].destructive_in_window > h->pcfg.destructive_budget)
+			return violation(h, "invariant 9: pool %lld: %d destructive actions in its "
+					 "window, budget %d", (long long)out->pool_records[i].pool_id,
+					 out->pool_records[i].destructive_in_window,
+					 h->pcfg.destructive_budget);
 	return 0;
 }
 
@@ -598,6 +671,24 @@ static void j_done(void *ctx, const struct action *a, int rc, const struct err *
 
 /* ---- record: statuses, records, deleted rows -------------------------------------------- */
 
+static void print_status_diff(const struct workspace_status *a, const struct workspace_status *b)
+{
+	int c;
+
+	printf("  status ws=%lld %s", (long long)b->workspace_id, ws_phase_name(b->phase));
+	for (c = 0; c < COND_MAX; c++)
+		if (!a || a->conds[c].status != b->conds[c].status ||
+		    strcmp(a->conds[c].reason, b->conds[c].reason) ||
+		    strcmp(a->conds[c].message, b->conds[c].message))
+			printf(" %s=%s/%s", cond_type_name((enum cond_type)c),
+			       cond_status_name(b->conds[c].status), b->conds[c].reason);
+	if (a && (a->attempts != b->attempts || a->next_attempt_at != b->next_attempt_at))
+		printf(" attempts %d next %lld", b->attempts, (long long)b->next_attempt_at);
+	if (a && strcmp(a->instance_id, b->instance_id))
+		printf(" instance '%s'", b->instance_id);
+	printf("\n");
+}
+
 static int apply_changes(struct harness *h, const struct plan_output *out)
 {
 	size_t i;
@@ -612,13 +703,16 @@ static int apply_changes(struct harness *h, const struct plan_output *out)
 		if (h->has[k] && !workspace_status_differs(&h->st[k], ns))
 			return violation(h, "invariant 8: unchanged status of workspace %lld written",
 				    (long long)ns->workspace_id);
+		if (h->verbose)
+			print_status_diff(h->has[k] ? &h->st[k] : NULL, ns);
 		h->st[k] = *ns;
 		h->has[k] = 1;
 	}
 	return 0;
 }
 
-static int apply_records(struct harness *h, const struct plan_output *out)
+static int apply_records(struct harness *h, const struct plan_output *out,
+			 const struct exec_report *r)
 {
 	struct instance_record *ir = NULL;
 
@@ -626,6 +720,7 @@ static int apply_records(struct harness *h, const struct plan_output *out)
 		ir = malloc(out->ninstances * sizeof(*ir));
 		assert_non_null(ir);
 		memcpy(ir, out->instances, out->ninstances * sizeof(*ir));
+		exec_fix_records(out->actions, r, ir, out->ninstances);
 	}
 	free(h->irecs);
 	h->irecs = ir;
@@ -712,6 +807,10 @@ static int check_world(struct harness *h)
 
 		vlog(h, "  world: %s terminating (%s)%s\n", t->instance_id,
 		     sim_term_cause_name(t->cause), t->workspace_id ? " holding a container" : "");
+		if (i == 0 || strcmp(terms[i - 1].instance_id, t->instance_id)) {
+			h->health_idle += t->cause == SIM_TERM_HEALTH;
+			h->deaths += t->cause == SIM_TERM_DEATH;
+		}
 		if (!t->workspace_id || !should_run_id(h, t->workspace_id))
 			continue;
 		if (t->cause == SIM_TERM_HEALTH)
@@ -803,7 +902,7 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 	struct exec_report r;
 	struct journal j = { h, epoch, 0, 0 };
 	struct exec_journal ej = { &j, j_pending, j_done, NULL };
-	struct exec_config ec = { epoch, 40 };
+	struct exec_config ec = { epoch, h->max_mutations };
 	struct err e = ERR_INIT;
 	unsigned long m0 = sim_mutations(h->w);
 	int stale = epoch < h->epoch, rc = 0, p;
@@ -865,7 +964,7 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 	if (!rc)
 		rc = apply_changes(h, &out);
 	if (!rc)
-		rc = apply_records(h, &out);
+		rc = apply_records(h, &out, &r);
 	for (i = 0; !rc && i < out.nactions; i++)
 		if (out.actions[i].type == ACT_DELETE_ROW &&
 		    r.results[i].outcome == EXEC_HANDED_OFF)
@@ -884,46 +983,51 @@ out:
 
 /* ---- convergence ------------------------------------------------------------------------ */
 
-/* Active instances of pool p holding a container of a workspace that should run. */
+/* Active instances of pool p that hold a container (of any workspace, in any state). */
 static int busy_instances(struct harness *h, int p)
 {
-	struct sim_container_info ci[4];
-	char seen[WS_MAX][OBS_INSTANCE_ID_MAX + 1];
-	size_t i, j, n, k = 0;
+	size_t i;
+	int n = 0;
 
-	for (i = 0; i < h->nws; i++) {
-		if (!should_run(&h->ws[i]) || pool_index(h, h->ws[i].pool) != p)
+	for (i = 0; i < sim_instance_count(h->w); i++) {
+		struct sim_instance_info info;
+
+		sim_instance_get(h->w, i, &info);
+		if (strcmp(info.group, h->pools[p].asg_name) || info.ncontainers == 0 ||
+		    (info.lifecycle != LC_PENDING && info.lifecycle != LC_IN_SERVICE))
 			continue;
-		n = live_containers(h, h->ws[i].id, ci, 4);
-		if (n == 0)
-			continue;
-		for (j = 0; j < k && strcmp(seen[j], ci[0].instance_id); j++)
-			;
-		if (j == k && k < WS_MAX)
-			str_copy(seen[k++], sizeof(seen[0]), ci[0].instance_id);
+		n++;
 	}
-	return (int)k;
+	return n;
 }
 
 /*
- * Settled capacity: the computed value, or above it only because running
+ * Settled capacity: the computed value; or above it only because running
  * workspaces are spread over more instances than they need (the loop does
- * not move a running workspace to pack them) plus the warm buffer.
+ * not move a running workspace to pack them), and then every instance is
+ * busy; or, when more instances are busy than the pool's max allows (the max
+ * was lowered under running workspaces), anything from max up to the busy
+ * count (protected instances cannot be scaled in).
  */
 static int capacity_settled(struct harness *h, int p, int desired)
 {
-	int want = computed_capacity(h, p), frag;
+	int busy = busy_instances(h, p), want = computed_capacity(h, p, 0);
 
-	if (desired == want)
+	if (desired == want || (desired > want && desired == busy))
 		return 1;
-	frag = busy_instances(h, p) + h->pools[p].warm_instances;
-	if (frag > h->pools[p].max_instances)
-		frag = h->pools[p].max_instances;
-	if (desired > want && desired <= frag) {
-		h->fragmented++;
-		return 1;
-	}
-	return 0;
+	return busy > h->pools[p].max_instances && desired >= h->pools[p].max_instances &&
+	       desired <= busy;
+}
+
+/* Status says what the world is: final phase, placement where the container is. */
+static int status_settled(const struct harness *h, size_t i, const char *where)
+{
+	const struct workspace_status *st = &h->st[i];
+	enum ws_phase want = h->ws[i].state == WS_STATE_RUNNING ? PHASE_READY : PHASE_STOPPED;
+
+	if (!h->has[i] || st->phase != want)
+		return 0;
+	return st->instance_id[0] == '\0' || !strcmp(st->instance_id, where);
 }
 
 static int world_matches(struct harness *h, char *why, size_t whysz)
@@ -951,6 +1055,22 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 			snprintf(why, whysz, "%s: still running", w->name);
 			return 0;
 		}
+		if (!status_settled(h, i, n ? ci[0].instance_id : "")) {
+			snprintf(why, whysz, "%s: status %s on '%s' not settled", w->name,
+				 h->has[i] ? ws_phase_name(h->st[i].phase) : "none", h->st[i].instance_id);
+			return 0;
+		}
+	}
+	for (i = 0; i < sim_instance_count(h->w); i++) {   /* nothing in flight */
+		struct sim_instance_info info;
+
+		sim_instance_get(h->w, i, &info);
+		if (info.lifecycle != LC_TERMINATED && (info.lifecycle != LC_IN_SERVICE ||
+							!info.agent_up)) {
+			snprintf(why, whysz, "%s: %s%s", info.id, inst_lifecycle_name(info.lifecycle),
+				 info.agent_up ? "" : ", agent down");
+			return 0;
+		}
 	}
 	for (i = 0; i < h->ndeleted; i++)
 		if (live_containers(h, h->deleted[i], NULL, 0)) {
@@ -962,11 +1082,29 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 		sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, &active);
 		if (!capacity_settled(h, p, desired) || active != desired) {
 			snprintf(why, whysz, "%s: desired %d active %d computed %d", h->pools[p].name,
-				 desired, active, computed_capacity(h, p));
+				 desired, active, computed_capacity(h, p, 0));
 			return 0;
 		}
 	}
 	return 1;
+}
+
+/*
+ * The operator clears safety stops and, having looked, approves the change
+ * that tripped them by raising the destructive budget for the rest of the run.
+ */
+static void operator_clears(struct harness *h)
+{
+	size_t p;
+
+	for (p = 0; p < h->nprecs; p++)
+		if (h->precs[p].safety_stopped) {
+			vlog(h, "  operator: clears the safety stop of pool %lld, budget 1000\n",
+			     (long long)h->precs[p].pool_id);
+			h->precs[p].safety_stopped = 0;
+			h->pcfg.destructive_budget = 1000;
+			h->approvals++;
+		}
 }
 
 /* Passes after the faults stop until converged; -1 on a violation or no convergence. */
@@ -978,8 +1116,12 @@ static int converge(struct harness *h)
 	size_t p;
 
 	sim_faults_off(h->w);
-	for (p = 0; p < h->nprecs; p++)     /* the operator clears safety stops */
-		h->precs[p].safety_stopped = 0;
+	operator_clears(h);
+	for (p = 0; p < NPOOLS; p++)        /* and lifts pauses */
+		if (h->pools[p].paused_until) {
+			h->pools[p].paused_until = 0;
+			h->pools[p].generation++;
+		}
 	for (k = 1; k <= CONVERGE_BOUND; k++) {
 		h->pass++;
 		vlog(h, "pass %d (converging) t=%llds\n", h->pass,
@@ -988,9 +1130,27 @@ static int converge(struct harness *h)
 			return -1;
 		if (ps.nactions == 0 && ps.nchanges == 0 && world_matches(h, why, sizeof(why)))
 			break;
+		operator_clears(h);
 		sim_tick(h->w, PASS_MS);
 		if (check_world(h) < 0)
 			return -1;
+	}
+	for (p = 0; k <= CONVERGE_BOUND && p < h->nws; p++) {
+		struct sim_container_info ci[2];
+		int64_t v;
+
+		if (h->ws[p].state == WS_STATE_RUNNING && sim_bucket_get(h->w, h->ws[p].id, &v) &&
+		    live_containers(h, h->ws[p].id, ci, 2) == 1 && ci[0].files < v)
+			return violation(h, "invariant 4: %s runs files version %lld, older than its "
+					 "snapshot %lld", h->ws[p].name, (long long)ci[0].files,
+					 (long long)v);
+	}
+	for (p = 0; k <= CONVERGE_BOUND && p < NPOOLS; p++) {
+		int desired;
+
+		sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, NULL);
+		if (desired > computed_capacity(h, (int)p, 0))
+			h->fragmented = 1;
 	}
 	if (k > CONVERGE_BOUND)
 		return violation(h, "no convergence within %d passes after faults stopped: %s",
@@ -1015,7 +1175,9 @@ static int run_seed(uint64_t seed, int verbose, struct harness *h)
 
 	if (harness_open(h, seed, verbose) < 0)
 		return violation(h, "could not build the world");
-	vlog(h, "seed %llu, fault mix %s\n", (unsigned long long)seed, h->mix->name);
+	vlog(h, "seed %llu, fault mix %s, %s timers, %d mutations a pass\n",
+	     (unsigned long long)seed, h->mix->name, h->fast ? "short" : "default",
+	     h->max_mutations);
 	for (k = 0; k < FAULT_PASSES && !rc; k++) {
 		h->pass++;
 		vlog(h, "pass %d t=%llds epoch %lld\n", h->pass,
@@ -1056,11 +1218,11 @@ static unsigned long env_ulong(const char *name, unsigned long dflt)
 
 static void test_simulation__seeded_runs_keep_invariants_and_converge(void **state)
 {
-	unsigned long nseeds = env_ulong("SPINUP_SIM_SEEDS", 300);
+	unsigned long nseeds = env_ulong("SPINUP_SIM_SEEDS", 1000);
 	const char *one = getenv("SPINUP_SIM_SEED");
 	unsigned long first = 1, s, failed = 0;
 	int max_conv = 0, n_per_mix[NMIXES] = { 0 }, health = 0, stale = 0, replays = 0;
-	int fragmented = 0;
+	int fragmented = 0, approvals = 0, health_idle = 0, deaths = 0;
 	size_t m;
 
 	(void)state;
@@ -1082,22 +1244,66 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 		n_per_mix[s % NMIXES]++;
 		health += h.health_replacements;
 		fragmented += h.fragmented > 0;
+		approvals += h.approvals;
+		health_idle += h.health_idle;
+		deaths += h.deaths;
 		stale += h.stale_passes;
 		replays += h.replays;
 		harness_close(&h);
 	}
-	printf("simulation: %lu seeds x %d passes, fault mixes", nseeds, FAULT_PASSES);
+	printf("simulation: %lu seeds x %d passes (half with short planner timers, a third "
+	       "with 4 mutations a pass), fault mixes", nseeds, FAULT_PASSES);
 	for (m = 0; m < NMIXES; m++)
 		printf(" %s=%d", mixes[m].name, n_per_mix[m]);
-	printf("; stale-leader passes %d, replays %d, health replacements %d, fragmented "
-	       "pools at the end %d; max passes to converge %d (bound %d); failed %lu\n", stale,
-	       replays, health, fragmented, max_conv, CONVERGE_BOUND, failed);
+	printf("; instance deaths %d, unhealthy replacements %d (containers of running "
+	       "workspaces lost with them %d)", deaths, health_idle, health);
+	printf("; stale-leader passes %d, replays %d, safety stops "
+	       "cleared by the operator %d, seeds ending with workspaces spread over more "
+	       "instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
+	       replays, approvals, fragmented, max_conv, CONVERGE_BOUND, failed);
 	assert_int_equal(failed, 0);
+}
+
+/* What a run did, as text: equal texts for equal seeds is what makes a replay a replay. */
+static void run_digest(uint64_t seed, struct strbuf *out)
+{
+	const struct sim_term_record *terms;
+	const struct sim_stop_record *stops;
+	struct harness h;
+	size_t i;
+	int k = run_seed(seed, 0, &h);
+
+	strbuf_addf(out, "seed %llu passes %d conv %d mutations %lu instances %zu terms %zu "
+		    "stops %zu ws %zu:", (unsigned long long)seed, h.pass, k, sim_mutations(h.w),
+		    sim_instance_count(h.w), sim_term_log(h.w, &terms), sim_stop_log(h.w, &stops),
+		    h.nws);
+	for (i = 0; i < h.nws; i++)
+		strbuf_addf(out, " %lld/%s/%s", (long long)h.ws[i].id, ws_phase_name(h.st[i].phase),
+			    h.st[i].instance_id);
+	strbuf_addch(out, '\n');
+	harness_close(&h);
+}
+
+static void test_simulation__same_seed_same_run(void **state)
+{
+	struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
+	uint64_t seed;
+
+	(void)state;
+	for (seed = 1; seed <= 24; seed++) {
+		run_digest(seed, &a);
+		run_digest(seed, &b);
+	}
+	assert_true(a.len > 24 * 40);
+	assert_string_equal(a.buf, b.buf);
+	strbuf_release(&a);
+	strbuf_release(&b);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simulation__same_seed_same_run),
 		cmocka_unit_test(test_simulation__seeded_runs_keep_invariants_and_converge),
 	};
 

@@ -3,7 +3,8 @@
 -- The web UI writes this database directly, so the database enforces the
 -- contract: every field the planner relies on has a type, a NOT NULL, a
 -- CHECK or a foreign key, and every constraint has an explicit name
--- (<table>_<column>_<rule>) so an error names what was violated.
+-- (<table>_<column>_<rule>) so an error names what was violated. Text
+-- lengths are in bytes (octet_length), matching the C buffers of model/spec.h.
 --
 -- Column names are the snake_case field names of the C structs, so row <->
 -- struct mapping is predictable. Times are timestamptz; C code converts with
@@ -26,10 +27,11 @@
 --                       reconcile_requested_at; generation, field_owners,
 --                       created_at, updated_at. Unique (pool_id, name).
 --   operator_controls   one row (id = true): global paused_until, observe_only
---   pool_specs, workspace_specs
+--   pool_specs, workspace_specs, workspace_status_view
 --                       views shaped exactly like struct pool_spec /
---                       struct workspace_spec (times as bigint ms); what
---                       pgstore_decode_pool()/pgstore_decode_workspace() read
+--                       struct workspace_spec / struct workspace_status
+--                       (times as bigint ms); what pgstore_decode_pool(),
+--                       pgstore_decode_workspace(), pgstore_decode_status() read
 --
 -- generation and field_owners are maintained by triggers only:
 --   * generation starts at 1 and is bumped by exactly one when an UPDATE
@@ -141,7 +143,7 @@ $$;
 -- A DNS label (RFC 1123), the rule of spec_name_valid() in model/spec.c.
 CREATE FUNCTION spinup_dns_label(s text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT char_length(s) BETWEEN 1 AND 63 AND s ~ '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'
+	SELECT octet_length(s) BETWEEN 1 AND 63 AND s ~ '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'
 $$;
 
 -- Labels: a JSON object, at most SPEC_LABELS_MAX (16) entries, keys 1..63
@@ -150,9 +152,9 @@ CREATE FUNCTION spinup_labels_valid(l jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 	SELECT CASE WHEN jsonb_typeof(l) <> 'object' THEN false ELSE
 		(SELECT count(*) <= 16 AND coalesce(bool_and(
-			char_length(e.key) BETWEEN 1 AND 63
+			octet_length(e.key) BETWEEN 1 AND 63
 			AND jsonb_typeof(e.value) = 'string'
-			AND char_length(e.value #>> '{}') <= 63), true)
+			AND octet_length(e.value #>> '{}') <= 63), true)
 		 FROM jsonb_each(l) e)
 	END
 $$;
@@ -180,9 +182,9 @@ CREATE TABLE pools (
 	name text NOT NULL
 		CONSTRAINT pools_name_dns_label CHECK (spinup_dns_label(name)),
 	asg_name text NOT NULL
-		CONSTRAINT pools_asg_name_length CHECK (char_length(asg_name) BETWEEN 1 AND 255),
+		CONSTRAINT pools_asg_name_length CHECK (octet_length(asg_name) BETWEEN 1 AND 255),
 	region text NOT NULL
-		CONSTRAINT pools_region_length CHECK (char_length(region) BETWEEN 1 AND 32),
+		CONSTRAINT pools_region_length CHECK (octet_length(region) BETWEEN 1 AND 32),
 	slots_per_instance integer NOT NULL DEFAULT 4
 		CONSTRAINT pools_slots_per_instance_range CHECK (slots_per_instance BETWEEN 1 AND 64),
 	warm_instances integer NOT NULL DEFAULT 0
@@ -194,7 +196,7 @@ CREATE TABLE pools (
 	agent_port integer NOT NULL DEFAULT 7070
 		CONSTRAINT pools_agent_port_range CHECK (agent_port BETWEEN 1 AND 65535),
 	default_image text NOT NULL DEFAULT ''
-		CONSTRAINT pools_default_image_length CHECK (char_length(default_image) <= 255),
+		CONSTRAINT pools_default_image_length CHECK (octet_length(default_image) <= 255),
 	paused_until timestamptz,
 	observe_only boolean NOT NULL DEFAULT false,
 	deletion_requested_at timestamptz,
@@ -211,22 +213,22 @@ CREATE TABLE workspaces (
 	name text NOT NULL
 		CONSTRAINT workspaces_name_dns_label CHECK (spinup_dns_label(name)),
 	owner text NOT NULL
-		CONSTRAINT workspaces_owner_length CHECK (char_length(owner) BETWEEN 1 AND 128),
+		CONSTRAINT workspaces_owner_length CHECK (octet_length(owner) BETWEEN 1 AND 128),
 	pool_id bigint NOT NULL
 		CONSTRAINT workspaces_pool_id_fkey REFERENCES pools (id) ON DELETE RESTRICT,
 	state ws_state NOT NULL DEFAULT 'Running',
 	template_name text NOT NULL DEFAULT ''
-		CONSTRAINT workspaces_template_name_length CHECK (char_length(template_name) <= 63),
+		CONSTRAINT workspaces_template_name_length CHECK (octet_length(template_name) <= 63),
 	image text NOT NULL DEFAULT ''
-		CONSTRAINT workspaces_image_length CHECK (char_length(image) <= 255),
+		CONSTRAINT workspaces_image_length CHECK (octet_length(image) <= 255),
 	cpu_milli integer NOT NULL DEFAULT 1000
 		CONSTRAINT workspaces_cpu_milli_range CHECK (cpu_milli BETWEEN 100 AND 64000),
 	memory_mib integer NOT NULL DEFAULT 2048
 		CONSTRAINT workspaces_memory_mib_range CHECK (memory_mib BETWEEN 256 AND 262144),
 	bucket text NOT NULL DEFAULT ''
-		CONSTRAINT workspaces_bucket_length CHECK (char_length(bucket) <= 63),
+		CONSTRAINT workspaces_bucket_length CHECK (octet_length(bucket) <= 63),
 	prefix text NOT NULL DEFAULT ''
-		CONSTRAINT workspaces_prefix_length CHECK (char_length(prefix) <= 255),
+		CONSTRAINT workspaces_prefix_length CHECK (octet_length(prefix) <= 255),
 	idle_timeout_s integer NOT NULL DEFAULT 3600
 		CONSTRAINT workspaces_idle_timeout_s_range CHECK (idle_timeout_s BETWEEN 0 AND 604800),
 	labels jsonb NOT NULL DEFAULT '{}'
@@ -463,11 +465,11 @@ CREATE TABLE workspace_status (
 	conditions jsonb NOT NULL DEFAULT '{}'
 		CONSTRAINT workspace_status_conditions_object CHECK (jsonb_typeof(conditions) = 'object'),
 	instance_id text NOT NULL DEFAULT ''
-		CONSTRAINT workspace_status_instance_id_length CHECK (char_length(instance_id) <= 31),
+		CONSTRAINT workspace_status_instance_id_length CHECK (octet_length(instance_id) <= 31),
 	address text NOT NULL DEFAULT ''
-		CONSTRAINT workspace_status_address_length CHECK (char_length(address) <= 63),
+		CONSTRAINT workspace_status_address_length CHECK (octet_length(address) <= 63),
 	url text NOT NULL DEFAULT ''
-		CONSTRAINT workspace_status_url_length CHECK (char_length(url) <= 255),
+		CONSTRAINT workspace_status_url_length CHECK (octet_length(url) <= 255),
 	error_class text NOT NULL DEFAULT 'None'
 		CONSTRAINT workspace_status_error_class_valid
 		CHECK (error_class IN ('None', 'Retryable', 'NeedsUser', 'NeedsOperator')),
@@ -497,15 +499,15 @@ CREATE TABLE workspace_events (
 	id bigserial CONSTRAINT workspace_events_pkey PRIMARY KEY,
 	workspace_id bigint NOT NULL,
 	workspace_name text NOT NULL DEFAULT ''
-		CONSTRAINT workspace_events_workspace_name_length CHECK (char_length(workspace_name) <= 63),
+		CONSTRAINT workspace_events_workspace_name_length CHECK (octet_length(workspace_name) <= 63),
 	type text NOT NULL
-		CONSTRAINT workspace_events_type_length CHECK (char_length(type) BETWEEN 1 AND 47),
+		CONSTRAINT workspace_events_type_length CHECK (octet_length(type) BETWEEN 1 AND 47),
 	from_phase ws_phase,
 	to_phase ws_phase,
 	reason text NOT NULL DEFAULT ''
-		CONSTRAINT workspace_events_reason_length CHECK (char_length(reason) <= 63),
+		CONSTRAINT workspace_events_reason_length CHECK (octet_length(reason) <= 63),
 	message text NOT NULL DEFAULT ''
-		CONSTRAINT workspace_events_message_length CHECK (char_length(message) <= 255),
+		CONSTRAINT workspace_events_message_length CHECK (octet_length(message) <= 255),
 	at timestamptz NOT NULL,
 	epoch bigint NOT NULL DEFAULT 0,
 	recorded_at timestamptz NOT NULL DEFAULT now()
@@ -528,7 +530,7 @@ CREATE TRIGGER workspace_events_no_truncate BEFORE TRUNCATE ON workspace_events
 
 CREATE TABLE instances (
 	instance_id text CONSTRAINT instances_pkey PRIMARY KEY
-		CONSTRAINT instances_instance_id_length CHECK (char_length(instance_id) BETWEEN 1 AND 31),
+		CONSTRAINT instances_instance_id_length CHECK (octet_length(instance_id) BETWEEN 1 AND 31),
 	pool_id bigint NOT NULL
 		CONSTRAINT instances_pool_id_fkey REFERENCES pools (id) ON DELETE CASCADE,
 	first_seen timestamptz NOT NULL,
@@ -538,7 +540,7 @@ CREATE TABLE instances (
 	marked_unhealthy boolean NOT NULL DEFAULT false,
 	orphan_seen timestamptz,
 	private_ip text NOT NULL DEFAULT ''
-		CONSTRAINT instances_private_ip_length CHECK (char_length(private_ip) <= 63),
+		CONSTRAINT instances_private_ip_length CHECK (octet_length(private_ip) <= 63),
 	lifecycle text NOT NULL DEFAULT 'Other'
 		CONSTRAINT instances_lifecycle_valid
 		CHECK (lifecycle IN ('Pending', 'InService', 'Terminating', 'Terminated', 'Other')),
@@ -561,18 +563,18 @@ CREATE TABLE pool_status (
 CREATE TABLE drift (
 	id bigserial CONSTRAINT drift_pkey PRIMARY KEY,
 	subject text NOT NULL
-		CONSTRAINT drift_subject_length CHECK (char_length(subject) BETWEEN 1 AND 95),
+		CONSTRAINT drift_subject_length CHECK (octet_length(subject) BETWEEN 1 AND 95),
 	workspace_id bigint,
 	pool_id bigint,
 	cls drift_class NOT NULL,
 	reason text NOT NULL
-		CONSTRAINT drift_reason_length CHECK (char_length(reason) BETWEEN 1 AND 63),
+		CONSTRAINT drift_reason_length CHECK (octet_length(reason) BETWEEN 1 AND 63),
 	desired text NOT NULL DEFAULT ''
-		CONSTRAINT drift_desired_length CHECK (char_length(desired) <= 127),
+		CONSTRAINT drift_desired_length CHECK (octet_length(desired) <= 127),
 	observed text NOT NULL DEFAULT ''
-		CONSTRAINT drift_observed_length CHECK (char_length(observed) <= 127),
+		CONSTRAINT drift_observed_length CHECK (octet_length(observed) <= 127),
 	remedy text NOT NULL DEFAULT ''
-		CONSTRAINT drift_remedy_length CHECK (char_length(remedy) <= 127),
+		CONSTRAINT drift_remedy_length CHECK (octet_length(remedy) <= 127),
 	first_seen timestamptz NOT NULL,
 	last_seen timestamptz NOT NULL,
 	flap_count integer NOT NULL DEFAULT 0
@@ -601,7 +603,7 @@ CREATE TABLE reconcile_passes (
 CREATE TABLE actions (
 	id bigserial CONSTRAINT actions_pkey PRIMARY KEY,
 	key text NOT NULL
-		CONSTRAINT actions_key_length CHECK (char_length(key) BETWEEN 1 AND 127),
+		CONSTRAINT actions_key_length CHECK (octet_length(key) BETWEEN 1 AND 127),
 	type text NOT NULL
 		CONSTRAINT actions_type_valid CHECK (type ~ '^[a-z_]{1,32}$'),
 	pool_id bigint,
@@ -652,3 +654,16 @@ GRANT INSERT ON workspace_events TO spinup_operator;
 GRANT DELETE ON workspaces TO spinup_operator;
 GRANT USAGE ON SEQUENCE workspace_events_id_seq, drift_id_seq, reconcile_passes_id_seq,
 	actions_id_seq TO spinup_operator;
+
+-- struct workspace_status as C sees it (times as bigint ms).
+CREATE VIEW workspace_status_view AS
+	SELECT s.workspace_id, s.observed_generation, s.phase::text AS phase, s.conditions,
+	       s.instance_id, s.address, s.url, s.error_class, s.attempts,
+	       spinup_ms(s.next_attempt_at) AS next_attempt_at,
+	       spinup_ms(s.phase_since) AS phase_since,
+	       spinup_ms(s.reconcile_handled_at) AS reconcile_handled_at,
+	       spinup_ms(s.last_sync_at) AS last_sync_at,
+	       s.restore_failed, s.has_snapshot, s.epoch,
+	       spinup_ms(s.updated_at) AS status_updated_at
+	FROM workspace_status s;
+GRANT SELECT ON workspace_status_view TO spinup_ui, spinup_operator;

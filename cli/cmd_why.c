@@ -1,0 +1,279 @@
+/* cmd_why.c - spinctl why NAME: what blocks a workspace, who must act, the next attempt. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cmd.h"
+#include "model/banned.h"
+
+static const char usage[] =
+	"usage: spinctl why NAME [--pool POOL]\n\n"
+	"Names the one thing blocking a workspace (a pause, observe-only, or the first\n"
+	"condition that is not True), who must act (nobody, the owner, an operator),\n"
+	"when the operator tries next, and the last action it journaled.\n\n"
+	"  -p, --pool POOL      the pool, when the name exists in several\n"
+	"      --db URL         the database (default $DATABASE_URL)\n";
+
+/* Context beside the row: pauses, observe-only, the leader, the last journal entry. */
+static const char CTX_SQL[] =
+	"SELECT spinup_ms(p.paused_until) AS pool_paused, p.observe_only AS pool_observe,"
+	" coalesce(ps.safety_stopped, false) AS safety_stopped,"
+	" spinup_ms(c.paused_until) AS global_paused, c.observe_only AS global_observe,"
+	" (SELECT spinup_ms(max(finished_at)) FROM reconcile_passes) AS last_pass,"
+	" (SELECT holder FROM operator_leases ORDER BY acquired_at DESC NULLS LAST LIMIT 1) AS leader,"
+	" a.type AS act_type, a.state::text AS act_state, a.error AS act_error,"
+	" spinup_ms(coalesce(a.finished_at, a.created_at)) AS act_at,"
+	" (SELECT count(*) FROM drift d WHERE d.workspace_id = $1 AND d.resolved_at IS NULL) AS ndrift"
+	" FROM pools p CROSS JOIN operator_controls c"
+	" LEFT JOIN pool_status ps ON ps.pool_id = p.id"
+	" LEFT JOIN LATERAL (SELECT * FROM actions WHERE workspace_id = $1 ORDER BY id DESC LIMIT 1) a"
+	" ON true WHERE p.name = $2";
+
+static const char *v(const PGresult *r, const char *col)
+{
+	int c = PQfnumber(r, col);
+
+	return !r || c < 0 || PQntuples(r) < 1 || PQgetisnull(r, 0, c) ? "" : PQgetvalue(r, 0, c);
+}
+
+static int64_t n(const PGresult *r, const char *col)
+{
+	return strtoll(v(r, col), NULL, 10);
+}
+
+static int t(const PGresult *r, const char *col)
+{
+	return !strcmp(v(r, col), "t");
+}
+
+static const char *who(enum sp_class c)
+{
+	switch (c) {
+	case SP_CLASS_NEEDS_USER:
+		return "the workspace owner: fix the spec (image, template, bucket), then apply again";
+	case SP_CLASS_NEEDS_OPERATOR:
+		return "an operator: the cloud or the pool needs attention (permissions, capacity)";
+	case SP_CLASS_RETRYABLE:
+		return "nobody yet: spinupd retries with backoff";
+	default:
+		return "nobody: spinupd is working on it";
+	}
+}
+
+/* A pause or observe-only that stops the operator from acting; NULL if none. */
+static const char *control_block(const struct workspace_spec *w, const PGresult *ctx,
+				 int64_t now, char *buf, size_t sz)
+{
+	if (n(ctx, "global_paused") > now)
+		return "paused globally (operator_controls.paused_until)";
+	if (t(ctx, "global_observe"))
+		return "observe-only mode is on globally (operator_controls.observe_only)";
+	if (n(ctx, "pool_paused") > now) {
+		snprintf(buf, sz, "pool '%s' is paused", w->pool);
+		return buf;
+	}
+	if (t(ctx, "pool_observe")) {
+		snprintf(buf, sz, "pool '%s' is observe-only", w->pool);
+		return buf;
+	}
+	if (t(ctx, "safety_stopped")) {
+		snprintf(buf, sz, "pool '%s' is safety-stopped: a plan went over the destructive"
+			 " budget", w->pool);
+		return buf;
+	}
+	if (w->paused_until > now)
+		return "the workspace is paused (paused_until)";
+	return NULL;
+}
+
+/* The first condition not True: False first, then Unknown; -1 if all True. */
+static int blocking_cond(const struct workspace_status *st, int running)
+{
+	static const enum cond_type order[] = { COND_SCHEDULED, COND_INSTANCE_READY,
+						COND_FILES_RESTORED, COND_CONTAINER_READY,
+						COND_FILES_SYNCED, COND_READY };
+	enum cond_status want;
+	size_t i;
+
+	for (want = CSTAT_FALSE;; want = CSTAT_UNKNOWN) {
+		for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+			if (!running && order[i] != COND_FILES_SYNCED)
+				continue;
+			if (running && order[i] == COND_FILES_SYNCED)
+				continue;
+			if (st->conds[order[i]].status == want)
+				return (int)order[i];
+		}
+		if (want == CSTAT_UNKNOWN)
+			return -1;
+	}
+}
+
+static int settled(const struct pgstore_ws_row *r)
+{
+	const struct workspace_status *st = &r->status;
+
+	if (r->spec.deletion_requested_at)
+		return 0;
+	if (st->observed_generation != r->spec.generation)
+		return 0;
+	return r->spec.state == WS_STATE_RUNNING ? st->phase == PHASE_READY :
+	       st->phase == PHASE_STOPPED;
+}
+
+static void print_next(const struct workspace_status *st, int64_t now)
+{
+	char at[40];
+
+	if (!st->next_attempt_at || st->next_attempt_at <= now) {
+		printf("next attempt:  the next pass (on any change, or within the period)\n");
+		return;
+	}
+	cli_format_time(st->next_attempt_at, at, sizeof(at));
+	printf("next attempt:  %s (in %llds, attempt %d)\n", at,
+	       (long long)((st->next_attempt_at - now + 999) / 1000), st->attempts + 1);
+}
+
+static void print_context(const PGresult *ctx, int64_t now)
+{
+	char age[32];
+
+	if (*v(ctx, "act_type")) {
+		cli_format_age(n(ctx, "act_at"), now, age, sizeof(age));
+		printf("last action:   %s %s %s ago%s%s\n", v(ctx, "act_type"), v(ctx, "act_state"),
+		       age, *v(ctx, "act_error") ? ": " : "", v(ctx, "act_error"));
+	}
+	if (n(ctx, "ndrift"))
+		printf("drift:         %lld open finding(s): spinctl drift\n", (long long)n(ctx, "ndrift"));
+	cli_format_age(n(ctx, "last_pass"), now, age, sizeof(age));
+	printf("operator:      %s, last pass %s ago\n", *v(ctx, "leader") ? v(ctx, "leader") :
+	       "no leader yet", age);
+}
+
+static void explain(const struct pgstore_ws_row *r, const PGresult *ctx)
+{
+	const struct workspace_status *st = &r->status;
+	int64_t now = cli_now_ms();
+	char since[32], buf[160];
+	const char *ctl = control_block(&r->spec, ctx, now, buf, sizeof(buf));
+	int c;
+
+	printf("workspace:     %s (pool %s, owner %s, wants %s%s)\n", r->spec.name, r->spec.pool,
+	       r->spec.owner, ws_state_name(r->spec.state),
+	       r->spec.deletion_requested_at ? ", deletion requested" : "");
+	if (!r->has_status) {
+		printf("phase:         - (not observed yet)\n");
+		printf("blocked by:    NotYetObserved: the operator has not reconciled it yet\n");
+		printf("who must act:  %s\n", ctl ? "an operator (see below)" :
+		       "nobody if spinupd runs: it picks the row up on its next pass");
+	} else {
+		cli_format_age(st->phase_since, now, since, sizeof(since));
+		printf("phase:         %s for %s (generation %lld observed %lld)\n",
+		       ws_phase_name(st->phase), since, (long long)r->spec.generation,
+		       (long long)st->observed_generation);
+	}
+	if (ctl) {
+		printf("blocked by:    %s\n", ctl);
+		printf("who must act:  an operator: lift the pause or observe-only\n");
+	} else if (r->has_status && settled(r)) {
+		printf("blocked by:    nothing: the workspace is %s%s%s\n", ws_phase_name(st->phase),
+		       st->url[0] ? " at " : "", st->url);
+	} else if (r->has_status) {
+		c = blocking_cond(st, r->spec.state == WS_STATE_RUNNING && !r->spec.deletion_requested_at);
+		if (c >= 0)
+			printf("blocked by:    %s=%s %s%s%s\n", cond_type_name((enum cond_type)c),
+			       cond_status_name(st->conds[c].status), st->conds[c].reason,
+			       st->conds[c].message[0] ? ": " : "", st->conds[c].message);
+		else
+			printf("blocked by:    status not yet updated to generation %lld\n",
+			       (long long)r->spec.generation);
+		printf("who must act:  %s\n", who(st->error_class));
+		print_next(st, now);
+	}
+	print_context(ctx, now);
+}
+
+/* Not there: say so, and when it was finalized if its history says it was. */
+static void explain_gone(struct pgstore *s, const char *name, const char *pool)
+{
+	const char *params[1] = { name };
+	struct err e = ERR_INIT;
+	PGresult *r = NULL;
+	char at[40];
+
+	if (!pgstore_exec(s, "why", "SELECT spinup_ms(max(at)) AS at FROM workspace_events"
+			  " WHERE workspace_name = $1 AND type = 'DELETE_COMPLETED'", 1, params, &r, &e) &&
+	    n(r, "at")) {
+		cli_format_time(n(r, "at"), at, sizeof(at));
+		cli_error("workspace '%s' not found: it was deleted at %s (DELETE_COMPLETED);"
+			  " spinctl events %s shows its history", name, at, name);
+	} else {
+		cli_error("workspace '%s' not found%s%s", name, pool ? " in pool " : "",
+			  pool ? pool : "");
+	}
+	PQclear(r);
+}
+
+int cmd_why(int argc, char **argv, const struct cli *g)
+{
+	static const struct option opts[] = {
+		{ "pool", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pgstore_ws_row *rows = NULL;
+	struct pgstore *s = NULL;
+	struct err e = ERR_INIT;
+	PGresult *ctx = NULL;
+	const char *pool = NULL, *name, *params[2];
+	char id[24];
+	size_t nrows = 0;
+	int c, rc = CLI_EXIT_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			pool = optarg;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("why", "unknown option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("why", "which workspace? spinctl why NAME");
+	name = argv[optind++];
+	if (optind < argc)
+		return cli_usage_error("why", "unexpected argument '%s'", argv[optind]);
+	if (cli_open_store(g, 1, &s))
+		return CLI_EXIT_ERROR;
+	if (pgstore_list_workspaces(s, pool, name, &rows, &nrows, &e)) {
+		cli_error("%s", e.msg);
+		rc = CLI_EXIT_ERROR;
+	} else if (nrows == 0) {
+		explain_gone(s, name, pool);
+		rc = CLI_EXIT_ERROR;
+	} else if (nrows > 1) {
+		cli_error("workspace '%s' exists in %zu pools: name one with --pool", name, nrows);
+		rc = CLI_EXIT_ERROR;
+	} else {
+		snprintf(id, sizeof(id), "%" PRId64, rows[0].spec.id);
+		params[0] = id;
+		params[1] = rows[0].spec.pool;
+		if (pgstore_exec(s, "why", CTX_SQL, 2, params, &ctx, &e)) {
+			cli_error("%s", e.msg);
+			rc = CLI_EXIT_ERROR;
+		} else {
+			explain(&rows[0], ctx);
+		}
+	}
+	PQclear(ctx);
+	free(rows);
+	pgstore_free(s);
+	return rc;
+}

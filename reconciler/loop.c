@@ -1,0 +1,987 @@
+/*
+ * loop.c - spinupd's reconcile loop (see loop.h): leadership, one pass,
+ * the poll() loop.
+ */
+#include "reconciler/loop.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "drivers/agenthttp.h"
+#include "drivers/awscloud.h"
+#include "drivers/coord.h"
+#include "drivers/log.h"
+#include "drivers/pgstate.h"
+#include "drivers/sim.h"
+#include "model/plan.h"
+#include "model/strbuf.h"
+#include "reconciler/exec.h"
+#include "reconciler/metrics.h"
+#include "model/banned.h"
+
+#define SIM_GROUPS_KNOWN SIM_GROUPS_MAX
+
+struct loop {
+	struct config cfg;
+	enum loop_mode mode;
+	struct pgstate *pg;
+	struct coord *rd;
+	struct cloud *cloud;
+	struct agentc *agents;
+	struct sim_world *sim;
+	char sim_groups[SIM_GROUPS_KNOWN][SPEC_ASG_MAX + 1];
+	int nsim_groups;
+	int leader;
+	int64_t epoch;
+	int64_t renewed_at;           /* monotonic ms of the last lease success */
+	int redis_down_logged;
+	int stopped_once;
+	uint64_t rng;
+	struct pgstate_snapshot snap;
+	struct loop_metrics m;
+	struct metrics_srv *http;
+};
+
+/* ------------------------------------------------------------ clocks */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t next_rand(struct loop *l)
+{
+	/* xorshift64*: jitter and plan seeds, not security */
+	l->rng ^= l->rng >> 12;
+	l->rng ^= l->rng << 25;
+	l->rng ^= l->rng >> 27;
+	return l->rng * 2685821657736338717ULL;
+}
+
+/* ------------------------------------------------------------ setup */
+
+static int make_sim(struct loop *l, struct err *e)
+{
+	struct sim_config sc;
+
+	sim_config_defaults(&sc);
+	sc.start_ms = now_ms();
+	sc.tick_ms = l->cfg.sim_tick_ms;
+	sc.launch_ms = l->cfg.sim_launch_ms;
+	sc.launch_jitter_ms = l->cfg.sim_launch_ms / 4 + 1;
+	sc.terminate_ms = l->cfg.sim_terminate_ms;
+	sc.agent_boot_ms = l->cfg.sim_agent_boot_ms;
+	sc.container_start_ms = l->cfg.sim_container_start_ms;
+	sc.container_ready_ms = l->cfg.sim_container_ready_ms;
+	l->sim = sim_world_new(l->cfg.sim_seed, &sc);
+	if (l->sim) {
+		l->cloud = sim_cloud(l->sim);
+		l->agents = sim_agentc(l->sim);
+	}
+	if (!l->sim || !l->cloud || !l->agents)
+		return err_set(e, SP_ENOMEM, "out of memory building the sim world");
+	return 0;
+}
+
+static int make_drivers(struct loop *l, struct err *e)
+{
+	struct awscloud_config ac;
+	struct agenthttp_opts ao;
+
+	if (!strcmp(l->cfg.cloud, "sim"))
+		return make_sim(l, e);
+	memset(&ac, 0, sizeof(ac));
+	ac.region = l->cfg.aws_region[0] ? l->cfg.aws_region : NULL;
+	ac.endpoint = l->cfg.aws_endpoint[0] ? l->cfg.aws_endpoint : NULL;
+	if (awscloud_new(&ac, &l->cloud, e))
+		return e->code;
+	memset(&ao, 0, sizeof(ao));
+	ao.secret_file = l->cfg.agent_secret_file;
+	l->agents = agenthttp_new(&ao, e);
+	return l->agents ? 0 : e->code;
+}
+
+int loop_new(const struct config *cfg, enum loop_mode mode, struct loop **out, struct err *e)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+	int rc = l ? 0 : err_set(e, SP_ENOMEM, "out of memory");
+
+	if (rc)
+		return rc;
+	l->cfg = *cfg;
+	l->mode = mode;
+	l->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+	pgstate_snapshot_init(&l->snap);
+	rc = pgstate_open(cfg->database_url, cfg->lease_name, cfg->holder, &l->pg, e);
+	if (!rc && mode != LOOP_DRY_RUN)
+		rc = pgstate_listen(l->pg, e);
+	if (!rc)
+		rc = coord_new(cfg->redis_url, cfg->holder, cfg->redis_timeout_ms, &l->rd, e);
+	if (!rc)
+		rc = make_drivers(l, e);
+	if (!rc && cfg->metrics_addr[0] && mode == LOOP_RUN)
+		rc = metrics_srv_new(cfg->metrics_addr, &l->m, &l->http, e);
+	if (rc) {
+		loop_free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+void loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	metrics_srv_free(l->http);
+	cloud_free(l->cloud);
+	agentc_free(l->agents);
+	sim_world_free(l->sim);
+	coord_free(l->rd);
+	pgstate_free(l->pg);
+	pgstate_snapshot_release(&l->snap);
+	free(l);
+}
+
+const struct loop_metrics *loop_metrics_get(const struct loop *l)
+{
+	return &l->m;
+}
+
+/* ------------------------------------------------------------ leadership */
+
+static void step_down(struct loop *l, const char *why)
+{
+	if (l->leader) {
+		l->m.lease_lost++;
+		log_warnx("leadership lost epoch=%" PRId64 " reason=\"%s\"", l->epoch, why);
+	}
+	l->leader = 0;
+	l->m.leader = 0;
+	l->epoch = 0;
+	pgstate_drop_epoch(l->pg);
+}
+
+static int acquire(struct loop *l, struct err *e)
+{
+	int held = 0, rc = coord_lease_acquire(l->rd, l->cfg.lease_key, l->cfg.lease_ttl_ms, &held, e);
+
+	if (rc)
+		return rc;
+	if (!held)
+		return err_set(e, SP_EBUSY, "lease %s is held by another operator", l->cfg.lease_key);
+	rc = pgstate_acquire_epoch(l->pg, &l->epoch, e);
+	if (rc) {
+		coord_lease_release(l->rd, l->cfg.lease_key, NULL, NULL);
+		return rc;
+	}
+	l->leader = 1;
+	l->m.leader = 1;
+	l->m.epoch = l->epoch;
+	l->m.lease_acquired++;
+	log_info("leadership acquired epoch=%" PRId64 " holder=%s", l->epoch, l->cfg.holder);
+	return 0;
+}
+
+/* Hold the lease: acquire it, or renew it. 0 when we lead after the call. */
+static int lead(struct loop *l, struct err *e)
+{
+	int held = 0, rc;
+
+	if (!l->leader) {
+		rc = acquire(l, e);
+	} else {
+		rc = coord_lease_renew(l->rd, l->cfg.lease_key, l->cfg.lease_ttl_ms, &held, e);
+		if (!rc && !held)
+			rc = err_set(e, SP_EBUSY, "lease %s expired or was taken", l->cfg.lease_key);
+		if (rc)
+			step_down(l, e->msg);
+	}
+	if (rc == SP_EBUSY || !rc) {
+		if (l->redis_down_logged)
+			log_info("redis reachable again");
+		l->redis_down_logged = 0;
+	} else if (!l->redis_down_logged && rc != SP_EBUSY) {
+		log_warnx("cannot lead, not acting: %s", e->msg);
+		l->redis_down_logged = 1;
+	}
+	if (!rc)
+		l->renewed_at = mono_ms();
+	return rc;
+}
+
+/* ------------------------------------------------------------ observe */
+
+struct observation {
+	struct obs_group *groups;          /* parallel to pools */
+	int *described;
+	struct obs_agent **agents;         /* per pool */
+	size_t *nagents;
+	struct plan_pool_obs *obs;
+	size_t n;
+};
+
+static void observation_release(struct observation *o)
+{
+	size_t i, k;
+
+	for (i = 0; i < o->n; i++) {
+		obs_group_release(&o->groups[i]);
+		for (k = 0; o->agents && k < o->nagents[i]; k++)
+			obs_agent_release(&o->agents[i][k]);
+		if (o->agents)
+			free(o->agents[i]);
+	}
+	free(o->groups);
+	free(o->described);
+	free(o->agents);
+	free(o->nagents);
+	free(o->obs);
+	memset(o, 0, sizeof(*o));
+}
+
+/* In the sim, groups are created from the pools we load; its clock follows ours. */
+static void sim_follow(struct loop *l, const struct pgstate_snapshot *s, int64_t now)
+{
+	size_t i;
+	int k;
+
+	if (!l->sim)
+		return;
+	for (i = 0; i < s->npools; i++) {
+		const struct pool_spec *p = &s->pools[i];
+		struct sim_group_config g = { p->asg_name, p->min_instances, p->max_instances,
+					      p->min_instances, p->slots_per_instance, 0 };
+		struct err e = ERR_INIT;
+		for (k = 0; k < l->nsim_groups; k++)
+			if (!strcmp(l->sim_groups[k], p->asg_name))
+				break;
+		if (k < l->nsim_groups || l->nsim_groups == SIM_GROUPS_KNOWN)
+			continue;
+		if (sim_add_group(l->sim, &g, &e) && e.code != SP_ECONFLICT)
+			log_warnx("sim: could not create group '%s': %s", p->asg_name, e.msg);
+		str_copy(l->sim_groups[l->nsim_groups++], sizeof(l->sim_groups[0]), p->asg_name);
+	}
+	if (now > sim_now(l->sim))
+		sim_tick(l->sim, now - sim_now(l->sim));
+}
+
+static int observe_agents(struct loop *l, struct observation *o, size_t i,
+			  const struct pool_spec *p)
+{
+	const struct obs_group *g = &o->groups[i];
+	struct agent_target *t;
+	struct err e = ERR_INIT;
+	size_t k, n = 0;
+	int rc;
+
+	t = calloc(g->ninstances + 1, sizeof(*t));
+	o->agents[i] = calloc(g->ninstances + 1, sizeof(**o->agents));
+	if (!t || !o->agents[i]) {
+		free(t);
+		return SP_ENOMEM;
+	}
+	for (k = 0; k < g->ninstances; k++) {
+		const struct obs_instance *x = &g->instances[k];
+		if (!x->private_ip[0] || x->lifecycle != LC_IN_SERVICE)
+			continue;
+		str_copy(t[n].instance_id, sizeof(t[n].instance_id), x->id);
+		str_copy(t[n].address, sizeof(t[n].address), x->private_ip);
+		t[n].port = p->agent_port;
+		obs_agent_init(&o->agents[i][n]);
+		n++;
+	}
+	o->nagents[i] = n;
+	rc = n ? agentc_observe(l->agents, t, n, l->epoch, o->agents[i], &e) : 0;
+	if (rc)
+		log_debug("observe agents of pool %s: %s", p->name, e.msg);
+	free(t);
+	return rc == SP_EFENCED ? rc : 0;
+}
+
+static int observe(struct loop *l, const struct pgstate_snapshot *s, struct observation *o)
+{
+	size_t i;
+	int rc = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->n = s->npools;
+	o->groups = calloc(s->npools + 1, sizeof(*o->groups));
+	o->described = calloc(s->npools + 1, sizeof(*o->described));
+	o->agents = calloc(s->npools + 1, sizeof(*o->agents));
+	o->nagents = calloc(s->npools + 1, sizeof(*o->nagents));
+	o->obs = calloc(s->npools + 1, sizeof(*o->obs));
+	if (!o->groups || !o->described || !o->agents || !o->nagents || !o->obs) {
+		o->n = 0;
+		return SP_ENOMEM;
+	}
+	for (i = 0; i < s->npools; i++)
+		obs_group_init(&o->groups[i]);
+	for (i = 0; !rc && i < s->npools; i++) {
+		struct err e = ERR_INIT;
+		int drc = cloud_describe(l->cloud, s->pools[i].asg_name, &o->groups[i], &e);
+		o->described[i] = !drc || o->groups[i].ninstances > 0;
+		if (drc)
+			log_debug("describe %s: %s", s->pools[i].asg_name, e.msg);
+		if (o->described[i])
+			rc = observe_agents(l, o, i, &s->pools[i]);
+		o->obs[i].pool_id = s->pools[i].id;
+		o->obs[i].group = o->described[i] ? &o->groups[i] : NULL;
+		o->obs[i].agents = o->agents[i];
+		o->obs[i].nagents = o->nagents[i];
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------ settle */
+
+static const struct obs_instance *obs_find(const struct observation *o, const char *id,
+					   int *complete)
+{
+	size_t i;
+
+	*complete = o->n > 0;
+	for (i = 0; i < o->n; i++) {
+		const struct obs_instance *x = o->obs[i].group ? obs_group_find(o->obs[i].group, id) : NULL;
+		if (!o->obs[i].group || !o->obs[i].group->complete)
+			*complete = 0;
+		if (x)
+			return x;
+	}
+	return NULL;
+}
+
+static const struct obs_agent *agent_find(const struct observation *o, const char *id)
+{
+	size_t i, k;
+
+	for (i = 0; i < o->n; i++)
+		for (k = 0; k < o->nagents[i]; k++)
+			if (!strcmp(o->agents[i][k].instance_id, id))
+				return &o->agents[i][k];
+	return NULL;
+}
+
+/* The container of a workspace an agent reports, or NULL. */
+static const struct obs_container *container_of(const struct obs_agent *a, int64_t ws)
+{
+	size_t i;
+
+	for (i = 0; a && i < a->ncontainers; i++)
+		if (a->containers[i].workspace_id == ws)
+			return &a->containers[i];
+	return NULL;
+}
+
+static int ws_present(const struct pgstate_snapshot *s, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < s->nworkspaces; i++)
+		if (s->workspaces[i].id == id)
+			return 1;
+	return 0;
+}
+
+static const struct obs_group *group_named(const struct observation *o,
+					   const struct pgstate_snapshot *s, const char *asg)
+{
+	size_t i;
+
+	for (i = 0; i < o->n && i < s->npools; i++)
+		if (!strcmp(s->pools[i].asg_name, asg))
+			return o->obs[i].group;
+	return NULL;
+}
+
+/* Did a pending action of a crashed pass take effect? Decided from this pass's observation. */
+static int settle_one(const struct pgstate_pending *p, const struct observation *o,
+		      const struct pgstate_snapshot *s, int64_t epoch, char *note, size_t nsz)
+{
+	const struct obs_group *g;
+	const struct obs_instance *x;
+	const struct obs_agent *a = agent_find(o, p->instance_id);
+	const struct obs_container *c = container_of(a, p->workspace_id);
+	int complete = 0, done = 0;
+
+	x = obs_find(o, p->instance_id, &complete);
+	switch (p->type) {
+	case ACT_SET_CAPACITY:
+		g = group_named(o, s, p->asg_name);
+		done = g && g->desired_capacity == p->capacity;
+		break;
+	case ACT_PROTECT:
+		done = x && !x->protected_from_scale_in == !p->flag;
+		break;
+	case ACT_TERMINATE:
+		done = (x && (x->lifecycle == LC_TERMINATING || x->lifecycle == LC_TERMINATED)) ||
+		       (!x && complete);
+		break;
+	case ACT_SET_UNHEALTHY:
+		done = (x && !x->healthy) || (!x && complete);
+		break;
+	case ACT_ENSURE_CONTAINER:
+		done = c && (c->state == CS_RUNNING || c->state == CS_CREATED);
+		break;
+	case ACT_STOP_CONTAINER:
+		done = a && a->observed && (!c || c->state == CS_STOPPED);
+		break;
+	case ACT_REMOVE_CONTAINER:
+		done = a && a->observed && !c;
+		break;
+	case ACT_DELETE_ROW:
+		done = !ws_present(s, p->workspace_id);
+		break;
+	default:
+		done = 0;
+		break;
+	}
+	snprintf(note, nsz, "settled by epoch %" PRId64 " (left pending by epoch %" PRId64 "): %s",
+		 epoch, p->epoch, done ? "its effect is observed" :
+		 "its effect is not observed; the planner decides again");
+	return done;
+}
+
+static int settle(struct loop *l, const struct observation *o, struct err *e)
+{
+	const struct pgstate_snapshot *s = &l->snap;
+	struct pgstate_settlement *v;
+	size_t i;
+	int rc;
+
+	if (!s->npending)
+		return 0;
+	v = calloc(s->npending, sizeof(*v));
+	if (!v)
+		return err_set(e, SP_ENOMEM, "out of memory");
+	for (i = 0; i < s->npending; i++) {
+		v[i].id = s->pending[i].id;
+		v[i].done = settle_one(&s->pending[i], o, s, l->epoch, v[i].note, sizeof(v[i].note));
+	}
+	rc = pgstate_settle(l->pg, v, s->npending, e);
+	if (!rc)
+		log_info("journal settled entries=%zu from_epoch=%" PRId64, s->npending,
+			 s->pending[0].epoch);
+	free(v);
+	return rc;
+}
+
+/* ------------------------------------------------------------ journal adapter */
+
+static void debug_stop(struct loop *l, const char *where)
+{
+	if (l->stopped_once || strcmp(l->cfg.debug_stop_at, where))
+		return;
+	l->stopped_once = 1;
+	log_warnx("debug_stop_at=%s: stopping myself (SIGSTOP)", where);
+	raise(SIGSTOP);
+	log_warnx("debug_stop_at=%s: resumed", where);
+}
+
+static int j_pending(void *ctx, const struct action *a, struct err *e)
+{
+	struct loop *l = ctx;
+	int rc = 0;
+
+	if (!pgstate_journal_has(l->pg, a->key))
+		rc = pgstate_journal_one(l->pg, a, e);
+	if (!rc)
+		debug_stop(l, "pending");
+	return rc;
+}
+
+static void j_done(void *ctx, const struct action *a, int rc, const struct err *e)
+{
+	struct loop *l = ctx;
+
+	pgstate_journal_result(l->pg, a, rc, e ? e->msg : "");
+}
+
+static int j_delete_row(void *ctx, const struct action *a, struct err *e)
+{
+	struct loop *l = ctx;
+
+	if (pgstate_finalize_row(l->pg, a->workspace_id))
+		return err_set(e, SP_ENOMEM, "out of memory");
+	pgstate_journal_result(l->pg, a, 0, "");
+	return 0;
+}
+
+/* ------------------------------------------------------------ the pass */
+
+struct pass {
+	int64_t started_at, now, t0;
+	struct observation obs;
+	struct plan_output plan;
+	struct exec_report rep;
+	unsigned char *has_status;
+	const char *outcome;
+	int rc;
+	struct err e;
+};
+
+static int build_plan(struct loop *l, struct pass *p)
+{
+	const struct pgstate_snapshot *s = &l->snap;
+	struct plan_input in;
+
+	memset(&in, 0, sizeof(in));
+	in.now = p->now;
+	in.seed = next_rand(l);
+	in.cfg = &l->cfg.plan;
+	in.global_observe_only = s->global_observe_only;
+	in.global_paused_until = s->global_paused_until;
+	in.pools = s->pools;
+	in.npools = s->npools;
+	in.pool_records = s->pool_records;
+	in.npool_records = s->npool_records;
+	in.workspaces = s->workspaces;
+	in.nworkspaces = s->nworkspaces;
+	in.status = s->status;
+	in.has_status = s->has_status;
+	in.obs = p->obs.obs;
+	in.instances = s->instances;
+	in.ninstances = s->ninstances;
+	return plan_compute(&in, &p->plan, &p->e);
+}
+
+static void count_actions(struct loop *l, const struct pass *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->rep.n && i < p->plan.nactions; i++) {
+		const struct exec_result *r = &p->rep.results[i];
+		if (r->outcome == EXEC_OK)
+			l->m.actions[p->plan.actions[i].type]++;
+		else if (r->outcome == EXEC_FAILED)
+			l->m.actions[ACT_MAX]++;
+		if (r->outcome == EXEC_SKIPPED)
+			pgstate_journal_result(l->pg, &p->plan.actions[i], r->rc, r->msg);
+	}
+}
+
+static int act(struct loop *l, struct pass *p)
+{
+	struct exec_config ec = { l->epoch, l->cfg.max_mutations };
+	struct exec_journal j = { l, j_pending, j_done, j_delete_row };
+	int rc = pgstate_journal(l->pg, p->plan.actions, p->plan.nactions, &p->e);
+
+	if (rc)
+		return rc;
+	rc = exec_run(&ec, l->cloud, l->agents, &j, p->plan.actions, p->plan.nactions, &p->rep,
+		      &p->e);
+	count_actions(l, p);
+	if (!rc && p->rep.fenced)
+		rc = err_set(&p->e, SP_EFENCED, "an agent or the journal refused our epoch %" PRId64,
+			     l->epoch);
+	return rc;
+}
+
+static int record(struct loop *l, struct pass *p)
+{
+	struct pgstate_pass ps;
+	struct pgstate_record_stats st;
+
+	debug_stop(l, "record");
+	memset(&ps, 0, sizeof(ps));
+	ps.started_at = p->started_at;
+	ps.finished_at = now_ms();
+	ps.now = p->now;
+	ps.plan = &p->plan;
+	ps.obs = p->obs.obs;
+	ps.nactions = (int)p->plan.nactions;
+	ps.outcome = p->outcome;
+	ps.error = p->rc ? p->e.msg : "";
+	return pgstate_record(l->pg, &l->snap, &ps, &st, &p->e);
+}
+
+/* ------------------------------------------------------------ mirror */
+
+static void mirror_entry(struct coord_ws *w, const struct workspace_status *st, int changed)
+{
+	w->workspace_id = st->workspace_id;
+	w->phase = ws_phase_name(st->phase);
+	w->instance = st->instance_id;
+	w->ip = st->address;
+	w->url = st->url;
+	w->updated = st->phase_since;
+	w->phase_changed = changed;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_change(const void *a, const void *b)
+{
+	int64_t x = (*(const struct status_change *const *)a)->status.workspace_id;
+	int64_t y = (*(const struct status_change *const *)b)->status.workspace_id;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The plan's new status for id via a sorted view of the changes; NULL if unchanged. */
+static const struct workspace_status *new_status(const struct status_change **v, size_t n,
+						 int64_t id)
+{
+	struct status_change key, *kp = &key;
+	const struct status_change **r;
+
+	key.status.workspace_id = id;
+	r = bsearch(&kp, v, n, sizeof(*v), cmp_change);
+	return r ? &(*r)->status : NULL;
+}
+
+/* Ids whose row this pass finalized, sorted. */
+static size_t deleted_ids(const struct pass *p, int64_t *out)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < p->plan.nactions && i < p->rep.n; i++)
+		if (p->plan.actions[i].type == ACT_DELETE_ROW && p->rep.results[i].outcome == EXEC_OK)
+			out[n++] = p->plan.actions[i].workspace_id;
+	qsort(out, n, sizeof(*out), cmp_id);
+	return n;
+}
+
+static void mirror(struct loop *l, const struct pass *p)
+{
+	const struct pgstate_snapshot *s = &l->snap;
+	struct coord_ws *v = calloc(s->nworkspaces + 1, sizeof(*v));
+	int64_t *gone = calloc(p->plan.nactions + 1, sizeof(*gone));
+	const struct status_change **ch = calloc(p->plan.nchanges + 1, sizeof(*ch));
+	struct err e = ERR_INIT;
+	size_t i, n = 0, ng = 0;
+	int full = coord_needs_rebuild(l->rd), rc;
+
+	if (v && gone && ch) {
+		for (i = 0; i < p->plan.nchanges; i++)
+			ch[i] = &p->plan.changes[i];
+		qsort(ch, p->plan.nchanges, sizeof(*ch), cmp_change);
+		ng = deleted_ids(p, gone);
+	}
+	for (i = 0; v && gone && ch && i < s->nworkspaces; i++) {
+		int64_t id = s->workspaces[i].id;
+		const struct workspace_status *old = s->has_status[i] ? &s->status[i] : NULL;
+		const struct workspace_status *nw = new_status(ch, p->plan.nchanges, id);
+		if (bsearch(&id, gone, ng, sizeof(*gone), cmp_id))
+			continue;
+		if (nw)
+			mirror_entry(&v[n++], nw, !old || old->phase != nw->phase);
+		else if (full && old)
+			mirror_entry(&v[n++], old, 0);
+	}
+	rc = (!v || !gone || !ch) ? err_set(&e, SP_ENOMEM, "out of memory") :
+	     full ? coord_mirror_rebuild(l->rd, v, n, &e) : coord_mirror_put(l->rd, v, n, &e);
+	if (!rc)
+		rc = coord_mirror_del(l->rd, gone, ng, &e);
+	if (!rc && full)
+		log_info("redis mirror rebuilt workspaces=%zu", n);
+	if (rc)
+		log_warnx("redis mirror not updated (rebuilt when redis is back): %s", e.msg);
+	free(v);
+	free(gone);
+	free(ch);
+}
+
+/* ------------------------------------------------------------ pass body */
+
+static void pass_release(struct pass *p)
+{
+	observation_release(&p->obs);
+	plan_output_release(&p->plan);
+	exec_report_release(&p->rep);
+}
+
+static void print_dry_run(const struct pass *p)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	if (plan_output_format(&p->plan, &sb) == 0)
+		fputs(sb.buf, stdout);
+	fflush(stdout);
+	strbuf_release(&sb);
+}
+
+static void pass_metrics(struct loop *l, struct pass *p)
+{
+	static const double bounds[7] = { 10, 50, 100, 250, 500, 1000, 5000 };
+	double ms = (double)(mono_ms() - p->t0);
+	int b;
+
+	l->m.passes++;
+	if (p->rc)
+		l->m.passes_failed++;
+	if (p->rc == SP_EFENCED)
+		l->m.fenced++;
+	l->m.last_pass_ms = ms;
+	l->m.pass_ms_sum += ms;
+	for (b = 0; b < 7 && ms > bounds[b]; b++)
+		;
+	l->m.pass_ms_buckets[b]++;
+	l->m.last_pass_at = now_ms();
+}
+
+/* Sim only: count containers per workspace in the world (invariant 1, for tests). */
+static void sim_truth(struct loop *l)
+{
+	struct sim_container_info ci[4];
+	unsigned long total = 0, dup = 0;
+	size_t i, k;
+
+	if (!l->sim)
+		return;
+	for (i = 0; i < l->snap.nworkspaces; i++) {
+		k = sim_containers_of(l->sim, l->snap.workspaces[i].id, ci, 4);
+		total += k;
+		dup += k > 1;
+	}
+	l->m.sim = 1;
+	l->m.sim_containers = total;
+	l->m.sim_duplicates = dup;
+}
+
+static void pass_log(struct loop *l, struct pass *p)
+{
+	if (p->rc && p->rc != SP_EBUSY)
+		log_warnx("pass outcome=%s epoch=%" PRId64 " error=SP_%s ms=%.0f msg=\"%s\"",
+			  p->outcome, l->epoch, sp_code_name(p->rc), l->m.last_pass_ms, p->e.msg);
+	else
+		log_info("pass outcome=%s epoch=%" PRId64 " pools=%zu workspaces=%zu actions=%zu"
+			 " ok=%d failed=%d skipped=%d changes=%zu events=%zu drift=%zu ms=%.0f",
+			 p->outcome, l->epoch, l->snap.npools, l->snap.nworkspaces, p->plan.nactions,
+			 p->rep.ok, p->rep.failed, p->rep.skipped, p->plan.nchanges, p->plan.nevents,
+			 p->plan.ndrift, l->m.last_pass_ms);
+}
+
+/* Steps after load; rc and outcome land in p. */
+static void pass_body(struct loop *l, struct pass *p)
+{
+	int dry = l->mode == LOOP_DRY_RUN;
+
+	sim_follow(l, &l->snap, p->now);
+	p->rc = observe(l, &l->snap, &p->obs);
+	if (p->rc == SP_ENOMEM)
+		err_set(&p->e, SP_ENOMEM, "out of memory observing");
+	else if (p->rc)
+		err_set(&p->e, p->rc, "an agent refused our epoch %" PRId64 " as stale", l->epoch);
+	if (!p->rc && !dry)
+		p->rc = settle(l, &p->obs, &p->e);
+	if (!p->rc)
+		p->rc = build_plan(l, p);
+	if (!p->rc && dry) {
+		print_dry_run(p);
+		p->outcome = "dry-run";
+		return;
+	}
+	if (!p->rc)
+		p->rc = act(l, p);
+	p->outcome = p->rc == SP_EFENCED ? "fenced" : p->rc ? "error" :
+		     (p->plan.nactions || p->plan.nchanges) ? "acted" : "converged";
+	if (p->rc != SP_EFENCED) {
+		int rrc = record(l, p);
+		if (rrc) {
+			p->rc = rrc;
+			p->outcome = rrc == SP_EFENCED ? "fenced" : "error";
+		} else {
+			mirror(l, p);
+		}
+	}
+	if (p->rc == SP_EFENCED)
+		step_down(l, "fencing epoch is stale");
+}
+
+static int ensure_db(struct loop *l, struct err *e)
+{
+	if (pgstate_ok(l->pg))
+		return 0;
+	return pgstate_reconnect(l->pg, e);
+}
+
+/* One pass. Returns 0 or the error (SP_EBUSY: not the leader, nothing done). */
+static int pass_run(struct loop *l)
+{
+	struct pass p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	p.t0 = mono_ms();
+	p.started_at = now_ms();
+	p.now = p.started_at;
+	p.outcome = "error";
+	plan_output_init(&p.plan);
+	exec_report_init(&p.rep);
+	p.rc = ensure_db(l, &p.e);
+	if (!p.rc && l->mode != LOOP_DRY_RUN)
+		p.rc = lead(l, &p.e);
+	if (p.rc == SP_EBUSY || (p.rc && l->mode != LOOP_DRY_RUN && !l->leader)) {
+		rc = p.rc;
+		pass_release(&p);
+		return rc;        /* a follower does nothing; no summary line */
+	}
+	if (!p.rc)
+		p.rc = pgstate_load(l->pg, &l->snap, &p.e);
+	l->m.healthy = p.rc == 0 || p.rc == SP_EFENCED;
+	if (!p.rc)
+		pass_body(l, &p);
+	pass_metrics(l, &p);
+	sim_truth(l);
+	pass_log(l, &p);
+	rc = p.rc;
+	pass_release(&p);
+	return rc;
+}
+
+int loop_once(struct loop *l, struct err *e)
+{
+	int64_t deadline = mono_ms() + 2 * (int64_t)l->cfg.lease_ttl_ms;
+	int rc;
+
+	for (;;) {
+		rc = pass_run(l);
+		if (rc != SP_EBUSY || mono_ms() > deadline)
+			break;
+		poll(NULL, 0, 100);
+	}
+	if (l->leader)
+		coord_lease_release(l->rd, l->cfg.lease_key, NULL, NULL);
+	if (rc)
+		err_set(e, rc, "pass did not complete: %s", rc == SP_EBUSY ?
+			"the lease is held by another operator" : sp_code_name(rc));
+	return rc;
+}
+
+/* ------------------------------------------------------------ poll loop */
+
+static int64_t jittered(struct loop *l)
+{
+	int64_t span = l->cfg.period_ms * l->cfg.jitter_pct / 100;
+
+	if (span <= 0)
+		return l->cfg.period_ms;
+	return l->cfg.period_ms - span + (int64_t)(next_rand(l) % (uint64_t)(2 * span + 1));
+}
+
+static void reload_config(struct loop *l, const char *path)
+{
+	struct config c;
+	struct err e = ERR_INIT;
+	int rc = config_load(path, &c, &e);
+
+	if (!rc) {
+		/* drivers and connections stay: only the knobs change */
+		str_copy(c.cloud, sizeof(c.cloud), l->cfg.cloud);
+		str_copy(c.agent, sizeof(c.agent), l->cfg.agent);
+		rc = config_validate(&c, &e);
+	}
+	if (rc) {
+		log_warnx("configuration reload failed, keeping the old one: %s", e.msg);
+		return;
+	}
+	l->cfg = c;
+	log_setlevel(c.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	log_info("configuration reloaded period_ms=%" PRId64, c.period_ms);
+}
+
+static void drain(int fd)
+{
+	char buf[64];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+static int notified(struct loop *l)
+{
+	struct err e = ERR_INIT;
+	int n = pgstate_notifications(l->pg, &e);
+
+	if (n < 0) {
+		log_warnx("database: %s", e.msg);
+		return 0;
+	}
+	l->m.notify_wakeups += n > 0;
+	return n;
+}
+
+int loop_run(struct loop *l, const char *config_path, volatile sig_atomic_t *stop,
+	     volatile sig_atomic_t *reload, int sigfd)
+{
+	int64_t next_pass = mono_ms();
+
+	log_info("spinupd running cloud=%s agent=%s holder=%s period_ms=%" PRId64
+		 " lease_ttl_ms=%d", l->cfg.cloud, l->cfg.agent, l->cfg.holder, l->cfg.period_ms,
+		 l->cfg.lease_ttl_ms);
+	while (!*stop) {
+		struct pollfd pfd[3];
+		int64_t now = mono_ms(), renew_at = l->renewed_at + l->cfg.lease_ttl_ms / 3;
+		int64_t wake = next_pass < renew_at ? next_pass : renew_at;
+		int n = 0, timeout = wake > now ? (int)(wake - now) : 0;
+		int db = pgstate_socket(l->pg);
+
+		pfd[n++] = (struct pollfd){ sigfd, POLLIN, 0 };
+		if (db >= 0)
+			pfd[n++] = (struct pollfd){ db, POLLIN, 0 };
+		if (l->http)
+			pfd[n++] = (struct pollfd){ metrics_srv_fd(l->http), POLLIN, 0 };
+		if (l->http && metrics_srv_timeout(l->http) >= 0 && metrics_srv_timeout(l->http) < timeout)
+			timeout = metrics_srv_timeout(l->http);
+		if (db < 0 && timeout > 1000)
+			timeout = 1000;        /* reconnect soon */
+		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
+			log_warn("poll");
+		drain(sigfd);
+		if (l->http)
+			metrics_srv_run(l->http);
+		if (*reload) {
+			*reload = 0;
+			reload_config(l, config_path);
+		}
+		if (*stop)
+			break;
+		if (db >= 0 && notified(l) > 0)
+			next_pass = 0;                         /* fresh changes first */
+		now = mono_ms();
+		if (now >= next_pass) {
+			pass_run(l);
+			l->renewed_at = mono_ms();
+			/* notifications that arrived during the pass are in libpq's queue */
+			next_pass = notified(l) > 0 ? mono_ms() : mono_ms() + jittered(l);
+		} else if (now >= renew_at) {
+			struct err e = ERR_INIT;
+			int was = l->leader;
+			lead(l, &e);
+			l->renewed_at = mono_ms();
+			if (!was && l->leader)
+				next_pass = 0;                 /* a new leader acts at once */
+		}
+	}
+	if (l->leader) {
+		int released = 0;
+		coord_lease_release(l->rd, l->cfg.lease_key, &released, NULL);
+		log_info("lease released=%d epoch=%" PRId64, released, l->epoch);
+	}
+	log_info("spinupd stopped");
+	return 0;
+}

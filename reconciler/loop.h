@@ -1,0 +1,70 @@
+/*
+ * loop.h - spinupd's reconcile loop: one thread, one loop (DESIGN.md).
+ *
+ * loop_run() polls the Postgres socket (LISTEN spinup_desired), the
+ * metrics server and a self-pipe for signals, with one timer: the jittered
+ * period, or the lease renewal if sooner. A notification runs a pass at
+ * once (fresh changes first); the period catches drift the database cannot
+ * announce.
+ *
+ * One pass: lead (Redis lease, then the Postgres fencing epoch on
+ * acquisition) -> load -> observe (describe per pool, the agents of its
+ * instances) -> settle journal entries an earlier leader left pending ->
+ * plan_compute -> journal -> act (reconciler/exec) -> record -> mirror,
+ * then one summary line in the log. Without the lease nothing is acted on
+ * or written (a Redis outage stops acting, loses nothing).
+ *
+ * Ownership: the loop owns its drivers and its config copy.
+ */
+#ifndef SPINUP_RECONCILER_LOOP_H
+#define SPINUP_RECONCILER_LOOP_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "model/err.h"
+#include "model/plan.h"
+#include "reconciler/config.h"
+
+struct loop;
+
+/* Counters for /metrics and the pass summary. */
+struct loop_metrics {
+	unsigned long passes, passes_failed, notify_wakeups, fenced, lease_acquired, lease_lost;
+	unsigned long actions[ACT_MAX + 1];     /* by type, [ACT_MAX] failed ones */
+	double last_pass_ms, pass_ms_sum;
+	unsigned long pass_ms_buckets[8];       /* <=10,50,100,250,500,1000,5000,+Inf ms */
+	int leader;
+	int64_t epoch;
+	int healthy;                            /* the database answered the last pass */
+	int64_t last_pass_at;                   /* ms */
+	/* --cloud sim only: the world's ground truth after the last pass */
+	int sim;
+	unsigned long sim_containers;           /* containers of loaded workspaces */
+	unsigned long sim_duplicates;           /* workspaces with more than one (invariant 1) */
+};
+
+enum loop_mode { LOOP_RUN, LOOP_ONCE, LOOP_DRY_RUN };
+
+int loop_new(const struct config *cfg, enum loop_mode mode, struct loop **out, struct err *e);
+void loop_free(struct loop *l);
+
+/*
+ * Run passes until *stop (SIGTERM: the pass in progress finishes, the lease
+ * is released). *reload (SIGHUP) makes the loop call config_load(path) and
+ * swap the result in when valid. sigfd: the read end of the self-pipe the
+ * signal handlers write to. Returns the process exit code.
+ */
+int loop_run(struct loop *l, const char *config_path, volatile sig_atomic_t *stop,
+	     volatile sig_atomic_t *reload, int sigfd);
+
+/*
+ * One pass now (--once / --dry-run): waits up to two lease TTLs for the
+ * lease. 0 when the pass ran and the world is converged or progressing,
+ * else the error.
+ */
+int loop_once(struct loop *l, struct err *e);
+
+const struct loop_metrics *loop_metrics_get(const struct loop *l);
+
+#endif
