@@ -743,6 +743,11 @@ static int copy_config(struct lcloud *lc, const struct lcloud_config *cfg, struc
 
 	lc->cfg = *cfg;
 	lc->region = strdup(cfg->region ? cfg->region : "us-east-1");
+	if (cfg->instance_cmd && !*cfg->instance_cmd)
+		lc->cfg.instance_cmd = NULL;   /* "" runs nothing */
+	if (cfg->stop_cmd && !*cfg->stop_cmd)
+		lc->cfg.stop_cmd = NULL;
+	cfg = &lc->cfg;
 	lc->instance_cmd = cfg->instance_cmd ? strdup(cfg->instance_cmd) : NULL;
 	lc->stop_cmd = cfg->stop_cmd ? strdup(cfg->stop_cmd) : NULL;
 	lc->log_dir = cfg->instance_log_dir ? strdup(cfg->instance_log_dir) : NULL;
