@@ -1200,6 +1200,12 @@ static void test_localcloud__command_line_errors(void **state)
 		 "--group g --credentials %s/c 2>%s/err; grep -q 'chmod 600' %s/err",
 		 f->dir, f->dir, bin_dir(), f->dir, f->dir, f->dir);
 	assert_int_equal(system(cmd), 0);
+	/* a groups file: errors name file:line */
+	snprintf(cmd, sizeof(cmd), "printf '# groups\\nok:0:2:1\\n\\nbad:1:x:1\\n' > %s/groups; "
+		 "AWS_ACCESS_KEY_ID=a AWS_SECRET_ACCESS_KEY=b %s/spinup-localcloud --groups-file "
+		 "%s/groups 2>%s/err; grep -q 'groups:4: group .bad:1:x:1. is not' %s/err",
+		 f->dir, bin_dir(), f->dir, f->dir, f->dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
