@@ -168,13 +168,16 @@ static pid_t spawn(const char *cmd, const char *log)
 	{
 		struct sigaction sa;
 		sigset_t none;
-		int fd = open("/dev/null", O_RDONLY);
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fd >= 0)
 			dup2(fd, 0);
 		if (log && (fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		/* the originals close at exec; 0..2 stay open (even when open() gave 0) */
+		for (fd = 0; fd < 3; fd++)
+			fcntl(fd, F_SETFD, 0);
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = SIG_DFL;
 		sigaction(SIGTERM, &sa, NULL);
