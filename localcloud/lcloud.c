@@ -480,7 +480,7 @@ static enum MHD_Result api(struct lcloud *lc, struct MHD_Connection *c, struct c
 	struct lcapi_resp r;
 	struct sigv4_req req;
 	struct err e = ERR_INIT;
-	char *body = NULL, rid[40], act[64] = "-";
+	char *body = NULL, rid[40], act[64] = "-", line[200];
 	const char *action = NULL;
 	enum lcapi_service svc;
 	size_t n = 0;
@@ -527,9 +527,14 @@ static enum MHD_Result api(struct lcloud *lc, struct MHD_Connection *c, struct c
 		goto out;
 	if (cut)
 		strbuf_setlen(&r.body, r.body.len / 2);
-	log_info("api action=%s service=%s status=%u%s%s%s", act,
+	snprintf(line, sizeof(line), "api action=%s service=%s status=%u%s%s%s", act,
 		 svc == LCAPI_EC2 ? "ec2" : "autoscaling", r.status, r.code[0] ? " code=" : "",
 		 r.code, cut ? " fault=cut" : "");
+	/* describes that went well at debug: a loop polling every few seconds is not news */
+	if (r.code[0] || cut || strncmp(act, "Describe", 8))
+		log_info("%s", line);
+	else
+		log_debug("%s", line);
 	mr = reply(c, r.status, "text/xml", r.body.buf, r.body.len);
 out:
 	if (rc || !p || !body)
