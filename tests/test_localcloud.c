@@ -499,6 +499,47 @@ static void test_localcloud__api_autoscaling_documents_and_errors(void **state)
 	free(f);
 }
 
+/* Random requests (deterministic seed): every answer is well-formed XML, 200 or 400. */
+static void test_localcloud__api_random_requests_always_well_formed(void **state)
+{
+	static const char *const actions[] = { "DescribeAutoScalingGroups", "SetDesiredCapacity",
+		"SetInstanceProtection", "TerminateInstanceInAutoScalingGroup", "SetInstanceHealth",
+		"DescribeInstances", "Nope", "" };
+	static const char *const keys[] = { "AutoScalingGroupName", "DesiredCapacity",
+		"InstanceIds.member.1", "InstanceIds.member.2", "ProtectedFromScaleIn", "InstanceId",
+		"ShouldDecrementDesiredCapacity", "HealthStatus", "MaxResults", "NextToken",
+		"MaxRecords", "Filter.1.Name", "Filter.1.Value.1", "Filter.2.Value.1",
+		"InstanceId.1", "AutoScalingGroupNames.member.1", "Version" };
+	static const char *const vals[] = { "other", "web+%26+%3Cco%3E", "0", "1", "5", "-1",
+		"99999999999999", "true", "false", "Healthy", "Unhealthy", "%3C%2F%3E%26%22%27",
+		"instance-id", "tag%3Aaws%3Aautoscaling%3AgroupName", "instance-state-name",
+		"lc1.1.2", "g1", "2011-01-01", "2016-11-15", "", "%00x", "i-0123456789abcdef0" };
+	struct api_fx *f = calloc(1, sizeof(*f));
+	struct strbuf form = STRBUF_INIT;
+	unsigned seed = 12345;
+	int i, k, n;
+
+	(void)state;
+	api_setup(f, 3);
+	for (i = 0; i < 3000; i++) {
+		strbuf_reset(&form);
+		strbuf_addf(&form, "Action=%s", actions[rand_r(&seed) % 8]);
+		n = (int)(rand_r(&seed) % 6);
+		for (k = 0; k < n; k++)
+			strbuf_addf(&form, "&%s=%s", keys[rand_r(&seed) % 17],
+				    vals[rand_r(&seed) % 22]);
+		if (rand_r(&seed) % 4)
+			strbuf_addf(&form, "&Version=%s", rand_r(&seed) % 2 ? "2011-01-01" : "2016-11-15");
+		api_call(f, 1000 + i, form.buf);   /* asserts the answer parses */
+		assert_true(f->r.status == 200 || f->r.status == 400);
+		assert_true(f->r.status == 200 || f->r.code[0]);
+		lcworld_tick(f->w, 1000 + i);
+	}
+	strbuf_release(&form);
+	api_teardown(f);
+	free(f);
+}
+
 /* ================================================================ the binary */
 
 struct fx {
@@ -1200,6 +1241,12 @@ static void test_localcloud__command_line_errors(void **state)
 		 "--group g --credentials %s/c 2>%s/err; grep -q 'chmod 600' %s/err",
 		 f->dir, f->dir, bin_dir(), f->dir, f->dir, f->dir);
 	assert_int_equal(system(cmd), 0);
+	/* a groups file: errors name file:line */
+	snprintf(cmd, sizeof(cmd), "printf '# groups\\nok:0:2:1\\n\\nbad:1:x:1\\n' > %s/groups; "
+		 "AWS_ACCESS_KEY_ID=a AWS_SECRET_ACCESS_KEY=b %s/spinup-localcloud --groups-file "
+		 "%s/groups 2>%s/err; grep -q 'groups:4: group .bad:1:x:1. is not' %s/err",
+		 f->dir, bin_dir(), f->dir, f->dir, f->dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -1215,6 +1262,7 @@ int main(void)
 		cmocka_unit_test(test_localcloud__api_describe_instances_filters_and_errors),
 		cmocka_unit_test(test_localcloud__api_visibility_delay_hides_new_instances),
 		cmocka_unit_test(test_localcloud__api_autoscaling_documents_and_errors),
+		cmocka_unit_test(test_localcloud__api_random_requests_always_well_formed),
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_discovers_group_and_instance_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_scale_up_down_honours_protection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_terminate_with_and_without_decrement, setup, teardown),

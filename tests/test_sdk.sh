@@ -58,6 +58,17 @@ LC_GROUP=sdk-group LC_SIZE=$size LC_MAX=$max \
 AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
 	node "$sdk/check.mjs"
 rc=$?
+# the provider must stop cleanly on SIGTERM (sanitizer builds report through it)
+kill -TERM "$pid"
+for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$pid" 2>/dev/null
+wait "$pid"
+prc=$?
+pid=
+if [ $prc -ne 0 ] || grep -q "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$dir/provider.log"; then
+	echo "test_sdk: the provider exited $prc or reported a sanitizer error"
+	rc=1
+fi
 if [ $rc -ne 0 ]; then
 	echo "---- provider log (last 30 lines)"
 	tail -n 30 "$dir/provider.log"
