@@ -20,6 +20,7 @@
 struct jslot {
 	char key[ACTION_KEY_MAX + 1];
 	int64_t id;
+	int discard;          /* never ran and planned again: the entry goes */
 	int has_result;
 	int rc;
 	char msg[256];
@@ -31,6 +32,7 @@ struct pgstate {
 	char holder[PGSTATE_HOLDER_MAX + 1];
 	int64_t epoch;
 	int listening;
+	int broken;          /* a pipeline could not be finished: reconnect before use */
 	unsigned long trips;
 	/* per pass journal state */
 	struct jslot *slots;
@@ -170,7 +172,7 @@ void pgstate_free(struct pgstate *p)
 
 int pgstate_ok(struct pgstate *p)
 {
-	return p && p->store && PQstatus(pgstore_conn(p->store)) == CONNECTION_OK;
+	return p && p->store && !p->broken && PQstatus(pgstore_conn(p->store)) == CONNECTION_OK;
 }
 
 int pgstate_reconnect(struct pgstate *p, struct err *e)
@@ -180,6 +182,7 @@ int pgstate_reconnect(struct pgstate *p, struct err *e)
 
 	p->trips++;
 	PQreset(c);
+	p->broken = 0;
 	if (PQstatus(c) != CONNECTION_OK)
 		return err_set(e, SP_EUNAVAIL, "could not reconnect to the database: %s",
 			       PQerrorMessage(c));
@@ -861,6 +864,16 @@ int pgstate_journal_result(struct pgstate *p, const struct action *a, int rc, co
 	return 0;
 }
 
+int pgstate_journal_discard(struct pgstate *p, const struct action *a)
+{
+	struct jslot *s = slot_find(p, a->key);
+
+	if (!s)
+		return SP_ENOTFOUND;
+	s->discard = 1;
+	return 0;
+}
+
 int pgstate_finalize_row(struct pgstate *p, int64_t workspace_id)
 {
 	if (p->nfinalize == p->finalize_alloc) {
@@ -1188,7 +1201,7 @@ static int drift_same(const struct drift_finding *a, const struct drift_finding 
 /* ------------------------------------------------------------ record: statements */
 
 /* How a statement's answer is read. */
-enum rec_kind { K_ROWS, K_FENCE, K_DRIFT_NEW };
+enum rec_kind { K_ROWS, K_FENCE, K_DRIFT_NEW, K_COUNT };
 
 /* A statement sent in the pipeline, waiting for its result. */
 struct sent {
@@ -1503,24 +1516,44 @@ static int rec_pools(struct rec *x)
 
 static int rec_journal(struct rec *x)
 {
-	json_t *arr = json_array();
+	json_t *arr = json_array(), *gone = json_array();
 	size_t i;
+	int rc;
 
-	for (i = 0; arr && i < x->p->nslots; i++) {
+	for (i = 0; arr && gone && i < x->p->nslots; i++) {
 		const struct jslot *s = &x->p->slots[i];
-		json_t *j = json_object();
-		const char *msg = s->has_result ? s->msg : "not run this pass";
+		json_t *j;
 		int ok = s->has_result && s->rc == 0;
+		if (s->discard) {
+			if (append(gone, json_integer((json_int_t)s->id)))
+				break;
+			continue;
+		}
+		j = json_object();
 		if (!j || jint(j, "id", s->id) || jstr(j, "state", ok ? "done" : "failed") ||
-		    jstr(j, "error", ok ? "" : msg) || append(arr, j))
-			return json_decref(arr), err_set(x->e, SP_ENOMEM, "journal: out of memory");
+		    jstr(j, "error", ok ? "" : s->has_result ? s->msg : "not run this pass") ||
+		    append(arr, j))
+			break;
 	}
-	return rec_exec(x, "close journal entries",
+	if (i < x->p->nslots) {
+		json_decref(arr);
+		json_decref(gone);
+		return err_set(x->e, SP_ENOMEM, "journal: out of memory");
+	}
+	rc = rec_exec(x, "close journal entries",
 		"UPDATE actions a SET state = x.state::action_state, finished_at = now(),"
 		" error = x.error FROM jsonb_to_recordset($3::jsonb) AS x(id bigint, state text,"
 		" error text) WHERE a.id = x.id AND a.state = 'pending' AND $1::bigint > 0"
 		" AND $2::text <> ''",
 		arr, &x->st->journal_done);
+	if (!rc)
+		rc = rec_exec(x, "discard journal entries never run",
+			"DELETE FROM actions WHERE id IN (SELECT (jsonb_array_elements_text($3::jsonb))::bigint)"
+			" AND state = 'pending' AND $1::bigint > 0 AND $2::text <> ''",
+			gone, &x->st->journal_discarded);
+	else
+		json_decref(gone);
+	return rc;
 }
 
 static int rec_finalize(struct rec *x)
@@ -1605,7 +1638,9 @@ static int rec_result(struct rec *x, const struct sent *st, const PGresult *r)
 	rc = pgstore_result_err(r, st->what, x->e);
 	if (rc)
 		return rc;
-	if (st->kind == K_DRIFT_NEW && PQntuples(r) == 1) {
+	if (st->kind == K_COUNT && PQntuples(r) == 1) {
+		*st->count += (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	} else if (st->kind == K_DRIFT_NEW && PQntuples(r) == 1) {
 		x->st->drift_reopened += (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
 		x->st->drift_new += (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
 	} else if (st->count) {
@@ -1647,6 +1682,25 @@ static int rec_collect(struct rec *x, int rc)
 	return rc;
 }
 
+/* Retention: old pass rows, finished journal entries and resolved drift go. */
+static int rec_prune(struct rec *x)
+{
+	char before[24];
+	const char *params[2] = { x->ep, before };
+
+	if (x->pass->prune_before <= 0)
+		return 0;
+	snprintf(before, sizeof(before), "%" PRId64, x->pass->prune_before);
+	return rec_send(x, "prune history",
+			"WITH p AS (DELETE FROM reconcile_passes WHERE started_at < spinup_ts($2::bigint)"
+			" AND $1::bigint > 0 RETURNING 1),"
+			" a AS (DELETE FROM actions WHERE state <> 'pending'"
+			" AND finished_at < spinup_ts($2::bigint) RETURNING 1),"
+			" d AS (DELETE FROM drift WHERE resolved_at < spinup_ts($2::bigint) RETURNING 1)"
+			" SELECT (SELECT count(*) FROM p) + (SELECT count(*) FROM a)"
+			" + (SELECT count(*) FROM d) AS n", 2, params, &x->st->pruned, K_COUNT);
+}
+
 static int rec_all(struct rec *x)
 {
 	int rc = rec_fence(x);
@@ -1669,6 +1723,8 @@ static int rec_all(struct rec *x)
 		rc = rec_journal(x);
 	if (!rc)
 		rc = rec_finalize(x);
+	if (!rc)
+		rc = rec_prune(x);
 	if (!rc)
 		rc = rec_pass_row(x);
 	return rc;
@@ -1703,7 +1759,8 @@ int pgstate_record(struct pgstate *p, const struct pgstate_snapshot *snap,
 	p->trips++;
 	rc = rec_all(&x);
 	rc = rec_collect(&x, rc);
-	PQexitPipelineMode(pgstore_conn(p->store));
+	if (!PQexitPipelineMode(pgstore_conn(p->store)))
+		p->broken = 1;  /* results left unread: the next pass reconnects first */
 	index_release(&x.ix);
 	if (!rc) {
 		p->nslots = 0;

@@ -25,8 +25,10 @@
  * SHARE if it still holds our epoch (the record's first statement fails
  * otherwise, rolling the whole pipeline back). A stale epoch fails the write
  * with SP_EFENCED and nothing is written. pgstate_acquire_epoch bumps the epoch
- * (leadership acquisition); the bump waits for a stale writer's transaction,
- * and idle_in_transaction_session_timeout bounds how long a stopped one holds it.
+ * (leadership acquisition); the bump waits for a writer's record in flight
+ * (the server runs a whole pipeline once its Sync arrives, so a stopped client
+ * holds no lock), bounded by lock_timeout; idle_in_transaction_session_timeout
+ * guards any explicit transaction left open.
  *
  * Errors as pgstore.h (SP_EUNAVAIL, SP_EIO when the connection broke: call
  * pgstate_reconnect), plus SP_EFENCED. All calls block, bounded by the
@@ -163,12 +165,15 @@ int pgstate_journal(struct pgstate *p, const struct action *a, size_t n, struct 
  *   pgstate_journal_has     whether pgstate_journal wrote this key this pass
  *   pgstate_journal_one     journal one action alone (fenced, one statement)
  *   pgstate_journal_result  remember an action's result (written by record)
+ *   pgstate_journal_discard the action never ran (the pass hit its mutation
+ *                           limit) and is planned again: record deletes the entry
  *   pgstate_finalize_row    remember a workspace row to finalize in record:
  *                           DELETE_COMPLETED event, then the row goes
  */
 int pgstate_journal_has(const struct pgstate *p, const char *key);
 int pgstate_journal_one(struct pgstate *p, const struct action *a, struct err *e);
 int pgstate_journal_result(struct pgstate *p, const struct action *a, int rc, const char *msg);
+int pgstate_journal_discard(struct pgstate *p, const struct action *a);
 int pgstate_finalize_row(struct pgstate *p, int64_t workspace_id);
 
 /* What a pass writes besides the plan. */
@@ -180,13 +185,17 @@ struct pgstate_pass {
 	int nactions;
 	const char *outcome;                  /* "converged", "acted", "fenced", "error" */
 	const char *error;                    /* "" or the pass's error */
+	int64_t prune_before;                 /* ms; > 0: also delete pass rows, finished
+					       * journal entries and resolved drift older
+					       * than this (events are kept forever) */
 };
 
 /* What pgstate_record wrote (rows). */
 struct pgstate_record_stats {
 	int statements;
 	int status, events, drift_new, drift_reopened, drift_touched, drift_resolved;
-	int instances_written, instances_deleted, pools_written, journal_done, rows_deleted;
+	int instances_written, instances_deleted, pools_written, journal_done, journal_discarded;
+	int rows_deleted, pruned;
 };
 
 /*

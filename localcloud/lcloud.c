@@ -168,13 +168,16 @@ static pid_t spawn(const char *cmd, const char *log)
 	{
 		struct sigaction sa;
 		sigset_t none;
-		int fd = open("/dev/null", O_RDONLY);
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fd >= 0)
 			dup2(fd, 0);
 		if (log && (fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		/* the originals close at exec; 0..2 stay open (even when open() gave 0) */
+		for (fd = 0; fd < 3; fd++)
+			fcntl(fd, F_SETFD, 0);
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = SIG_DFL;
 		sigaction(SIGTERM, &sa, NULL);
@@ -477,7 +480,7 @@ static enum MHD_Result api(struct lcloud *lc, struct MHD_Connection *c, struct c
 	struct lcapi_resp r;
 	struct sigv4_req req;
 	struct err e = ERR_INIT;
-	char *body = NULL, rid[40], act[64] = "-";
+	char *body = NULL, rid[40], act[64] = "-", line[200];
 	const char *action = NULL;
 	enum lcapi_service svc;
 	size_t n = 0;
@@ -524,9 +527,14 @@ static enum MHD_Result api(struct lcloud *lc, struct MHD_Connection *c, struct c
 		goto out;
 	if (cut)
 		strbuf_setlen(&r.body, r.body.len / 2);
-	log_info("api action=%s service=%s status=%u%s%s%s", act,
+	snprintf(line, sizeof(line), "api action=%s service=%s status=%u%s%s%s", act,
 		 svc == LCAPI_EC2 ? "ec2" : "autoscaling", r.status, r.code[0] ? " code=" : "",
 		 r.code, cut ? " fault=cut" : "");
+	/* describes that went well at debug: a loop polling every few seconds is not news */
+	if (r.code[0] || cut || strncmp(act, "Describe", 8))
+		log_info("%s", line);
+	else
+		log_debug("%s", line);
 	mr = reply(c, r.status, "text/xml", r.body.buf, r.body.len);
 out:
 	if (rc || !p || !body)
@@ -743,6 +751,11 @@ static int copy_config(struct lcloud *lc, const struct lcloud_config *cfg, struc
 
 	lc->cfg = *cfg;
 	lc->region = strdup(cfg->region ? cfg->region : "us-east-1");
+	if (cfg->instance_cmd && !*cfg->instance_cmd)
+		lc->cfg.instance_cmd = NULL;   /* "" runs nothing */
+	if (cfg->stop_cmd && !*cfg->stop_cmd)
+		lc->cfg.stop_cmd = NULL;
+	cfg = &lc->cfg;
 	lc->instance_cmd = cfg->instance_cmd ? strdup(cfg->instance_cmd) : NULL;
 	lc->stop_cmd = cfg->stop_cmd ? strdup(cfg->stop_cmd) : NULL;
 	lc->log_dir = cfg->instance_log_dir ? strdup(cfg->instance_log_dir) : NULL;

@@ -40,8 +40,9 @@
  *   POST /_admin/groups/NAME?desired=N      set a group's desired capacity
  *
  * One thread, one loop: lcloud_run serves and ticks (every 50 ms at most)
- * until lcloud_stop (async-signal-safe). Logs: one line per call (action,
- * status, code); never a secret.
+ * until lcloud_stop (async-signal-safe). Logs: one line per mutation or
+ * failed call (action, status, code), successful describes at debug level;
+ * never a secret.
  */
 #ifndef SPINUP_LCLOUD_H
 #define SPINUP_LCLOUD_H

@@ -51,7 +51,8 @@ static void usage(FILE *f)
 "  --agent-port N            the {port} placeholder (default 7070); an address whose\n"
 "                            port is taken by another program is skipped\n"
 "  --instance-cmd CMD        shell command run per instance when it is InService;\n"
-"                            {id} {ip} {addr} {port} {group} are replaced, quoted\n"
+"                            {id} {ip} {addr} {port} {group} are replaced, quoted;\n"
+"                            none or '' runs nothing (the API alone)\n"
 "  --stop-cmd CMD            shell command run when an instance terminates\n"
 "  --instance-log-dir DIR    each instance's output to DIR/ID.log\n"
 "  --seed N                  instance ids and request ids (default: time and pid)\n"
@@ -474,7 +475,7 @@ int main(int argc, char **argv)
 	opts_release(&o);
 	if (rc) {
 		fprintf(stderr, PROG ": %s\n", e.msg);
-		return 1;
+		return rc == SP_EINVAL ? 2 : 1;
 	}
 	printf("%d\n", lcloud_port(g_lc));
 	fflush(stdout);

@@ -821,8 +821,9 @@ int manifest_decode(const char *file, const char *buf, size_t len, struct manife
 			continue;
 		}
 		if (++ndocs > MANIFEST_MAX_DOCS) {
+			int line = (int)root->start_mark.line + 1;
 			yaml_document_delete(&doc);
-			if (diag_add(diags, file, (int)root->start_mark.line + 1, 1, "",
+			if (diag_add(diags, file, line, 1, "",
 				     "more than %d documents in one file", MANIFEST_MAX_DOCS))
 				d.oom = 1;
 			rc = SP_ELIMIT;

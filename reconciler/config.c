@@ -17,12 +17,14 @@ void config_defaults(struct config *c)
 	str_copy(c->cloud, sizeof(c->cloud), "sim");
 	str_copy(c->agent, sizeof(c->agent), "sim");
 	c->period_ms = 10000;
+	c->busy_period_ms = 1000;
 	c->jitter_pct = 10;
 	str_copy(c->lease_key, sizeof(c->lease_key), "spinup:leader");
 	str_copy(c->lease_name, sizeof(c->lease_name), "spinup");
 	c->lease_ttl_ms = 15000;
 	c->redis_timeout_ms = 1000;
 	c->max_mutations = 500;
+	c->history_days = 14;
 	c->sim_seed = 1;
 	c->sim_tick_ms = 100;
 	c->sim_launch_ms = 3000;
@@ -50,9 +52,9 @@ struct key {
 
 static const struct key keys[] = {
 	KS(database_url), KS(redis_url), KS(cloud), KS(agent),
-	KL(period_ms, 10, 3600000), KI(jitter_pct, 0, 50),
+	KL(period_ms, 10, 3600000), KL(busy_period_ms, 10, 3600000), KI(jitter_pct, 0, 50),
 	KS(lease_key), KS(lease_name), KI(lease_ttl_ms, 300, 600000),
-	KI(redis_timeout_ms, 10, 60000), KI(max_mutations, 0, 1000000),
+	KI(redis_timeout_ms, 10, 60000), KI(max_mutations, 0, 1000000), KI(history_days, 0, 36500),
 	KS(metrics_addr), KS(holder),
 	{ "sim_seed", K_U64, offsetof(struct config, sim_seed), 0, 0, 0 },
 	KL(sim_tick_ms, 1, 60000), KL(sim_launch_ms, 0, 3600000),

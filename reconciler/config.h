@@ -13,8 +13,12 @@
  *   database_url, redis_url       (environment)
  *   cloud = sim|aws (sim), agent = sim|http (sim)
  *   period_ms (10000), jitter_pct (10)      the timer between passes
+ *   busy_period_ms (1000)                   the timer while passes act or change status
  *   lease_key (spinup:leader), lease_name (spinup), lease_ttl_ms (15000)
- *   redis_timeout_ms (1000), max_mutations (500), log_level = info|debug
+ *   redis_timeout_ms (1000), max_mutations (500), debug = yes|no (no)
+ *   history_days (14)                       pass rows, finished journal entries and
+ *                                           resolved drift older than this are pruned
+ *                                           (hourly; 0 keeps them; events are kept)
  *   metrics_addr (none)                     127.0.0.1:PORT, loopback only
  *   holder (host:pid)                       our lease value
  *   sim_seed (1), sim_tick_ms (100), sim_launch_ms (3000), sim_agent_boot_ms (500),
@@ -44,12 +48,14 @@ struct config {
 	char cloud[16];
 	char agent[16];
 	int64_t period_ms;
+	int64_t busy_period_ms;
 	int jitter_pct;
 	char lease_key[128];
 	char lease_name[64];
 	int lease_ttl_ms;
 	int redis_timeout_ms;
 	int max_mutations;
+	int history_days;
 	int debug;
 	char metrics_addr[64];
 	char holder[128];

@@ -42,7 +42,11 @@ struct loop {
 	int64_t epoch;
 	int64_t renewed_at;           /* monotonic ms of the last lease success */
 	int redis_down_logged;
+	int db_down_logged;
 	int stopped_once;
+	int64_t next_prune;           /* ms (wall clock) of the next history pruning */
+	int progressing;              /* the last pass acted or changed status */
+	int64_t retry_at;             /* ms (wall clock): earliest next_attempt_at ahead, 0 none */
 	uint64_t rng;
 	struct pgstate_snapshot snap;
 	struct loop_metrics m;
@@ -176,6 +180,7 @@ static void step_down(struct loop *l, const char *why)
 	}
 	l->leader = 0;
 	l->m.leader = 0;
+	l->m.epoch = 0;
 	l->epoch = 0;
 	pgstate_drop_epoch(l->pg);
 }
@@ -217,7 +222,7 @@ static int lead(struct loop *l, struct err *e)
 	}
 	if (rc == SP_EBUSY || !rc) {
 		if (l->redis_down_logged)
-			log_info("redis reachable again");
+			log_info("leadership possible again (lease and database reachable)");
 		l->redis_down_logged = 0;
 	} else if (!l->redis_down_logged && rc != SP_EBUSY) {
 		log_warnx("cannot lead, not acting: %s", e->msg);
@@ -529,6 +534,7 @@ static int j_delete_row(void *ctx, const struct action *a, struct err *e)
 
 struct pass {
 	int64_t started_at, now, t0;
+	unsigned long trips0;     /* database round trips before the pass */
 	struct observation obs;
 	struct plan_output plan;
 	struct exec_report rep;
@@ -573,7 +579,9 @@ static void count_actions(struct loop *l, const struct pass *p)
 			l->m.actions[p->plan.actions[i].type]++;
 		else if (r->outcome == EXEC_FAILED)
 			l->m.actions[ACT_MAX]++;
-		if (r->outcome == EXEC_SKIPPED)
+		if (r->outcome == EXEC_SKIPPED && r->rc == SP_ELIMIT)
+			pgstate_journal_discard(l->pg, &p->plan.actions[i]);
+		else if (r->outcome == EXEC_SKIPPED)
 			pgstate_journal_result(l->pg, &p->plan.actions[i], r->rc, r->msg);
 	}
 }
@@ -589,6 +597,8 @@ static int act(struct loop *l, struct pass *p)
 	rc = exec_run(&ec, l->cloud, l->agents, &j, p->plan.actions, p->plan.nactions, &p->rep,
 		      &p->e);
 	count_actions(l, p);
+	/* A mark-unhealthy that did not happen must not be remembered as done. */
+	exec_fix_records(p->plan.actions, &p->rep, p->plan.instances, p->plan.ninstances);
 	if (!rc && p->rep.fenced)
 		rc = err_set(&p->e, SP_EFENCED, "an agent or the journal refused our epoch %" PRId64,
 			     l->epoch);
@@ -599,6 +609,7 @@ static int record(struct loop *l, struct pass *p)
 {
 	struct pgstate_pass ps;
 	struct pgstate_record_stats st;
+	int rc;
 
 	debug_stop(l, "record");
 	memset(&ps, 0, sizeof(ps));
@@ -610,19 +621,30 @@ static int record(struct loop *l, struct pass *p)
 	ps.nactions = (int)p->plan.nactions;
 	ps.outcome = p->outcome;
 	ps.error = p->rc ? p->e.msg : "";
-	return pgstate_record(l->pg, &l->snap, &ps, &st, &p->e);
+	if (l->cfg.history_days > 0 && p->now >= l->next_prune)
+		ps.prune_before = p->now - (int64_t)l->cfg.history_days * 86400000;
+	rc = pgstate_record(l->pg, &l->snap, &ps, &st, &p->e);
+	if (!rc && ps.prune_before) {
+		l->next_prune = p->now + 3600000;
+		if (st.pruned)
+			log_info("history pruned rows=%d older_than_days=%d", st.pruned,
+				 l->cfg.history_days);
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------ mirror */
 
-static void mirror_entry(struct coord_ws *w, const struct workspace_status *st, int changed)
+/* updated: when this status was written (a rebuild uses when its phase began). */
+static void mirror_entry(struct coord_ws *w, const struct workspace_status *st, int changed,
+			 int64_t updated)
 {
 	w->workspace_id = st->workspace_id;
 	w->phase = ws_phase_name(st->phase);
 	w->instance = st->instance_id;
 	w->ip = st->address;
 	w->url = st->url;
-	w->updated = st->phase_since;
+	w->updated = updated;
 	w->phase_changed = changed;
 }
 
@@ -688,9 +710,9 @@ static void mirror(struct loop *l, const struct pass *p)
 		if (bsearch(&id, gone, ng, sizeof(*gone), cmp_id))
 			continue;
 		if (nw)
-			mirror_entry(&v[n++], nw, !old || old->phase != nw->phase);
+			mirror_entry(&v[n++], nw, !old || old->phase != nw->phase, p->now);
 		else if (full && old)
-			mirror_entry(&v[n++], old, 0);
+			mirror_entry(&v[n++], old, 0, old->phase_since);
 	}
 	rc = (!v || !gone || !ch) ? err_set(&e, SP_ENOMEM, "out of memory") :
 	     full ? coord_mirror_rebuild(l->rd, v, n, &e) : coord_mirror_put(l->rd, v, n, &e);
@@ -741,6 +763,7 @@ static void pass_metrics(struct loop *l, struct pass *p)
 		;
 	l->m.pass_ms_buckets[b]++;
 	l->m.last_pass_at = now_ms();
+	l->m.db_trips = pgstate_round_trips(l->pg);
 }
 
 /* Sim only: count containers per workspace in the world (invariant 1, for tests). */
@@ -769,10 +792,30 @@ static void pass_log(struct loop *l, struct pass *p)
 			  p->outcome, l->epoch, sp_code_name(p->rc), l->m.last_pass_ms, p->e.msg);
 	else
 		log_info("pass outcome=%s epoch=%" PRId64 " pools=%zu workspaces=%zu actions=%zu"
-			 " ok=%d failed=%d skipped=%d changes=%zu events=%zu drift=%zu ms=%.0f",
-			 p->outcome, l->epoch, l->snap.npools, l->snap.nworkspaces, p->plan.nactions,
-			 p->rep.ok, p->rep.failed, p->rep.skipped, p->plan.nchanges, p->plan.nevents,
-			 p->plan.ndrift, l->m.last_pass_ms);
+			 " ok=%d failed=%d skipped=%d changes=%zu events=%zu drift=%zu db_trips=%lu"
+			 " ms=%.0f", p->outcome, l->epoch, l->snap.npools, l->snap.nworkspaces,
+			 p->plan.nactions, p->rep.ok, p->rep.failed, p->rep.skipped, p->plan.nchanges,
+			 p->plan.nevents, p->plan.ndrift, pgstate_round_trips(l->pg) - p->trips0,
+			 l->m.last_pass_ms);
+}
+
+/* The earliest backoff deadline ahead of now among the statuses after this pass. */
+static int64_t earliest_retry(const struct loop *l, const struct pass *p)
+{
+	int64_t best = 0, t;
+	size_t i;
+
+	for (i = 0; i < l->snap.nworkspaces; i++) {
+		t = l->snap.has_status[i] ? l->snap.status[i].next_attempt_at : 0;
+		if (t > p->now && (!best || t < best))
+			best = t;
+	}
+	for (i = 0; i < p->plan.nchanges; i++) {
+		t = p->plan.changes[i].status.next_attempt_at;
+		if (t > p->now && (!best || t < best))
+			best = t;
+	}
+	return best;
 }
 
 /* Steps after load; rc and outcome land in p. */
@@ -827,6 +870,7 @@ static int pass_run(struct loop *l)
 
 	memset(&p, 0, sizeof(p));
 	p.t0 = mono_ms();
+	p.trips0 = pgstate_round_trips(l->pg);
 	p.started_at = now_ms();
 	p.now = p.started_at;
 	p.outcome = "error";
@@ -845,6 +889,8 @@ static int pass_run(struct loop *l)
 	l->m.healthy = p.rc == 0 || p.rc == SP_EFENCED;
 	if (!p.rc)
 		pass_body(l, &p);
+	l->progressing = !p.rc && (p.plan.nactions || p.plan.nchanges);
+	l->retry_at = p.rc ? 0 : earliest_retry(l, &p);
 	pass_metrics(l, &p);
 	sim_truth(l);
 	pass_log(l, &p);
@@ -874,13 +920,29 @@ int loop_once(struct loop *l, struct err *e)
 
 /* ------------------------------------------------------------ poll loop */
 
-static int64_t jittered(struct loop *l)
+static int64_t jitter(struct loop *l, int64_t base)
 {
-	int64_t span = l->cfg.period_ms * l->cfg.jitter_pct / 100;
+	int64_t span = base * l->cfg.jitter_pct / 100;
 
 	if (span <= 0)
-		return l->cfg.period_ms;
-	return l->cfg.period_ms - span + (int64_t)(next_rand(l) % (uint64_t)(2 * span + 1));
+		return base;
+	return base - span + (int64_t)(next_rand(l) % (uint64_t)(2 * span + 1));
+}
+
+/*
+ * Time to the next pass: the busy period while the world is changing (a
+ * pass acted or changed status), else the period, and never past the
+ * earliest backoff deadline a status waits for.
+ */
+static int64_t next_delay(struct loop *l)
+{
+	int64_t d = jitter(l, l->progressing && l->cfg.busy_period_ms < l->cfg.period_ms ?
+			   l->cfg.busy_period_ms : l->cfg.period_ms);
+	int64_t until = l->retry_at ? l->retry_at - now_ms() : 0;
+
+	if (l->leader && until > 0 && until < d)
+		d = until;
+	return d;
 }
 
 static void reload_config(struct loop *l, const char *path)
@@ -910,6 +972,26 @@ static void drain(int fd)
 
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
+}
+
+/*
+ * The database connection is gone: try to get it back (LISTEN included).
+ * 1 when it is back, so a pass runs at once (notifications may have been missed).
+ */
+static int reconnect_db(struct loop *l)
+{
+	struct err e = ERR_INIT;
+
+	if (pgstate_reconnect(l->pg, &e)) {
+		if (!l->db_down_logged)
+			log_warnx("database unreachable, retrying every second: %s", e.msg);
+		l->db_down_logged = 1;
+		l->m.healthy = 0;
+		return 0;
+	}
+	log_info("database reconnected");
+	l->db_down_logged = 0;
+	return 1;
 }
 
 static int notified(struct loop *l)
@@ -962,12 +1044,14 @@ int loop_run(struct loop *l, const char *config_path, volatile sig_atomic_t *sto
 			break;
 		if (db >= 0 && notified(l) > 0)
 			next_pass = 0;                         /* fresh changes first */
+		if (pgstate_socket(l->pg) < 0 && reconnect_db(l))
+			next_pass = 0;
 		now = mono_ms();
 		if (now >= next_pass) {
 			pass_run(l);
 			l->renewed_at = mono_ms();
 			/* notifications that arrived during the pass are in libpq's queue */
-			next_pass = notified(l) > 0 ? mono_ms() : mono_ms() + jittered(l);
+			next_pass = notified(l) > 0 ? mono_ms() : mono_ms() + next_delay(l);
 		} else if (now >= renew_at) {
 			struct err e = ERR_INIT;
 			int was = l->leader;

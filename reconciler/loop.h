@@ -38,6 +38,7 @@ struct loop_metrics {
 	int64_t epoch;
 	int healthy;                            /* the database answered the last pass */
 	int64_t last_pass_at;                   /* ms */
+	unsigned long db_trips;                 /* database round trips so far */
 	/* --cloud sim only: the world's ground truth after the last pass */
 	int sim;
 	unsigned long sim_containers;           /* containers of loaded workspaces */

@@ -70,6 +70,10 @@ int metrics_format(const struct loop_metrics *m, struct strbuf *sb)
 		rc = addf(sb, "spinup_notify_wakeups_total", "counter",
 			  "Wake-ups by a NOTIFY on spinup_desired", (double)m->notify_wakeups);
 	if (!rc)
+		rc = addf(sb, "spinup_db_round_trips_total", "counter",
+			  "Postgres round trips (a pass: load, settle, journal, record)",
+			  (double)m->db_trips);
+	if (!rc)
 		rc = addf(sb, "spinup_leader", "gauge", "1 while this process holds the lease",
 			  m->leader);
 	if (!rc)

@@ -1,6 +1,13 @@
 #!/bin/bash
-# demo.sh up|down|status - the whole system locally, non-interactive.
+# demo.sh [--sim] up|down|status - the whole system locally, non-interactive.
 #
+# By default the demo runs on the local stack (scripts/demo-local.sh, on
+# scripts/localstack.sh): spinupd with its real AWS driver against
+# spinup-localcloud, real spinup-agent processes on loopback addresses, a
+# folder as the S3 bucket. With --sim (or DEMO_CLOUD=sim) it runs spinupd
+# on the in-memory simulator instead, as below.
+#
+# --sim:
 #   up     install missing packages, build, start a throwaway Postgres + Redis
 #          in .demo/devenv, migrate, apply manifests/examples/, start spinupd
 #          (--cloud sim --agent sim) in the background, and show the
@@ -241,10 +248,39 @@ status() {
 	fi
 }
 
-case "${1:-up}" in
-up) up ;;
-down) down ;;
-status) status ;;
--h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' ;;
-*) die "unknown command '$1'; usage: scripts/demo.sh up|down|status" ;;
+mode=${DEMO_CLOUD:-local}
+if [ "${1:-}" = "--sim" ]; then
+	mode=sim
+	shift
+fi
+
+local_up() {
+	mkdir -p "$demo"
+	say "dependencies and build"
+	"$top/scripts/install-deps.sh"
+	make -C "$top" --no-print-directory -j2 all >"$demo/build.log" 2>&1 ||
+		{ tail -n 30 "$demo/build.log" >&2; die "build failed (see $demo/build.log)"; }
+	LOCALSTACK_DIR=$demo exec "$top/scripts/demo-local.sh" up
+}
+
+# Either variant may be running: down stops both (each is a no-op when idle).
+all_down() {
+	LOCALSTACK_DIR=$demo "$top/scripts/demo-local.sh" down
+	down
+}
+
+local_status() {
+	LOCALSTACK_DIR=$demo "$top/scripts/localstack.sh" status || return 0
+	eval "$(LOCALSTACK_DIR=$demo "$top/scripts/localstack.sh" env)"
+	"$demo/bin/spinctl" get workspaces
+}
+
+case "$mode:${1:-up}" in
+sim:up) up ;;
+sim:status) status ;;
+local:up) local_up ;;
+local:status) local_status ;;
+*:down) all_down ;;
+*:-h|*:--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' ;;
+*) die "unknown command '${1:-}'; usage: scripts/demo.sh [--sim] up|down|status" ;;
 esac

@@ -7,13 +7,16 @@ set -eu
 PKGS="build-essential pkg-config
 libpq-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev libyaml-dev
 libssl-dev libcmocka-dev libxml2-dev libmicrohttpd-dev
-postgresql redis-server curl ca-certificates procps"
+postgresql redis-server curl ca-certificates procps
+nodejs"
 
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
+# npm: Debian's package, unless the nodejs installed already brings it (NodeSource's does)
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 echo "install-deps: installing$missing" >&2

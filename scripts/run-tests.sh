@@ -3,7 +3,8 @@
 #
 # Runs every cmocka binary BUILD_DIR/tests/test_* and every tests/test_*.sh,
 # each with DATABASE_URL, REDIS_URL and SPINUP_BIN_DIR in the environment,
-# then prints one closing line "tests: N passed, N failed". Exit 1 if any failed.
+# then prints one closing line "tests: N passed, N failed, N skipped". Exit 1 if
+# any failed. A script that exits 77 (cannot run here) counts as skipped.
 # TESTS="test_spec test_foo" limits the run to those names.
 set -uo pipefail
 
@@ -18,7 +19,7 @@ cleanup() { DEVENV_DIR=$DEVENV_DIR "$top/scripts/devenv.sh" down; rm -rf "$DEVEN
 trap cleanup EXIT INT TERM
 eval "$("$top/scripts/devenv.sh" up)" || { echo "run-tests: could not start devenv" >&2; exit 1; }
 
-passed=0 failed=0 failed_names=""
+passed=0 failed=0 skipped=0 failed_names=""
 logdir=$top/$build/test-logs
 mkdir -p "$logdir"
 
@@ -38,6 +39,11 @@ run_one() { # name, command...
 	end=$(date +%s.%N)
 	p=$(grep -aE '^\[  PASSED  \] [0-9]+ test' "$logdir/$name.log" | grep -oE '[0-9]+' | head -1)
 	f=$(grep -aE '^\[  FAILED  \] [0-9]+ test' "$logdir/$name.log" | grep -oE '[0-9]+' | head -1)
+	if [ -z "$p$f" ] && [ $rc -eq 77 ]; then # a script that cannot run here: skipped
+		skipped=$((skipped + 1))
+		printf '%-28s skipped: %s\n' "$name" "$(grep -a -m1 '^SKIP' "$logdir/$name.log")"
+		return 0
+	fi
 	if [ -z "$p$f" ]; then # not cmocka: one test, judged by exit code
 		if [ $rc -eq 0 ]; then p=1 f=0; else p=0 f=1; fi
 	fi
@@ -64,5 +70,5 @@ for t in "$top"/tests/test_*.sh; do
 done
 
 [ -n "$failed_names" ] && echo "failed:$failed_names"
-echo "tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed${skipped:+, $skipped skipped}"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -374,7 +374,7 @@ static void test_pgstate__stale_epoch_refused(void **state)
 static void test_pgstate__journal_pending_then_done(void **state)
 {
 	struct fx *f = *state;
-	struct action act[3];
+	struct action act[4];
 	struct err e = ERR_INIT;
 	int64_t ep = acquire(f->p);
 	char sql[128];
@@ -391,6 +391,8 @@ static void test_pgstate__journal_pending_then_done(void **state)
 	str_copy(act[1].key, sizeof(act[1].key), "ensure/1/i-1");
 	act[2] = act[1];
 	str_copy(act[2].key, sizeof(act[2].key), "ensure/2/i-1");
+	act[3] = act[1];
+	str_copy(act[3].key, sizeof(act[3].key), "ensure/3/i-1");
 	if (pgstate_journal(f->p, act, 2, &e))
 		fail_msg("journal: %s", e.msg);
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM actions WHERE state = 'pending' AND epoch = %lld",
@@ -403,6 +405,10 @@ static void test_pgstate__journal_pending_then_done(void **state)
 		fail_msg("journal one: %s", e.msg);
 	assert_int_equal(qv(f, sql), 3);
 	assert_int_equal(qv(f, "SELECT (payload->>'capacity')::int FROM actions WHERE type = 'set_capacity'"), 2);
+	/* one more that the pass's mutation limit keeps from running: its entry goes */
+	if (pgstate_journal_one(f->p, &act[3], &e))
+		fail_msg("journal one: %s", e.msg);
+	assert_int_equal(pgstate_journal_discard(f->p, &act[3]), 0);
 
 	assert_int_equal(pgstate_journal_result(f->p, &act[0], 0, ""), 0);
 	assert_int_equal(pgstate_journal_result(f->p, &act[1], SP_ETIMEOUT, "agent timed out"), 0);
@@ -412,6 +418,7 @@ static void test_pgstate__journal_pending_then_done(void **state)
 	assert_string_equal(qs(f, "SELECT state FROM actions WHERE key = 'capacity/asg-a'"), "done");
 	assert_string_equal(qs(f, "SELECT error FROM actions WHERE key = 'ensure/1/i-1'"), "agent timed out");
 	assert_string_equal(qs(f, "SELECT state FROM actions WHERE key = 'ensure/2/i-1'"), "failed");
+	assert_int_equal(qv(f, "SELECT count(*) FROM actions WHERE key = 'ensure/3/i-1'"), 0);
 	assert_int_equal(qv(f, "SELECT count(*) FROM actions WHERE finished_at IS NULL"), 0);
 }
 
@@ -535,6 +542,37 @@ static void test_pgstate__delete_finalizes_row(void **state)
 	assert_int_equal(f->s.nworkspaces, 2);
 }
 
+/* ---------------------------------------------------------------- retention */
+
+static void test_pgstate__prune_keeps_recent_and_pending(void **state)
+{
+	struct fx *f = *state;
+	struct pgstate_pass ps;
+	struct pgstate_record_stats st;
+	struct err e = ERR_INIT;
+
+	q(f, "INSERT INTO reconcile_passes (started_at) VALUES (now() - interval '30 days'), (now())");
+	q(f, "INSERT INTO actions (key, type, state, finished_at, created_at) VALUES"
+	     " ('old-done', 'sync', 'done', now() - interval '30 days', now() - interval '30 days'),"
+	     " ('old-pending', 'sync', 'pending', NULL, now() - interval '30 days'),"
+	     " ('new-done', 'sync', 'done', now(), now())");
+	q(f, "INSERT INTO drift (subject, reason, cls, first_seen, last_seen, resolved_at) VALUES"
+	     " ('pool/a', 'Old', 'changed', now(), now(), now() - interval '30 days'),"
+	     " ('pool/a', 'Open', 'changed', now() - interval '30 days', now(), NULL)");
+	acquire(f->p);
+	load(f);
+	ps = pass_of(NULL, qv(f, "SELECT spinup_ms(now())"));
+	ps.prune_before = ps.now - 14LL * 86400000;
+	if (pgstate_record(f->p, &f->s, &ps, &st, &e))
+		fail_msg("record: %s", e.msg);
+	assert_int_equal(st.pruned, 3);
+	assert_int_equal(qv(f, "SELECT count(*) FROM reconcile_passes"), 2);  /* recent + this one */
+	assert_int_equal(qv(f, "SELECT count(*) FROM actions WHERE key IN ('old-pending', 'new-done')"), 2);
+	assert_int_equal(qv(f, "SELECT count(*) FROM actions"), 2);
+	assert_int_equal(qv(f, "SELECT count(*) FROM drift WHERE reason = 'Open'"), 1);
+	assert_int_equal(qv(f, "SELECT count(*) FROM drift"), 1);
+}
+
 /* ---------------------------------------------------------------- listen */
 
 static void test_pgstate__listen_wakes_on_desired_change(void **state)
@@ -579,6 +617,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__drift_seen_and_flaps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__delete_finalizes_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pgstate__prune_keeps_recent_and_pending, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__listen_wakes_on_desired_change, setup,
 						teardown),
 	};

@@ -16,9 +16,11 @@
 #     nothing; Redis comes back empty: leadership again, mirror rebuilt, the
 #     change made meanwhile converges
 #   6 the command line: -n, a config error with file:line:col, --dry-run
-#     changes nothing, --once, SIGHUP reloads
+#     changes nothing, --once, SIGHUP reloads; spinctl why and drift
+#   7 the database connection is cut: spinupd reconnects, LISTENs again (a
+#     change is picked up with a 60 s period) and converges it
 #
-# Short periods and a 2 s lease keep it fast; each wait has a deadline.
+# Short periods and a 3 s lease keep it fast; each wait has a deadline.
 set -uo pipefail
 
 top=${SPINUP_TOP:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -91,7 +93,7 @@ start() {
 		echo "redis_url = $REDIS_URL"
 		echo "lease_key = spinup:test:$$"
 		echo "lease_name = t$$"
-		echo "lease_ttl_ms = 2000"
+		echo "lease_ttl_ms = 3000"
 		echo "period_ms = 300"
 		echo "holder = $name"
 		echo "metrics_addr = 127.0.0.1:$port"
@@ -304,5 +306,43 @@ sql "UPDATE workspaces SET paused_until = now() + interval '1 hour', state = 'St
 "$bin/spinctl" --db "$DB" drift -o json >"$work/drift.json"; drc=$?
 [ "$drc" -eq 0 ] || [ "$drc" -eq 1 ] || fail "spinctl drift exit $drc"
 grep -q '"inSync"' "$work/drift.json" || fail "spinctl drift -o json"
-echo "ok 6 command line: -n, positioned errors, --dry-run, --once, SIGHUP"
+kill -TERM "$pid_g"
+wait_for "g exits" 10 exited "$pid_g"
+sql "UPDATE drift SET resolved_at = now() WHERE resolved_at IS NULL" >/dev/null
+"$bin/spinctl" --db "$DB" drift >/dev/null; drc=$?
+[ "$drc" -eq 0 ] || fail "spinctl drift in sync should exit 0, not $drc"
+sql "INSERT INTO drift (subject, reason, cls, desired, observed, first_seen, last_seen)
+     VALUES ('instance/i-zz', 'InstanceUnmanaged', 'unmanaged', 'absent', 'running', now(), now())" >/dev/null
+out=$("$bin/spinctl" --db "$DB" drift); drc=$?
+[ "$drc" -eq 1 ] || fail "spinctl drift with drift should exit 1, not $drc"
+case "$out" in *InstanceUnmanaged*) ;; *) fail "spinctl drift does not list the finding" ;; esac
+sql "UPDATE drift SET silenced_until = now() + interval '1 hour' WHERE reason = 'InstanceUnmanaged'" >/dev/null
+"$bin/spinctl" --db "$DB" drift >/dev/null; drc=$?
+[ "$drc" -eq 0 ] || fail "a silenced finding should not count as drift (exit $drc)"
+"$bin/spinctl" --db "$DB" drift --all | grep -q "(silenced)" || fail "drift --all should show the silenced finding"
+"$bin/spinctl" --db "postgresql://127.0.0.1:1/none?connect_timeout=2" drift >/dev/null 2>&1; drc=$?
+[ "$drc" -eq 2 ] || fail "spinctl drift without a database should exit 2, not $drc"
+echo "ok 6 command line: -n, positioned errors, --dry-run, --once, SIGHUP, why, drift exit codes"
+
+# -------------------------------------------------- 7 database connection cut
+# A 60 s period: once converged, only a NOTIFY can start the next pass.
+start h "redis_url = redis://127.0.0.1:$rport/0" "period_ms = 60000"
+wait_for "h leads" 10 log_has h "leadership acquired"
+settled_h() { grep "pass outcome" "$work/h.log" | tail -1 | grep -q "outcome=converged"; }
+wait_for "h converges" 30 settled_h
+psql -XAtq "$DB" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	WHERE datname = '$dbname' AND application_name = 'spinupd'" >/dev/null
+wait_for "h reconnects" 10 log_has h "database reconnected"
+reconnected_settled() {
+	sed -n '/database reconnected/,$p' "$work/h.log" | grep "pass outcome" | tail -1 |
+		grep -q "outcome=converged"
+}
+wait_for "h converged after reconnecting" 30 reconnected_settled
+sed 's/ws4/ws6/g' "$work/ws4.yaml" >"$work/ws6.yaml"
+"$bin/spinctl" --db "$DB" apply -f "$work/ws6.yaml" >/dev/null || fail "apply ws6"
+ws6_seen() { [ -n "$(phase_of ws6)" ]; }
+wait_for "ws6 picked up through LISTEN on the new connection" 10 ws6_seen
+ws6_ready() { has_phase ws6 READY; }
+wait_for "ws6 READY (busy period while it converges)" 30 ws6_ready
+echo "ok 7 database connection cut: reconnected and converged"
 exit 0
