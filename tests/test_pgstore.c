@@ -347,6 +347,21 @@ static void test_pgstore__apply_with_one_bad_document_writes_nothing(void **stat
 	ws_doc(&docs[0], "no-such-pool", "orphan");
 	assert_int_equal(apply(s, docs, 1, 0, 0, &r, &e), SP_ENOTFOUND);
 	assert_non_null(strstr(e.msg, "no-such-pool"));
+	assert_int_equal(r.failed_doc, 0);
+
+	/* ... found after writes of the same set are already in flight */
+	pool_doc(&docs[0], "bad-pool");
+	ws_doc(&docs[1], "bad-pool", "good-ws");
+	ws_doc(&docs[2], "no-such-pool", "orphan");
+	assert_int_equal(apply(s, docs, 3, 0, 0, &r, &e), SP_ENOTFOUND);
+	assert_int_equal(r.failed_doc, 2);
+	assert_string_equal(sql_value("SELECT count(*) FROM pools WHERE name = 'bad-pool'", 0, NULL),
+			    "0");
+	/* and the connection is usable afterwards */
+	if (apply(s, docs, 2, 0, 0, &r, &e))
+		fail_msg("apply: %s", e.msg);
+	assert_string_equal(sql_value("SELECT count(*) FROM workspaces WHERE name = 'good-ws'", 0,
+				      NULL), "1");
 	pgstore_apply_result_release(&r);
 	pgstore_free(s);
 }
