@@ -161,7 +161,15 @@ struct pgstore_apply_opts {
  * SP_ECONFLICT when a changed field is owned by another writer and
  * force_conflicts is off (r lists them all, e names the first), or when a
  * workspace is marked for deletion; SP_ENOTFOUND for a workspace whose pool
- * exists neither in the database nor in set; SP_EINVAL from a constraint.
+ * exists neither in the database nor in set; SP_EINVAL from a constraint
+ * (e names it). r->failed_doc names the document an error came from.
+ *
+ * Cost: two reads (the touched pools and workspaces, locked FOR UPDATE),
+ * then the changed rows written through a libpq pipeline with statements
+ * prepared once per connection (named spinup_pool_insert, ..._update,
+ * spinup_ws_insert, ..._update), read back every 256: a constant number of
+ * round trips for a few hundred documents. Blocks; the connection's
+ * statement_timeout bounds each statement.
  */
 int pgstore_apply(struct pgstore *s, const struct manifest_set *set,
 		  const struct pgstore_apply_opts *opts, struct pgstore_apply_result *r,
