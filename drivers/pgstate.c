@@ -50,59 +50,7 @@ struct inst_obs {
 
 /* ------------------------------------------------------------ columns */
 
-static int cstr(const PGresult *res, int row, const char *name, char *dst, size_t dstsz,
-		struct err *e)
-{
-	int c = PQfnumber(res, name);
-
-	if (c < 0 || PQgetisnull(res, row, c)) {
-		dst[0] = '\0';
-		return 0;
-	}
-	if (str_copy(dst, dstsz, PQgetvalue(res, row, c)))
-		return err_set(e, SP_EINVAL, "row violates the contract: column %s is too long",
-			       name);
-	return 0;
-}
-
-static int ci64(const PGresult *res, int row, const char *name, int64_t *out, struct err *e)
-{
-	int c = PQfnumber(res, name);
-	const char *v;
-	char *end;
-	long long x;
-
-	*out = 0;
-	if (c < 0 || PQgetisnull(res, row, c))
-		return 0;
-	v = PQgetvalue(res, row, c);
-	errno = 0;
-	x = strtoll(v, &end, 10);
-	if (errno || end == v || *end)
-		return err_set(e, SP_EINVAL, "row violates the contract: column %s is not an integer",
-			       name);
-	*out = x;
-	return 0;
-}
-
-static int cint(const PGresult *res, int row, const char *name, int *out, struct err *e)
-{
-	int64_t v;
-	int rc = ci64(res, row, name, &v, e);
-
-	if (!rc && (v < INT32_MIN || v > INT32_MAX))
-		rc = err_set(e, SP_EINVAL, "row violates the contract: column %s is out of range",
-			     name);
-	*out = rc ? 0 : (int)v;
-	return rc;
-}
-
-static int cbool(const PGresult *res, int row, const char *name)
-{
-	int c = PQfnumber(res, name);
-
-	return c >= 0 && !PQgetisnull(res, row, c) && PQgetvalue(res, row, c)[0] == 't';
-}
+/* Column readers are pgstore_col_*() (drivers/pgstore.h), shared with spinctl. */
 
 /* ------------------------------------------------------------ connection */
 
@@ -259,7 +207,7 @@ int pgstate_acquire_epoch(struct pgstate *p, int64_t *epoch, struct err *e)
 	if (!rc && PQntuples(res) != 1)
 		rc = err_set(e, SP_EINTERNAL, "acquire fencing epoch: no row returned");
 	if (!rc)
-		rc = ci64(res, 0, "epoch", &v, e);
+		rc = pgstore_col_i64(res, 0, "epoch", &v, e);
 	PQclear(res);
 	if (rc)
 		return rc;
@@ -381,18 +329,18 @@ static int load_instances(const PGresult *r, struct pgstate_snapshot *s, struct 
 	rc = alloc_rows((void **)&s->instances, n, sizeof(*s->instances), e);
 	for (i = 0; !rc && i < n; i++) {
 		struct instance_record *x = &s->instances[i];
-		rc = cstr(r, i, "instance_id", x->instance_id, sizeof(x->instance_id), e);
+		rc = pgstore_col_str(r, i, "instance_id", x->instance_id, sizeof(x->instance_id), e);
 		if (!rc)
-			rc = ci64(r, i, "pool_id", &x->pool_id, e);
+			rc = pgstore_col_i64(r, i, "pool_id", &x->pool_id, e);
 		if (!rc)
-			rc = ci64(r, i, "first_seen", &x->first_seen, e);
+			rc = pgstore_col_i64(r, i, "first_seen", &x->first_seen, e);
 		if (!rc)
-			rc = ci64(r, i, "idle_since", &x->idle_since, e);
+			rc = pgstore_col_i64(r, i, "idle_since", &x->idle_since, e);
 		if (!rc)
-			rc = cint(r, i, "unhealthy_passes", &x->unhealthy_passes, e);
+			rc = pgstore_col_int(r, i, "unhealthy_passes", &x->unhealthy_passes, e);
 		if (!rc)
-			rc = ci64(r, i, "orphan_seen", &x->orphan_seen, e);
-		x->marked_unhealthy = cbool(r, i, "marked_unhealthy");
+			rc = pgstore_col_i64(r, i, "orphan_seen", &x->orphan_seen, e);
+		x->marked_unhealthy = pgstore_col_bool(r, i, "marked_unhealthy");
 	}
 	s->ninstances = rc ? 0 : (size_t)n;
 	return rc;
@@ -405,12 +353,12 @@ static int load_pool_records(const PGresult *r, struct pgstate_snapshot *s, stru
 	rc = alloc_rows((void **)&s->pool_records, n, sizeof(*s->pool_records), e);
 	for (i = 0; !rc && i < n; i++) {
 		struct pool_record *x = &s->pool_records[i];
-		rc = ci64(r, i, "pool_id", &x->pool_id, e);
+		rc = pgstore_col_i64(r, i, "pool_id", &x->pool_id, e);
 		if (!rc)
-			rc = ci64(r, i, "window_start", &x->window_start, e);
+			rc = pgstore_col_i64(r, i, "window_start", &x->window_start, e);
 		if (!rc)
-			rc = cint(r, i, "destructive_in_window", &x->destructive_in_window, e);
-		x->safety_stopped = cbool(r, i, "safety_stopped");
+			rc = pgstore_col_int(r, i, "destructive_in_window", &x->destructive_in_window, e);
+		x->safety_stopped = pgstore_col_bool(r, i, "safety_stopped");
 	}
 	s->npool_records = rc ? 0 : (size_t)n;
 	return rc;
@@ -454,34 +402,34 @@ static int drift_class_parse(const char *s, enum drift_class *out)
 static int load_drift_row(const PGresult *r, int i, struct pgstate_drift *x, struct err *e)
 {
 	char cls[32];
-	int rc = ci64(r, i, "id", &x->id, e);
+	int rc = pgstore_col_i64(r, i, "id", &x->id, e);
 
 	if (!rc)
-		rc = cstr(r, i, "subject", x->f.subject, sizeof(x->f.subject), e);
+		rc = pgstore_col_str(r, i, "subject", x->f.subject, sizeof(x->f.subject), e);
 	if (!rc)
-		rc = ci64(r, i, "workspace_id", &x->f.workspace_id, e);
+		rc = pgstore_col_i64(r, i, "workspace_id", &x->f.workspace_id, e);
 	if (!rc)
-		rc = ci64(r, i, "pool_id", &x->f.pool_id, e);
+		rc = pgstore_col_i64(r, i, "pool_id", &x->f.pool_id, e);
 	if (!rc)
-		rc = cstr(r, i, "cls", cls, sizeof(cls), e);
+		rc = pgstore_col_str(r, i, "cls", cls, sizeof(cls), e);
 	if (!rc && drift_class_parse(cls, &x->f.cls))
 		rc = err_set(e, SP_EINVAL, "row violates the contract: drift class '%s'", cls);
 	if (!rc)
-		rc = cstr(r, i, "reason", x->f.reason, sizeof(x->f.reason), e);
+		rc = pgstore_col_str(r, i, "reason", x->f.reason, sizeof(x->f.reason), e);
 	if (!rc)
-		rc = cstr(r, i, "desired", x->f.desired, sizeof(x->f.desired), e);
+		rc = pgstore_col_str(r, i, "desired", x->f.desired, sizeof(x->f.desired), e);
 	if (!rc)
-		rc = cstr(r, i, "observed", x->f.observed, sizeof(x->f.observed), e);
+		rc = pgstore_col_str(r, i, "observed", x->f.observed, sizeof(x->f.observed), e);
 	if (!rc)
-		rc = cstr(r, i, "remedy", x->f.remedy, sizeof(x->f.remedy), e);
+		rc = pgstore_col_str(r, i, "remedy", x->f.remedy, sizeof(x->f.remedy), e);
 	if (!rc)
-		rc = ci64(r, i, "first_seen", &x->first_seen, e);
+		rc = pgstore_col_i64(r, i, "first_seen", &x->first_seen, e);
 	if (!rc)
-		rc = ci64(r, i, "last_seen", &x->last_seen, e);
+		rc = pgstore_col_i64(r, i, "last_seen", &x->last_seen, e);
 	if (!rc)
-		rc = cint(r, i, "flap_count", &x->flap_count, e);
+		rc = pgstore_col_int(r, i, "flap_count", &x->flap_count, e);
 	if (!rc)
-		rc = ci64(r, i, "silenced_until", &x->silenced_until, e);
+		rc = pgstore_col_i64(r, i, "silenced_until", &x->silenced_until, e);
 	return rc;
 }
 
@@ -513,30 +461,30 @@ static int action_type_parse(const char *s, enum action_type *out)
 static int load_pending_row(const PGresult *r, int i, struct pgstate_pending *x, struct err *e)
 {
 	char type[40];
-	int rc = ci64(r, i, "id", &x->id, e);
+	int rc = pgstore_col_i64(r, i, "id", &x->id, e);
 
 	if (!rc)
-		rc = cstr(r, i, "key", x->key, sizeof(x->key), e);
+		rc = pgstore_col_str(r, i, "key", x->key, sizeof(x->key), e);
 	if (!rc)
-		rc = cstr(r, i, "type", type, sizeof(type), e);
+		rc = pgstore_col_str(r, i, "type", type, sizeof(type), e);
 	if (!rc && action_type_parse(type, &x->type))
 		rc = err_set(e, SP_EINVAL, "row violates the contract: action type '%s'", type);
 	if (!rc)
-		rc = ci64(r, i, "pool_id", &x->pool_id, e);
+		rc = pgstore_col_i64(r, i, "pool_id", &x->pool_id, e);
 	if (!rc)
-		rc = ci64(r, i, "workspace_id", &x->workspace_id, e);
+		rc = pgstore_col_i64(r, i, "workspace_id", &x->workspace_id, e);
 	if (!rc)
-		rc = cstr(r, i, "instance_id", x->instance_id, sizeof(x->instance_id), e);
+		rc = pgstore_col_str(r, i, "instance_id", x->instance_id, sizeof(x->instance_id), e);
 	if (!rc)
-		rc = cstr(r, i, "asg_name", x->asg_name, sizeof(x->asg_name), e);
+		rc = pgstore_col_str(r, i, "asg_name", x->asg_name, sizeof(x->asg_name), e);
 	if (!rc)
-		rc = cint(r, i, "capacity", &x->capacity, e);
+		rc = pgstore_col_int(r, i, "capacity", &x->capacity, e);
 	if (!rc)
-		rc = cint(r, i, "flag", &x->flag, e);
+		rc = pgstore_col_int(r, i, "flag", &x->flag, e);
 	if (!rc)
-		rc = ci64(r, i, "epoch", &x->epoch, e);
+		rc = pgstore_col_i64(r, i, "epoch", &x->epoch, e);
 	if (!rc)
-		rc = ci64(r, i, "created_at", &x->created_at, e);
+		rc = pgstore_col_i64(r, i, "created_at", &x->created_at, e);
 	return rc;
 }
 
@@ -566,8 +514,8 @@ static int load_one(int idx, const PGresult *r, struct pgstate_snapshot *s, stru
 		return load_pool_records(r, s, e);
 	case R_CTL:
 		if (PQntuples(r) > 0) {
-			rc = ci64(r, 0, "paused_until", &s->global_paused_until, e);
-			s->global_observe_only = cbool(r, 0, "observe_only");
+			rc = pgstore_col_i64(r, 0, "paused_until", &s->global_paused_until, e);
+			s->global_observe_only = pgstore_col_bool(r, 0, "observe_only");
 		}
 		return rc;
 	case R_DRIFT:
@@ -575,7 +523,7 @@ static int load_one(int idx, const PGresult *r, struct pgstate_snapshot *s, stru
 	case R_PENDING:
 		return load_pending(r, s, e);
 	case R_EPOCH:
-		return PQntuples(r) == 1 ? ci64(r, 0, "epoch", &s->epoch, e) : 0;
+		return PQntuples(r) == 1 ? pgstore_col_i64(r, 0, "epoch", &s->epoch, e) : 0;
 	default:
 		return 0;
 	}
@@ -665,7 +613,7 @@ static char *jdump(json_t *arr)
 static int fenced_result(struct pgstate *p, const PGresult *r, const char *what, struct err *e)
 {
 	int64_t ep = 0;
-	int rc = PQntuples(r) >= 1 ? ci64(r, 0, "lease_epoch", &ep, e) : 0;
+	int rc = PQntuples(r) >= 1 ? pgstore_col_i64(r, 0, "lease_epoch", &ep, e) : 0;
 
 	if (!rc && (ep != p->epoch || p->epoch == 0))
 		rc = err_set(e, SP_EFENCED, "%s: fencing epoch %" PRId64 " is stale (current %" PRId64
@@ -820,7 +768,7 @@ static int journal_insert(struct pgstate *p, const struct action *a, size_t n, s
 		int64_t id = 0;
 		if (PQgetisnull(r, k, 1))
 			continue;
-		rc = ci64(r, k, "id", &id, e);
+		rc = pgstore_col_i64(r, k, "id", &id, e);
 		if (!rc && slot_add(p, PQgetvalue(r, k, 2), id))
 			rc = err_set(e, SP_ENOMEM, "journal: out of memory");
 	}

@@ -320,8 +320,8 @@ static int col(const PGresult *res, const char *name)
 	return PQfnumber(res, name);
 }
 
-static int col_str(const PGresult *res, int row, const char *name, char *dst, size_t dstsz,
-		   struct err *e)
+int pgstore_col_str(const PGresult *res, int row, const char *name, char *dst, size_t dstsz,
+		    struct err *e)
 {
 	int c = col(res, name);
 
@@ -335,7 +335,7 @@ static int col_str(const PGresult *res, int row, const char *name, char *dst, si
 	return 0;
 }
 
-static int col_i64(const PGresult *res, int row, const char *name, int64_t *out, struct err *e)
+int pgstore_col_i64(const PGresult *res, int row, const char *name, int64_t *out, struct err *e)
 {
 	int c = col(res, name);
 	const char *v;
@@ -356,24 +356,28 @@ static int col_i64(const PGresult *res, int row, const char *name, int64_t *out,
 	return 0;
 }
 
-static int col_int(const PGresult *res, int row, const char *name, int *out, struct err *e)
+int pgstore_col_int(const PGresult *res, int row, const char *name, int *out, struct err *e)
 {
 	int64_t v;
-	int rc = col_i64(res, row, name, &v, e);
+	int rc = pgstore_col_i64(res, row, name, &v, e);
 
 	if (!rc && (v < INT32_MIN || v > INT32_MAX))
 		rc = err_set(e, SP_EINVAL, "row violates the contract: column %s is out of range",
 			     name);
-	if (!rc)
-		*out = (int)v;
+	*out = rc ? 0 : (int)v;
 	return rc;
+}
+
+int pgstore_col_bool(const PGresult *res, int row, const char *name)
+{
+	int c = col(res, name);
+
+	return c >= 0 && !PQgetisnull(res, row, c) && PQgetvalue(res, row, c)[0] == 't';
 }
 
 static int col_bool(const PGresult *res, int row, const char *name, int *out)
 {
-	int c = col(res, name);
-
-	*out = c >= 0 && !PQgetisnull(res, row, c) && PQgetvalue(res, row, c)[0] == 't';
+	*out = pgstore_col_bool(res, row, name);
 	return 0;
 }
 
@@ -394,29 +398,29 @@ int pgstore_decode_pool(const PGresult *res, int row, struct pool_spec *out, str
 	if (!rc)
 		rc = col_required(res, "name", e);
 	if (!rc)
-		rc = col_i64(res, row, "id", &p.id, e);
+		rc = pgstore_col_i64(res, row, "id", &p.id, e);
 	if (!rc)
-		rc = col_str(res, row, "name", p.name, sizeof(p.name), e);
+		rc = pgstore_col_str(res, row, "name", p.name, sizeof(p.name), e);
 	if (!rc)
-		rc = col_str(res, row, "asg_name", p.asg_name, sizeof(p.asg_name), e);
+		rc = pgstore_col_str(res, row, "asg_name", p.asg_name, sizeof(p.asg_name), e);
 	if (!rc)
-		rc = col_str(res, row, "region", p.region, sizeof(p.region), e);
+		rc = pgstore_col_str(res, row, "region", p.region, sizeof(p.region), e);
 	if (!rc)
-		rc = col_int(res, row, "slots_per_instance", &p.slots_per_instance, e);
+		rc = pgstore_col_int(res, row, "slots_per_instance", &p.slots_per_instance, e);
 	if (!rc)
-		rc = col_int(res, row, "warm_instances", &p.warm_instances, e);
+		rc = pgstore_col_int(res, row, "warm_instances", &p.warm_instances, e);
 	if (!rc)
-		rc = col_int(res, row, "min_instances", &p.min_instances, e);
+		rc = pgstore_col_int(res, row, "min_instances", &p.min_instances, e);
 	if (!rc)
-		rc = col_int(res, row, "max_instances", &p.max_instances, e);
+		rc = pgstore_col_int(res, row, "max_instances", &p.max_instances, e);
 	if (!rc)
-		rc = col_int(res, row, "agent_port", &p.agent_port, e);
+		rc = pgstore_col_int(res, row, "agent_port", &p.agent_port, e);
 	if (!rc)
-		rc = col_str(res, row, "default_image", p.default_image, sizeof(p.default_image), e);
+		rc = pgstore_col_str(res, row, "default_image", p.default_image, sizeof(p.default_image), e);
 	if (!rc)
-		rc = col_i64(res, row, "generation", &p.generation, e);
+		rc = pgstore_col_i64(res, row, "generation", &p.generation, e);
 	if (!rc)
-		rc = col_i64(res, row, "paused_until", &p.paused_until, e);
+		rc = pgstore_col_i64(res, row, "paused_until", &p.paused_until, e);
 	if (!rc)
 		rc = col_bool(res, row, "observe_only", &p.observe_only);
 	if (!rc)
@@ -427,7 +431,7 @@ int pgstore_decode_pool(const PGresult *res, int row, struct pool_spec *out, str
 static int decode_ws_state(const PGresult *res, int row, enum ws_state *out, struct err *e)
 {
 	char v[16];
-	int rc = col_str(res, row, "state", v, sizeof(v), e);
+	int rc = pgstore_col_str(res, row, "state", v, sizeof(v), e);
 
 	if (!rc && ws_state_parse(v, out))
 		rc = err_set(e, SP_EINVAL, "row violates the contract: state '%s' is not Running or Stopped",
@@ -456,39 +460,39 @@ int pgstore_decode_workspace(const PGresult *res, int row, struct workspace_spec
 	if (!rc)
 		rc = col_required(res, "name", e);
 	if (!rc)
-		rc = col_i64(res, row, "id", &w->id, e);
+		rc = pgstore_col_i64(res, row, "id", &w->id, e);
 	if (!rc)
-		rc = col_str(res, row, "name", w->name, sizeof(w->name), e);
+		rc = pgstore_col_str(res, row, "name", w->name, sizeof(w->name), e);
 	if (!rc)
-		rc = col_str(res, row, "owner", w->owner, sizeof(w->owner), e);
+		rc = pgstore_col_str(res, row, "owner", w->owner, sizeof(w->owner), e);
 	if (!rc)
-		rc = col_str(res, row, "pool", w->pool, sizeof(w->pool), e);
+		rc = pgstore_col_str(res, row, "pool", w->pool, sizeof(w->pool), e);
 	if (!rc && col(res, "state") >= 0)
 		rc = decode_ws_state(res, row, &w->state, e);
 	if (!rc)
-		rc = col_str(res, row, "template_name", w->template_name, sizeof(w->template_name), e);
+		rc = pgstore_col_str(res, row, "template_name", w->template_name, sizeof(w->template_name), e);
 	if (!rc)
-		rc = col_str(res, row, "image", w->image, sizeof(w->image), e);
+		rc = pgstore_col_str(res, row, "image", w->image, sizeof(w->image), e);
 	if (!rc)
-		rc = col_int(res, row, "cpu_milli", &w->cpu_milli, e);
+		rc = pgstore_col_int(res, row, "cpu_milli", &w->cpu_milli, e);
 	if (!rc)
-		rc = col_int(res, row, "memory_mib", &w->memory_mib, e);
+		rc = pgstore_col_int(res, row, "memory_mib", &w->memory_mib, e);
 	if (!rc)
-		rc = col_str(res, row, "bucket", w->bucket, sizeof(w->bucket), e);
+		rc = pgstore_col_str(res, row, "bucket", w->bucket, sizeof(w->bucket), e);
 	if (!rc)
-		rc = col_str(res, row, "prefix", w->prefix, sizeof(w->prefix), e);
+		rc = pgstore_col_str(res, row, "prefix", w->prefix, sizeof(w->prefix), e);
 	if (!rc)
-		rc = col_int(res, row, "idle_timeout_s", &w->idle_timeout_s, e);
+		rc = pgstore_col_int(res, row, "idle_timeout_s", &w->idle_timeout_s, e);
 	if (!rc)
 		rc = decode_labels(res, row, w, e);
 	if (!rc)
-		rc = col_i64(res, row, "generation", &w->generation, e);
+		rc = pgstore_col_i64(res, row, "generation", &w->generation, e);
 	if (!rc)
-		rc = col_i64(res, row, "deletion_requested_at", &w->deletion_requested_at, e);
+		rc = pgstore_col_i64(res, row, "deletion_requested_at", &w->deletion_requested_at, e);
 	if (!rc)
-		rc = col_i64(res, row, "paused_until", &w->paused_until, e);
+		rc = pgstore_col_i64(res, row, "paused_until", &w->paused_until, e);
 	if (!rc)
-		rc = col_i64(res, row, "reconcile_requested_at", &w->reconcile_requested_at, e);
+		rc = pgstore_col_i64(res, row, "reconcile_requested_at", &w->reconcile_requested_at, e);
 	if (!rc)
 		*out = *w;
 	free(w);
@@ -560,35 +564,35 @@ int pgstore_decode_status(const PGresult *res, int row, struct workspace_status 
 	if (!rc)
 		rc = col_required(res, "workspace_id", e);
 	if (!rc)
-		rc = col_i64(res, row, "workspace_id", &st->workspace_id, e);
+		rc = pgstore_col_i64(res, row, "workspace_id", &st->workspace_id, e);
 	if (!rc)
-		rc = col_i64(res, row, "observed_generation", &st->observed_generation, e);
+		rc = pgstore_col_i64(res, row, "observed_generation", &st->observed_generation, e);
 	if (!rc)
-		rc = col_str(res, row, "phase", phase, sizeof(phase), e);
+		rc = pgstore_col_str(res, row, "phase", phase, sizeof(phase), e);
 	if (!rc && phase[0] && ws_phase_parse(phase, &st->phase))
 		rc = err_set(e, SP_EINVAL, "row violates the contract: phase '%s'", phase);
 	if (!rc)
 		rc = decode_conditions(res, row, st, e);
 	if (!rc)
-		rc = col_str(res, row, "instance_id", st->instance_id, sizeof(st->instance_id), e);
+		rc = pgstore_col_str(res, row, "instance_id", st->instance_id, sizeof(st->instance_id), e);
 	if (!rc)
-		rc = col_str(res, row, "address", st->address, sizeof(st->address), e);
+		rc = pgstore_col_str(res, row, "address", st->address, sizeof(st->address), e);
 	if (!rc)
-		rc = col_str(res, row, "url", st->url, sizeof(st->url), e);
+		rc = pgstore_col_str(res, row, "url", st->url, sizeof(st->url), e);
 	if (!rc)
-		rc = col_str(res, row, "error_class", cls, sizeof(cls), e);
+		rc = pgstore_col_str(res, row, "error_class", cls, sizeof(cls), e);
 	if (!rc && cls[0] && decode_class(cls, &st->error_class))
 		rc = err_set(e, SP_EINVAL, "row violates the contract: error_class '%s'", cls);
 	if (!rc)
-		rc = col_int(res, row, "attempts", &st->attempts, e);
+		rc = pgstore_col_int(res, row, "attempts", &st->attempts, e);
 	if (!rc)
-		rc = col_i64(res, row, "next_attempt_at", &st->next_attempt_at, e);
+		rc = pgstore_col_i64(res, row, "next_attempt_at", &st->next_attempt_at, e);
 	if (!rc)
-		rc = col_i64(res, row, "phase_since", &st->phase_since, e);
+		rc = pgstore_col_i64(res, row, "phase_since", &st->phase_since, e);
 	if (!rc)
-		rc = col_i64(res, row, "reconcile_handled_at", &st->reconcile_handled_at, e);
+		rc = pgstore_col_i64(res, row, "reconcile_handled_at", &st->reconcile_handled_at, e);
 	if (!rc)
-		rc = col_i64(res, row, "last_sync_at", &st->last_sync_at, e);
+		rc = pgstore_col_i64(res, row, "last_sync_at", &st->last_sync_at, e);
 	if (!rc)
 		rc = col_bool(res, row, "restore_failed", &st->restore_failed);
 	if (!rc)
@@ -1316,7 +1320,7 @@ int pgstore_list_workspaces(struct pgstore *s, const char *pool, const char *nam
 		if (!rc && v[i].has_status)
 			rc = pgstore_decode_status(res, i, &v[i].status, e);
 		if (!rc)
-			rc = col_i64(res, i, "created_at", &v[i].created_at, e);
+			rc = pgstore_col_i64(res, i, "created_at", &v[i].created_at, e);
 	}
 	PQclear(res);
 	if (rc) {
@@ -1352,13 +1356,13 @@ int pgstore_list_pools(struct pgstore *s, const char *name, struct pgstore_pool_
 	for (i = 0; !rc && i < nt; i++) {
 		rc = pgstore_decode_pool(res, i, &v[i].spec, e);
 		if (!rc)
-			rc = col_i64(res, i, "created_at", &v[i].created_at, e);
+			rc = pgstore_col_i64(res, i, "created_at", &v[i].created_at, e);
 		if (!rc)
-			rc = col_i64(res, i, "deletion_requested_at", &v[i].deletion_requested_at, e);
+			rc = pgstore_col_i64(res, i, "deletion_requested_at", &v[i].deletion_requested_at, e);
 		if (!rc)
-			rc = col_int(res, i, "nworkspaces", &v[i].nworkspaces, e);
+			rc = pgstore_col_int(res, i, "nworkspaces", &v[i].nworkspaces, e);
 		if (!rc)
-			rc = col_int(res, i, "ninstances", &v[i].ninstances, e);
+			rc = pgstore_col_int(res, i, "ninstances", &v[i].ninstances, e);
 	}
 	PQclear(res);
 	if (rc) {
@@ -1373,28 +1377,28 @@ int pgstore_list_pools(struct pgstore *s, const char *name, struct pgstore_pool_
 static int decode_event(const PGresult *res, int i, struct pgstore_event_row *r, struct err *e)
 {
 	char from[32], to[32];
-	int rc = col_i64(res, i, "id", &r->id, e);
+	int rc = pgstore_col_i64(res, i, "id", &r->id, e);
 
 	if (!rc)
-		rc = col_i64(res, i, "workspace_id", &r->ev.workspace_id, e);
+		rc = pgstore_col_i64(res, i, "workspace_id", &r->ev.workspace_id, e);
 	if (!rc)
-		rc = col_str(res, i, "workspace_name", r->workspace_name, sizeof(r->workspace_name), e);
+		rc = pgstore_col_str(res, i, "workspace_name", r->workspace_name, sizeof(r->workspace_name), e);
 	if (!rc)
-		rc = col_str(res, i, "type", r->ev.type, sizeof(r->ev.type), e);
+		rc = pgstore_col_str(res, i, "type", r->ev.type, sizeof(r->ev.type), e);
 	if (!rc)
-		rc = col_str(res, i, "from_phase", from, sizeof(from), e);
+		rc = pgstore_col_str(res, i, "from_phase", from, sizeof(from), e);
 	if (!rc)
-		rc = col_str(res, i, "to_phase", to, sizeof(to), e);
+		rc = pgstore_col_str(res, i, "to_phase", to, sizeof(to), e);
 	if (!rc && (!from[0] || ws_phase_parse(from, &r->ev.from)))
 		r->ev.from = PHASE_MAX;
 	if (!rc && (!to[0] || ws_phase_parse(to, &r->ev.to)))
 		r->ev.to = PHASE_MAX;
 	if (!rc)
-		rc = col_str(res, i, "reason", r->ev.reason, sizeof(r->ev.reason), e);
+		rc = pgstore_col_str(res, i, "reason", r->ev.reason, sizeof(r->ev.reason), e);
 	if (!rc)
-		rc = col_str(res, i, "message", r->ev.message, sizeof(r->ev.message), e);
+		rc = pgstore_col_str(res, i, "message", r->ev.message, sizeof(r->ev.message), e);
 	if (!rc)
-		rc = col_i64(res, i, "at", &r->ev.at, e);
+		rc = pgstore_col_i64(res, i, "at", &r->ev.at, e);
 	return rc;
 }
 

@@ -115,6 +115,17 @@ int pgstore_decode_status(const PGresult *res, int row, struct workspace_status 
 			  struct err *e);
 
 /*
+ * Column readers by name, for any query: a missing column or NULL reads as
+ * "" / 0 / false. SP_EINVAL ("row violates the contract") when a value does
+ * not fit: a string longer than dstsz-1, a non-integer, an int out of range.
+ */
+int pgstore_col_str(const PGresult *res, int row, const char *name, char *dst, size_t dstsz,
+		    struct err *e);
+int pgstore_col_i64(const PGresult *res, int row, const char *name, int64_t *out, struct err *e);
+int pgstore_col_int(const PGresult *res, int row, const char *name, int *out, struct err *e);
+int pgstore_col_bool(const PGresult *res, int row, const char *name);
+
+/*
  * Labels <-> the jsonb object stored in workspaces.labels. The encoding is
  * canonical (keys sorted, compact), so two equal label sets encode to the
  * same string. pgstore_labels_encode gives a malloc'd string.
