@@ -14,8 +14,10 @@
 void config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
-	str_copy(c->cloud, sizeof(c->cloud), "sim");
-	str_copy(c->agent, sizeof(c->agent), "sim");
+	/* Production drivers by default: the simulator writes invented status, so it
+	 * must be asked for (--cloud sim --agent sim) and never runs by accident. */
+	str_copy(c->cloud, sizeof(c->cloud), "aws");
+	str_copy(c->agent, sizeof(c->agent), "http");
 	c->period_ms = 10000;
 	c->busy_period_ms = 1000;
 	c->jitter_pct = 10;

@@ -11,7 +11,7 @@
  *
  * Keys (defaults in parentheses):
  *   database_url, redis_url       (environment)
- *   cloud = sim|aws (sim), agent = sim|http (sim)
+ *   cloud = sim|aws (aws), agent = sim|http (http)
  *   period_ms (10000), jitter_pct (10)      the timer between passes
  *   busy_period_ms (1000)                   the timer while passes act or change status
  *   lease_key (spinup:leader), lease_name (spinup), lease_ttl_ms (15000)

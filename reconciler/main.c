@@ -67,8 +67,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: spinupd [options]\n"
 	      "  -f, --config FILE        key=value configuration (see reconciler/config.h)\n"
-	      "      --cloud sim|aws      cloud driver (default sim)\n"
-	      "      --agent sim|http     agent driver (default sim)\n"
+	      "      --cloud sim|aws      cloud driver (default aws)\n"
+	      "      --agent sim|http     agent driver (default http)\n"
 	      "      --metrics-addr A     serve /healthz and /metrics on 127.0.0.1:PORT\n"
 	      "      --once               one pass; exit 0 if converged or progressing\n"
 	      "      --dry-run            plan one pass, print the plan, change nothing\n"

@@ -106,7 +106,7 @@ static void test_config__environment_fills_what_the_file_leaves(void **state)
 	(void)state;
 	setenv("DATABASE_URL", "postgresql://env/db", 1);
 	setenv("REDIS_URL", "redis://127.0.0.1:1/0", 1);
-	write_file("redis_url = redis://file:6379/0\n", 0600);
+	write_file("redis_url = redis://file:6379/0\ncloud = sim\nagent = sim\n", 0600);
 	assert_int_equal(config_load(path, &c, &e), 0);
 	assert_string_equal(c.database_url, "postgresql://env/db");
 	assert_string_equal(c.redis_url, "redis://file:6379/0");
@@ -120,6 +120,11 @@ static void test_config__validate_refuses_bad_combinations(void **state)
 
 	(void)state;
 	config_defaults(&c);
+	/* The defaults are the production drivers: never the simulator by accident. */
+	assert_string_equal(c.cloud, "aws");
+	assert_string_equal(c.agent, "http");
+	str_copy(c.cloud, sizeof(c.cloud), "sim");
+	str_copy(c.agent, sizeof(c.agent), "sim");
 	str_copy(c.database_url, sizeof(c.database_url), "postgresql://x/y");
 	str_copy(c.redis_url, sizeof(c.redis_url), "redis://x:1/0");
 	assert_int_equal(config_validate(&c, &e), 0);

@@ -91,6 +91,8 @@ start() {
 	{
 		echo "database_url = $DB"
 		echo "redis_url = $REDIS_URL"
+		echo "cloud = sim"
+		echo "agent = sim"
 		echo "lease_key = spinup:test:$$"
 		echo "lease_name = t$$"
 		echo "lease_ttl_ms = 3000"

@@ -25,6 +25,8 @@ psql -XAtq "$DATABASE_URL" -c "CREATE DATABASE $dbname" >/dev/null
 cat >"$work/d.conf" <<EOC
 database_url = $DB
 redis_url = $REDIS_URL
+cloud = sim
+agent = sim
 lease_key = spinup:bench-daemon:$$
 period_ms = 500
 max_mutations = 2000

@@ -26,6 +26,8 @@ psql -XAtq "$DATABASE_URL" -c "CREATE DATABASE $dbname" >/dev/null
 cat >"$work/d.conf" <<EOC
 database_url = $DB
 redis_url = $REDIS_URL
+cloud = sim
+agent = sim
 lease_key = spinup:bench:$$
 lease_ttl_ms = 5000
 period_ms = 60000
