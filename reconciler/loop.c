@@ -45,7 +45,7 @@ struct loop {
 	int db_down_logged;
 	int stopped_once;
 	int64_t next_prune;           /* ms (wall clock) of the next history pruning */
-	int progressing;              /* the last pass acted or changed status */
+	int progressing;              /* the last pass acted, changed status, or left work on its way */
 	int64_t retry_at;             /* ms (wall clock): earliest next_attempt_at ahead, 0 none */
 	uint64_t rng;
 	struct pgstate_snapshot snap;
@@ -818,6 +818,40 @@ static int64_t earliest_retry(const struct loop *l, const struct pass *p)
 	return best;
 }
 
+/*
+ * Whether some workspace of the snapshot is still on its way (no status
+ * yet, deleting, or not in the phase its state asks for). Paused and
+ * observe-only parts are settled: nothing will move them. A pass that issues
+ * nothing while the world is on its way (an instance booting, say) is
+ * "waiting", not "converged", and the next one comes after the busy period:
+ * no NOTIFY will announce that the instance came up.
+ */
+static int unsettled(const struct pgstate_snapshot *s, int64_t now)
+{
+	size_t i, k;
+
+	if (s->global_observe_only || s->global_paused_until > now)
+		return 0;
+	for (i = 0; i < s->nworkspaces; i++) {
+		const struct workspace_spec *w = &s->workspaces[i];
+		const struct workspace_status *st = &s->status[i];
+		int held = w->paused_until > now;
+
+		for (k = 0; k < s->npools && !held; k++)
+			if (!strcmp(s->pools[k].name, w->pool))
+				held = s->pools[k].observe_only || s->pools[k].paused_until > now;
+		if (held)
+			continue;
+		if (!s->has_status[i] || w->deletion_requested_at)
+			return 1;
+		if (st->phase == PHASE_FAILED)
+			continue;   /* retried at its backoff time (retry_at) */
+		if (st->phase != (w->state == WS_STATE_RUNNING ? PHASE_READY : PHASE_STOPPED))
+			return 1;
+	}
+	return 0;
+}
+
 /* Steps after load; rc and outcome land in p. */
 static void pass_body(struct loop *l, struct pass *p)
 {
@@ -841,7 +875,8 @@ static void pass_body(struct loop *l, struct pass *p)
 	if (!p->rc)
 		p->rc = act(l, p);
 	p->outcome = p->rc == SP_EFENCED ? "fenced" : p->rc ? "error" :
-		     (p->plan.nactions || p->plan.nchanges) ? "acted" : "converged";
+		     (p->plan.nactions || p->plan.nchanges) ? "acted" :
+		     unsettled(&l->snap, p->now) ? "waiting" : "converged";
 	if (p->rc != SP_EFENCED) {
 		int rrc = record(l, p);
 		if (rrc) {
@@ -889,7 +924,8 @@ static int pass_run(struct loop *l)
 	l->m.healthy = p.rc == 0 || p.rc == SP_EFENCED;
 	if (!p.rc)
 		pass_body(l, &p);
-	l->progressing = !p.rc && (p.plan.nactions || p.plan.nchanges);
+	l->progressing = !p.rc && (p.plan.nactions || p.plan.nchanges ||
+				   unsettled(&l->snap, p.now));
 	l->retry_at = p.rc ? 0 : earliest_retry(l, &p);
 	pass_metrics(l, &p);
 	sim_truth(l);
