@@ -31,6 +31,10 @@ static const struct command commands[] = {
 	{ "events", cmd_events, "show the event history of workspaces" },
 	{ "why", cmd_why, "name the one thing blocking a workspace" },
 	{ "drift", cmd_drift, "list differences between desired and observed state" },
+	{ "pause", cmd_pause, "stop acting on a workspace, a pool or everything" },
+	{ "resume", cmd_resume, "end a pause" },
+	{ "observe-only", cmd_observe_only, "plan and report but change nothing (pool or all)" },
+	{ "reconcile", cmd_reconcile, "ask the operator to look at a workspace now" },
 };
 
 static void usage(FILE *f)
@@ -41,7 +45,7 @@ static void usage(FILE *f)
 	      "SpinUp's command line: declare desired state in Postgres, read status.\n\n"
 	      "commands:\n", f);
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
 	fputs("\noptions:\n"
 	      "  --db URL    the database (postgresql://... or key=value); default $DATABASE_URL\n"
 	      "  -h, --help  this help; 'spinctl COMMAND --help' for a command\n"

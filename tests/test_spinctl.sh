@@ -416,5 +416,44 @@ if [ -d "$examples" ]; then
 	ok "the examples apply and list; a second apply changes nothing"
 fi
 
+# ---------------------------------------------------------------- operator controls
+
+export DATABASE_URL=$DB
+
+for cmd in pause resume observe-only reconcile; do
+	run 0 "$cmd" --help
+	out_has "spinctl $cmd "
+done
+run 0 pause workspace alice-blog
+out_has "workspace/alice-blog paused until resumed"
+[ "$(sql "SELECT paused_until FROM workspaces WHERE name = 'alice-blog'")" = infinity ] ||
+	fail "pause did not set paused_until = infinity"
+run 0 pause pool default --for 15m
+[ "$(sql "SELECT paused_until BETWEEN now() + interval '14 minutes' AND now() + interval '16 minutes' FROM pools WHERE name = 'default'")" = t ] ||
+	fail "pause --for 15m did not set paused_until to now + 15 minutes"
+run 2 pause pool default --for 3y
+err_has "expected a duration"
+run 2 pause pool default --pool x
+run 1 pause workspace nobody-here
+err_has "workspace/nobody-here not found"
+run 0 pause all
+[ "$(sql "SELECT paused_until FROM operator_controls")" = infinity ] || fail "pause all"
+run 0 resume all
+run 0 resume workspace alice-blog
+run 0 resume pool default
+[ "$(sql "SELECT count(*) FROM workspaces WHERE paused_until IS NOT NULL")$(sql "SELECT count(*) FROM pools WHERE paused_until IS NOT NULL")$(sql "SELECT count(*) FROM operator_controls WHERE paused_until IS NOT NULL")" = 000 ] ||
+	fail "resume left a pause behind"
+run 0 observe-only pool default on
+[ "$(sql "SELECT observe_only FROM pools WHERE name = 'default'")" = t ] || fail "observe-only on"
+run 0 observe-only pool default off
+run 0 observe-only all on
+[ "$(sql "SELECT observe_only FROM operator_controls")" = t ] || fail "observe-only all on"
+run 0 observe-only all off
+run 2 observe-only pool default maybe
+run 0 reconcile workspace alice-blog
+[ "$(sql "SELECT reconcile_requested_at IS NOT NULL FROM workspaces WHERE name = 'alice-blog'")" = t ] ||
+	fail "reconcile did not set reconcile_requested_at"
+ok "operator controls: pause/resume (workspace, pool, all, --for), observe-only, reconcile write rows"
+
 export DATABASE_URL=$DATABASE_URL_SAVED
 echo "test_spinctl: $checks checks passed"
