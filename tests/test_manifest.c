@@ -356,6 +356,7 @@ static void test_manifest__limits(void **state)
 static void test_manifest__hostile_values(void **state)
 {
 	struct manifest_set set;
+	struct diag_list d;
 	struct strbuf t = STRBUF_INIT;
 	static const char inject[] =
 		"apiVersion: spinup.dev/v1\nkind: Workspace\nmetadata: {name: w}\n"
@@ -379,8 +380,10 @@ static void test_manifest__hostile_values(void **state)
 
 	/* NUL bytes and control characters. */
 	manifest_set_init(&set);
-	assert_int_equal(manifest_decode("m.yaml", "kind: \0Pool\n", 12, &set,
-					 &(struct diag_list){ 0 }) < 0, 1);
+	diag_list_init(&d);
+	assert_int_equal(manifest_decode("m.yaml", "kind: \0Pool\n", 12, &set, &d) < 0, 1);
+	assert_true(d.n > 0);
+	diag_list_release(&d);
 	manifest_set_release(&set);
 	expect_diag("apiVersion: spinup.dev/v1\nkind: Workspace\nmetadata: {name: w}\n"
 		    "spec:\n  owner: \"a\\tb\"\n  pool: p\n",
