@@ -235,7 +235,9 @@ int cli_load_manifests(char *const *sources, size_t nsources, struct manifest_se
 		}
 		strbuf_release(&sb);
 	}
-	if (!rc && !bad && manifest_check_set(set, &diags))
+	/* The set holds only documents that decoded cleanly: check it even when
+	 * others failed, so one run reports every error. */
+	if (!rc && manifest_check_set(set, &diags))
 		bad = 1;
 	if (!rc && (bad || diags.n || diags.dropped)) {
 		print_diags(&diags);

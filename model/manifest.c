@@ -382,54 +382,7 @@ static int parse_cpu(const char *s, long *out)
 	return 0;
 }
 
-static int printable_token(const char *s)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)s; *p; p++)
-		if (*p <= ' ' || *p == 0x7f)
-			return 0;
-	return 1;
-}
-
-static int has_control(const char *s)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)s; *p; p++)
-		if (*p < ' ' || *p == 0x7f)
-			return 1;
-	return 0;
-}
-
-static int bucket_valid(const char *s)
-{
-	size_t n = strlen(s), i;
-
-	if (n < 3 || n > 63)
-		return 0;
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
-			return 0;
-	}
-	return s[0] != '-' && s[0] != '.' && s[n - 1] != '-' && s[n - 1] != '.';
-}
-
-static int label_key_valid(const char *s)
-{
-	size_t n = strlen(s), i;
-
-	if (n == 0 || n > SPEC_LABEL_KEY_MAX)
-		return 0;
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.' || c == '/'))
-			return 0;
-	}
-	return 1;
-}
+static void check_duplicates(struct dec *d, const yaml_node_t *map, const char *path);
 
 static void decode_labels(struct dec *d, const yaml_node_t *n, const char *path,
 			  struct workspace_spec *w)
@@ -441,6 +394,7 @@ static void decode_labels(struct dec *d, const yaml_node_t *n, const char *path,
 			derr(d, n, path, "expected a mapping of labels, found %s", node_kind(n));
 		return;
 	}
+	check_duplicates(d, n, path);
 	for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
 		yaml_node_t *k = yaml_document_get_node(d->doc, pair->key);
 		yaml_node_t *v = yaml_document_get_node(d->doc, pair->value);
@@ -454,7 +408,7 @@ static void decode_labels(struct dec *d, const yaml_node_t *n, const char *path,
 		if (!ks)
 			continue;
 		path_join(fp, sizeof(fp), path, ks);
-		if (!label_key_valid(ks)) {
+		if (!spec_label_key_valid(ks)) {
 			derr(d, k, fp, "invalid label key: 1-%d characters of letters, digits, '-', '_', '.', '/'",
 			     SPEC_LABEL_KEY_MAX);
 			continue;
@@ -462,7 +416,7 @@ static void decode_labels(struct dec *d, const yaml_node_t *n, const char *path,
 		vs = scalar(d, v, fp);
 		if (!vs)
 			continue;
-		if (strlen(vs) > SPEC_LABEL_VALUE_MAX || has_control(vs)) {
+		if (strlen(vs) > SPEC_LABEL_VALUE_MAX || !spec_text_valid(vs)) {
 			derr(d, v, fp, "label value must be at most %d printable characters",
 			     SPEC_LABEL_VALUE_MAX);
 			continue;
@@ -471,7 +425,7 @@ static void decode_labels(struct dec *d, const yaml_node_t *n, const char *path,
 			if (!strcmp(w->labels[i].key, ks))
 				break;
 		if (i < w->nlabels)
-			continue;   /* duplicate keys are reported by the mapping walk */
+			continue;   /* reported by check_duplicates() above */
 		if (w->nlabels >= SPEC_LABELS_MAX) {
 			derr(d, k, fp, "too many labels: at most %d", SPEC_LABELS_MAX);
 			return;
@@ -550,7 +504,7 @@ static void decode_value(struct dec *d, const struct field *f, const yaml_node_t
 			derr(d, v, fp, "is %zu bytes long, at most %zu allowed", strlen(s), f->size - 1);
 			return;
 		}
-		if (f->type == F_STR && has_control(s)) {
+		if (f->type == F_STR && !spec_text_valid(s)) {
 			derr(d, v, fp, "must not contain control characters");
 			return;
 		}
@@ -558,11 +512,11 @@ static void decode_value(struct dec *d, const struct field *f, const yaml_node_t
 			derr(d, v, fp, "%s", e.msg);
 			return;
 		}
-		if (f->type == F_TOKEN && (!s[0] || !printable_token(s))) {
+		if (f->type == F_TOKEN && !spec_token_valid(s)) {
 			derr(d, v, fp, "must be non-empty printable text without spaces");
 			return;
 		}
-		if (f->type == F_BUCKET && !bucket_valid(s)) {
+		if (f->type == F_BUCKET && !spec_bucket_valid(s)) {
 			derr(d, v, fp, "'%s' is not a valid S3 bucket name (3-63 lowercase letters, digits, '.', '-')",
 			     s);
 			return;
@@ -738,6 +692,15 @@ static void decode_document(struct dec *d, const yaml_node_t *root, struct manif
 		derr(d, meta, "metadata", "expected a mapping, found %s", node_kind(meta));
 	else
 		decode_fields(d, meta, "metadata", metadata_fields, name, &ignored);
+	out->name_line = out->line;
+	out->name_col = out->col;
+	if (meta && meta->type == YAML_MAPPING_NODE) {
+		yaml_node_t *nn = map_get(d, meta, "name", NULL);
+		if (nn) {
+			out->name_line = (int)nn->start_mark.line + 1;
+			out->name_col = (int)nn->start_mark.column + 1;
+		}
+	}
 
 	spec = map_get(d, root, "spec", NULL);
 	if (!spec) {
@@ -904,12 +867,12 @@ int manifest_check_set(const struct manifest_set *set, struct diag_list *diags)
 		if (!same)
 			continue;
 		/* Sorted by index within equal keys: k[i] is the later one; point at it. */
-		if (diag_add(diags, b->file, b->line, b->col, "metadata.name",
+		if (diag_add(diags, b->file, b->name_line, b->name_col, "metadata.name",
 			     "duplicate %s '%s'%s%s, first declared at %s:%d",
 			     manifest_kind_name(b->kind),
 			     b->kind == MANIFEST_WORKSPACE ? b->ws.name : b->pool.name,
 			     b->kind == MANIFEST_WORKSPACE ? " in pool " : "",
-			     b->kind == MANIFEST_WORKSPACE ? b->ws.pool : "", a->file, a->line)) {
+			     b->kind == MANIFEST_WORKSPACE ? b->ws.pool : "", a->file, a->name_line)) {
 			rc = SP_ENOMEM;
 			break;
 		}

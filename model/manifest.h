@@ -77,6 +77,7 @@ struct manifest_doc {
 	enum manifest_kind kind;
 	char file[MANIFEST_FILE_MAX + 1];
 	int line, col;                 /* where the document starts */
+	int name_line, name_col;       /* where metadata.name's value is */
 	struct pool_spec pool;         /* kind == MANIFEST_POOL */
 	struct workspace_spec ws;      /* kind == MANIFEST_WORKSPACE */
 	uint32_t present;              /* bit per spec field written in the file (manifest.c) */

@@ -69,6 +69,57 @@ int spec_name_valid(const char *name, struct err *e)
 	return 0;
 }
 
+int spec_text_valid(const char *s)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		if (*p < ' ' || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+int spec_token_valid(const char *s)
+{
+	const unsigned char *p;
+
+	if (!s[0])
+		return 0;
+	for (p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+int spec_bucket_valid(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n < 3 || n > SPEC_BUCKET_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return 0;
+	}
+	return s[0] != '-' && s[0] != '.' && s[n - 1] != '-' && s[n - 1] != '.';
+}
+
+int spec_label_key_valid(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > SPEC_LABEL_KEY_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || c == '/'))
+			return 0;
+	}
+	return 1;
+}
+
 static int range(struct err *e, const char *field, long v, long lo, long hi)
 {
 	if (v < lo || v > hi)
@@ -81,10 +132,12 @@ int pool_spec_validate(const struct pool_spec *p, struct err *e)
 {
 	int rc = spec_name_valid(p->name, e);
 
-	if (!rc && !p->asg_name[0])
-		rc = err_set(e, SP_EINVAL, "asgName: required");
-	if (!rc && !p->region[0])
-		rc = err_set(e, SP_EINVAL, "region: required");
+	if (!rc && !spec_token_valid(p->asg_name))
+		rc = err_set(e, SP_EINVAL, "asgName: must be non-empty printable text without spaces");
+	if (!rc && !spec_token_valid(p->region))
+		rc = err_set(e, SP_EINVAL, "region: must be non-empty printable text without spaces");
+	if (!rc && p->default_image[0] && !spec_token_valid(p->default_image))
+		rc = err_set(e, SP_EINVAL, "defaultImage: must be printable text without spaces");
 	if (!rc)
 		rc = range(e, "instanceSlots", p->slots_per_instance, SPEC_SLOTS_MIN, SPEC_SLOTS_MAX);
 	if (!rc)
@@ -104,11 +157,20 @@ int pool_spec_validate(const struct pool_spec *p, struct err *e)
 int workspace_spec_validate(const struct workspace_spec *w, struct err *e)
 {
 	int rc = spec_name_valid(w->name, e);
+	int i, j;
 
-	if (!rc && !w->owner[0])
-		rc = err_set(e, SP_EINVAL, "owner: required");
+	if (!rc && (!w->owner[0] || !spec_text_valid(w->owner)))
+		rc = err_set(e, SP_EINVAL, "owner: must be non-empty text without control characters");
 	if (!rc && spec_name_valid(w->pool, e))
 		rc = err_prefix(e, "pool");
+	if (!rc && w->template_name[0] && spec_name_valid(w->template_name, e))
+		rc = err_prefix(e, "template");
+	if (!rc && w->image[0] && !spec_token_valid(w->image))
+		rc = err_set(e, SP_EINVAL, "image: must be printable text without spaces");
+	if (!rc && w->bucket[0] && !spec_bucket_valid(w->bucket))
+		rc = err_set(e, SP_EINVAL, "storage.bucket: '%s' is not a valid S3 bucket name", w->bucket);
+	if (!rc && !spec_text_valid(w->prefix))
+		rc = err_set(e, SP_EINVAL, "storage.prefix: must not contain control characters");
 	if (!rc && (int)w->state >= WS_STATE_MAX)
 		rc = err_set(e, SP_EINVAL, "state: must be Running or Stopped");
 	if (!rc)
@@ -121,5 +183,15 @@ int workspace_spec_validate(const struct workspace_spec *w, struct err *e)
 			   SPEC_IDLE_TIMEOUT_MAX_S);
 	if (!rc)
 		rc = range(e, "labels", w->nlabels, 0, SPEC_LABELS_MAX);
+	for (i = 0; !rc && i < w->nlabels; i++) {
+		if (!spec_label_key_valid(w->labels[i].key))
+			rc = err_set(e, SP_EINVAL, "labels: invalid key '%s'", w->labels[i].key);
+		else if (!spec_text_valid(w->labels[i].value))
+			rc = err_set(e, SP_EINVAL, "labels.%s: must not contain control characters",
+				     w->labels[i].key);
+		for (j = 0; !rc && j < i; j++)
+			if (!strcmp(w->labels[i].key, w->labels[j].key))
+				rc = err_set(e, SP_EINVAL, "labels: duplicate key '%s'", w->labels[i].key);
+	}
 	return rc;
 }

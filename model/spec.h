@@ -104,7 +104,22 @@ void workspace_spec_defaults(struct workspace_spec *w);
 struct err;
 int spec_name_valid(const char *name, struct err *e);
 
-/* Validate every field of a spec against the ranges above. 0 or SP_EINVAL. */
+/*
+ * The text rules, shared by the manifest decoder, workspace_spec_validate()
+ * and the schema's CHECK constraints (migration 003), so a value the web UI
+ * writes is held to exactly what a manifest may say. Each returns 1 if valid.
+ *   spec_text_valid:      no control characters (owner, prefix, label values)
+ *   spec_token_valid:     non-empty, printable, no spaces (image, asg, region)
+ *   spec_bucket_valid:    an S3 bucket name: 3-63 of [a-z0-9.-], not starting
+ *                         or ending with '.' or '-'
+ *   spec_label_key_valid: 1-63 of letters, digits, '-', '_', '.', '/'
+ */
+int spec_text_valid(const char *s);
+int spec_token_valid(const char *s);
+int spec_bucket_valid(const char *s);
+int spec_label_key_valid(const char *s);
+
+/* Validate every field of a spec against the rules above. 0 or SP_EINVAL. */
 int pool_spec_validate(const struct pool_spec *p, struct err *e);
 int workspace_spec_validate(const struct workspace_spec *w, struct err *e);
 

@@ -261,6 +261,14 @@ static void test_manifest__duplicate_keys(void **state)
 		    "m.yaml:7:3: spec.owner: duplicate field (first at line 5)");
 }
 
+static void test_manifest__duplicate_label_keys(void **state)
+{
+	(void)state;
+	expect_diag("apiVersion: spinup.dev/v1\nkind: Workspace\nmetadata: {name: w}\n"
+		    "spec:\n  owner: o\n  pool: p\n  labels:\n    team: a\n    team: b\n",
+		    "m.yaml:9:5: spec.labels.team: duplicate field (first at line 8)");
+}
+
 static void test_manifest__every_error_is_reported(void **state)
 {
 	struct manifest_set set;
@@ -414,8 +422,9 @@ static void test_manifest__duplicate_names_across_a_set(void **state)
 	assert_int_equal(manifest_check_set(&set, &d), SP_EINVAL);
 	assert_int_equal(d.n, 1);
 	assert_string_equal(d.v[0].file, "b.yaml");
-	assert_int_equal(d.v[0].line, 1);
-	assert_non_null(strstr(d.v[0].msg, "first declared at a.yaml:1"));
+	assert_int_equal(d.v[0].line, 3);    /* at metadata.name's value */
+	assert_int_equal(d.v[0].col, 18);
+	assert_non_null(strstr(d.v[0].msg, "first declared at a.yaml:3"));
 	diag_list_release(&d);
 	manifest_set_release(&set);
 }
@@ -530,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_manifest__invalid_names_and_ranges),
 		cmocka_unit_test(test_manifest__api_version_and_kind),
 		cmocka_unit_test(test_manifest__duplicate_keys),
+		cmocka_unit_test(test_manifest__duplicate_label_keys),
 		cmocka_unit_test(test_manifest__every_error_is_reported),
 		cmocka_unit_test(test_manifest__malformed_yaml_has_position),
 		cmocka_unit_test(test_manifest__limits),

@@ -509,6 +509,8 @@ static void test_pgstore__ui_role_writes_spec_but_not_status(void **state)
 			    "42501");
 	assert_string_equal(sql_as("spinup_ui", "INSERT INTO actions (key, type) VALUES ('k', 'x')",
 				   0, NULL), "42501");
+	assert_string_equal(sql_as("spinup_ui", "INSERT INTO instances (instance_id, pool_id)"
+				   " VALUES ('i-0123456789abcdef0', 1)", 0, NULL), "42501");
 
 	/* the operator: status and events yes, spec no, events never rewritten */
 	assert_string_equal(sql_as("spinup_operator", "INSERT INTO workspace_status (workspace_id)"
@@ -566,6 +568,94 @@ static void test_pgstore__ui_constraint_violation_names_the_constraint(void **st
 	assert_string_equal(ui_insert_violation(pool, "ok", "1000", "Running", "{}"), "");
 	assert_string_equal(ui_insert_violation(pool, "ok", "1000", "Running", "{}"),
 			    "workspaces_pool_name_unique");
+}
+
+/* The constraint a UI update "SET <assignment>" of workspace wid violates, "" if none. */
+static const char *ui_update_violation(const char *table, const char *id, const char *assignment)
+{
+	static char cname[64];
+	char sql[256];
+	const char *p[1] = { id };
+	PGconn *c = testdb_connect();
+	PGresult *r;
+	const char *v;
+
+	assert_non_null(c);
+	snprintf(sql, sizeof(sql), "UPDATE %s SET %s WHERE id = $1::bigint", table, assignment);
+	r = testdb_exec_as(c, "spinup_ui", sql, 1, p);
+	v = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+	str_copy(cname, sizeof(cname), v ? v : testdb_sqlstate(r));
+	PQclear(r);
+	PQfinish(c);
+	return cname;
+}
+
+/*
+ * Every text rule a manifest is held to, the UI is held to by the schema
+ * (migration 003): what `spinctl apply` refuses, an UPDATE refuses too,
+ * naming the constraint. Valid values still pass.
+ */
+static void test_pgstore__ui_text_held_to_manifest_rules(void **state)
+{
+	static const struct { const char *table, *set, *constraint; } cases[] = {
+		{ "workspaces", "template_name = 'Bad Template!'", "workspaces_template_name_dns_label" },
+		{ "workspaces", "image = 'has space'", "workspaces_image_token" },
+		{ "workspaces", "image = E'img\\t1'", "workspaces_image_token" },
+		{ "workspaces", "bucket = 'Not_A_Bucket'", "workspaces_bucket_name" },
+		{ "workspaces", "bucket = '-bucket'", "workspaces_bucket_name" },
+		{ "workspaces", "owner = E'a\\tb'", "workspaces_owner_text" },
+		{ "workspaces", "prefix = E'p\\n'", "workspaces_prefix_text" },
+		{ "workspaces", "labels = '{\"bad key\": \"v\"}'", "workspaces_labels_text" },
+		{ "workspaces", "labels = '{\"k\": \"line\\nbreak\"}'", "workspaces_labels_text" },
+		{ "pools", "asg_name = 'asg with space'", "pools_asg_name_token" },
+		{ "pools", "region = 'eu west 1'", "pools_region_token" },
+		{ "pools", "default_image = 'a b'", "pools_default_image_token" },
+		{ "workspaces", "template_name = 'py-3', image = 'ghcr.io/x/y:1', bucket = 'my.bucket-1',"
+		  " owner = 'Zoë O''Brien', prefix = 'a b/ü', labels = '{\"team/x\": \"A b\"}'", "" },
+		{ "pools", "asg_name = 'asg-1', region = 'eu-west-1', default_image = ''", "" },
+	};
+	char pool[24], wid[24];
+	const char *p[1];
+	size_t i;
+
+	(void)state;
+	str_copy(pool, sizeof(pool), make_pool("text-pool"));
+	p[0] = pool;
+	assert_string_equal(sql_as("spinup_ui", "INSERT INTO workspaces (name, owner, pool_id)"
+				   " VALUES ('text-ws', 'x', $1::bigint)", 1, p), "");
+	str_copy(wid, sizeof(wid), sql_value("SELECT id FROM workspaces WHERE name = 'text-ws'", 0, NULL));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *id = !strcmp(cases[i].table, "pools") ? pool : wid;
+		const char *got = ui_update_violation(cases[i].table, id, cases[i].set);
+		if (strcmp(got, cases[i].constraint))
+			fail_msg("SET %s: got '%s', want '%s'", cases[i].set, got, cases[i].constraint);
+	}
+}
+
+/* A UI session cannot pass its writes off as spinctl's by setting spinup.writer. */
+static void test_pgstore__ui_cannot_forge_the_writer(void **state)
+{
+	char pool[24];
+	const char *p[1];
+	PGconn *c = testdb_connect();
+	PGresult *r;
+
+	(void)state;
+	str_copy(pool, sizeof(pool), make_pool("forge-pool"));
+	p[0] = pool;
+	assert_string_equal(sql_as("spinup_ui", "INSERT INTO workspaces (name, owner, pool_id)"
+				   " VALUES ('forge-ws', 'x', $1::bigint)", 1, p), "");
+	assert_non_null(c);
+	r = PQexec(c, "SET spinup.writer = 'spinctl'");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	r = testdb_exec_as(c, "spinup_ui", "UPDATE workspaces SET cpu_milli = 4000"
+			   " WHERE name = 'forge-ws'", 0, NULL);
+	assert_string_equal(testdb_sqlstate(r), "");
+	PQclear(r);
+	PQfinish(c);
+	assert_string_equal(sql_value("SELECT field_owners->'cpu_milli'->>'by' FROM workspaces"
+				      " WHERE name = 'forge-ws'", 0, NULL), "ui");
 }
 
 static void test_pgstore__generation_bumps_only_on_spec_change(void **state)
@@ -665,6 +755,17 @@ static void test_pgstore__notify_carries_the_workspace_id(void **state)
 	PQfinish(l);
 }
 
+/* s without its spaces: hostile, but a valid image token (no spaces allowed). */
+static void token_of(char *dst, size_t size, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s && n + 1 < size; s++)
+		if (*s != ' ')
+			dst[n++] = *s;
+	dst[n] = 0;
+}
+
 static void test_pgstore__hostile_values_are_refused_or_stored_verbatim(void **state)
 {
 	static const char *const owners[] = {
@@ -687,13 +788,13 @@ static void test_pgstore__hostile_values_are_refused_or_stored_verbatim(void **s
 		snprintf(name, sizeof(name), "hostile-%zu", i);
 		ws_doc(&docs[0], "hostile-pool", name);
 		str_copy(docs[0].ws.owner, sizeof(docs[0].ws.owner), owners[i]);
-		str_copy(docs[0].ws.image, sizeof(docs[0].ws.image), owners[i]);
+		token_of(docs[0].ws.image, sizeof(docs[0].ws.image), owners[i]);
 		if (apply(s, docs, 1, 0, 0, &r, &e))
 			fail_msg("apply %s: %s", owners[i], e.msg);
 		row = get_ws(s, "hostile-pool", name);
 		assert_non_null(row);
 		assert_string_equal(row->spec.owner, owners[i]);
-		assert_string_equal(row->spec.image, owners[i]);
+		assert_string_equal(row->spec.image, docs[0].ws.image);
 		free(row);
 	}
 	/* hostile names never pass the DNS-label rule */
@@ -822,6 +923,8 @@ int main(void)
 		cmocka_unit_test(test_pgstore__ownership_conflict_needs_force),
 		cmocka_unit_test(test_pgstore__ui_role_writes_spec_but_not_status),
 		cmocka_unit_test(test_pgstore__ui_constraint_violation_names_the_constraint),
+		cmocka_unit_test(test_pgstore__ui_text_held_to_manifest_rules),
+		cmocka_unit_test(test_pgstore__ui_cannot_forge_the_writer),
 		cmocka_unit_test(test_pgstore__generation_bumps_only_on_spec_change),
 		cmocka_unit_test(test_pgstore__notify_carries_the_workspace_id),
 		cmocka_unit_test(test_pgstore__hostile_values_are_refused_or_stored_verbatim),
