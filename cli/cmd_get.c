@@ -83,13 +83,34 @@ static json_t *status_json(const struct pgstore_ws_row *r)
 		"lastSyncAt", ms_json(st->last_sync_at), "conditions", conds_json(st));
 }
 
+/*
+ * Drop the optional string fields of o's "spec" that are empty: a manifest
+ * says "none" by leaving them out, so `get -o yaml` output applies back.
+ */
+static json_t *drop_empty(json_t *o, const char *const *keys)
+{
+	json_t *spec = json_object_get(o, "spec");
+	json_t *storage = json_object_get(spec, "storage");
+	const char *v;
+
+	for (; spec && *keys; keys++) {
+		json_t *in = strncmp(*keys, "storage.", 8) ? spec : storage;
+		const char *k = in == spec ? *keys : *keys + 8;
+		if ((v = json_string_value(json_object_get(in, k))) && !v[0])
+			json_object_del(in, k);
+	}
+	return o;
+}
+
 static json_t *ws_json(const struct pgstore_ws_row *r)
 {
+	static const char *const optional[] = { "template", "image", "storage.bucket",
+						"storage.prefix", NULL };
 	const struct workspace_spec *w = &r->spec;
 	char cpu[24];
 
 	snprintf(cpu, sizeof(cpu), "%dm", w->cpu_milli);
-	return json_pack("{s:s, s:s, s:{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o}, "
+	return drop_empty(json_pack("{s:s, s:s, s:{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o}, "
 			 "s:{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i}, s:{s:s, s:s}, s:i, s:o}, s:o}",
 		"apiVersion", MANIFEST_API_VERSION, "kind", "Workspace",
 		"metadata", "name", w->name, "pool", w->pool, "id", (json_int_t)w->id,
@@ -102,14 +123,15 @@ static json_t *ws_json(const struct pgstore_ws_row *r)
 		"resources", "cpu", cpu, "memoryMiB", w->memory_mib,
 		"storage", "bucket", w->bucket, "prefix", w->prefix,
 		"idleTimeoutSeconds", w->idle_timeout_s, "labels", labels_json(w),
-		"status", status_json(r));
+		"status", status_json(r)), optional);
 }
 
 static json_t *pool_json(const struct pgstore_pool_row *r)
 {
+	static const char *const optional[] = { "defaultImage", NULL };
 	const struct pool_spec *p = &r->spec;
 
-	return json_pack("{s:s, s:s, s:{s:s, s:I, s:I, s:o, s:o, s:o, s:b}, "
+	return drop_empty(json_pack("{s:s, s:s, s:{s:s, s:I, s:I, s:o, s:o, s:o, s:b}, "
 			 "s:{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s}, s:{s:i, s:i}}",
 		"apiVersion", MANIFEST_API_VERSION, "kind", "Pool",
 		"metadata", "name", p->name, "id", (json_int_t)p->id,
@@ -120,7 +142,7 @@ static json_t *pool_json(const struct pgstore_pool_row *r)
 		"instanceSlots", p->slots_per_instance, "warmInstances", p->warm_instances,
 		"minInstances", p->min_instances, "maxInstances", p->max_instances,
 		"agentPort", p->agent_port, "defaultImage", p->default_image,
-		"status", "workspaces", r->nworkspaces, "instances", r->ninstances);
+		"status", "workspaces", r->nworkspaces, "instances", r->ninstances), optional);
 }
 
 /* ------------------------------------------------------------ YAML */

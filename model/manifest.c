@@ -209,7 +209,8 @@ enum ftype {
 	F_CPU,      /* "500m", "2", 1.5 -> millicores */
 	F_STATE,    /* Running | Stopped */
 	F_LABELS,   /* mapping of label keys to values */
-	F_MAP       /* nested mapping described by sub */
+	F_MAP,      /* nested mapping described by sub */
+	F_SERVER    /* set by the server (`spinctl get -o yaml`): accepted, ignored */
 };
 
 struct field {
@@ -477,6 +478,8 @@ static void decode_value(struct dec *d, const struct field *f, const yaml_node_t
 	struct err e;
 
 	switch (f->type) {
+	case F_SERVER:
+		return;
 	case F_MAP:
 		if (v->type != YAML_MAPPING_NODE) {
 			if (!is_null(v))
@@ -624,14 +627,24 @@ static yaml_node_t *map_get(struct dec *d, const yaml_node_t *map, const char *k
 	return NULL;
 }
 
+#define SERVER(k) { k, F_SERVER, 0, 0, 0, 0, 0, 0, NULL }
+
+/*
+ * metadata: the name, and the read-only fields `spinctl get -o yaml` prints,
+ * so its output applies back unchanged (pausing is `spinctl pause`, not an
+ * edit of pausedUntil; these are ignored, like the document's status).
+ */
 static const struct field metadata_fields[] = {
 	{ "name", F_NAME, 0, SPEC_NAME_MAX + 1, 0, 0, 1, 0, NULL },
+	SERVER("pool"), SERVER("id"), SERVER("generation"), SERVER("createdAt"),
+	SERVER("deletionRequestedAt"), SERVER("pausedUntil"), SERVER("reconcileRequestedAt"),
+	SERVER("observeOnly"),
 	END_FIELDS
 };
 
 static void decode_document(struct dec *d, const yaml_node_t *root, struct manifest_doc *out)
 {
-	static const char *const top_known[] = { "apiVersion", "kind", "metadata", "spec" };
+	static const char *const top_known[] = { "apiVersion", "kind", "metadata", "spec", "status" };
 	yaml_node_t *api, *kind, *meta, *spec;
 	const yaml_node_pair_t *pair;
 	const char *s;
@@ -656,11 +669,11 @@ static void decode_document(struct dec *d, const yaml_node_t *root, struct manif
 		ks = scalar(d, k, "");
 		if (!ks)
 			continue;
-		for (i = 0; i < 4; i++)
+		for (i = 0; i < 5; i++)
 			if (!strcmp(ks, top_known[i]))
 				break;
-		if (i == 4)
-			unknown_key(d, k, ks, ks, top_known, 4);
+		if (i == 5)
+			unknown_key(d, k, ks, ks, top_known, 4);   /* status is not suggested */
 	}
 
 	api = map_get(d, root, "apiVersion", NULL);

@@ -177,8 +177,32 @@ static void test_manifest__unknown_field_with_suggestion(void **state)
 		    "spec:\n  owner: o\n  pool: p\n  colour: blue\n",
 		    "m.yaml:7:3: spec.colour: unknown field; known fields: owner, pool");
 	expect_diag("apiVersion: spinup.dev/v1\nkind: Workspace\nmetadata: {name: w}\n"
-		    "status: {}\nspec:\n  owner: o\n  pool: p\n",
-		    "m.yaml:4:1: status: unknown field");
+		    "stats: {}\nspec:\n  owner: o\n  pool: p\n",
+		    "m.yaml:4:1: stats: unknown field; known fields: apiVersion, kind, metadata, spec");
+}
+
+/* What `spinctl get -o yaml` prints applies back: status and the read-only metadata are ignored. */
+static void test_manifest__get_output_decodes(void **state)
+{
+	static const char text[] =
+		"apiVersion: spinup.dev/v1\nkind: Workspace\n"
+		"metadata: {name: w, pool: p, id: 7, generation: 3, createdAt: \"2026-01-01T00:00:00Z\","
+		" deletionRequestedAt: null, pausedUntil: null, reconcileRequestedAt: null}\n"
+		"spec: {owner: o, pool: p, resources: {cpu: 1000m, memoryMiB: 2048}}\n"
+		"status: {phase: READY, instance: i-0123456789abcdef0}\n";
+	struct manifest_set set;
+	struct diag_list d;
+
+	(void)state;
+	manifest_set_init(&set);
+	diag_list_init(&d);
+	assert_int_equal(manifest_decode("m.yaml", text, strlen(text), &set, &d), 0);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(set.n, 1);
+	assert_string_equal(set.docs[0].ws.name, "w");
+	assert_int_equal(set.docs[0].ws.id, 0);   /* the id is the server's, never taken */
+	diag_list_release(&d);
+	manifest_set_release(&set);
 }
 
 static void test_manifest__wrong_types(void **state)
@@ -534,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_manifest__defaults_and_pool),
 		cmocka_unit_test(test_manifest__cpu_forms),
 		cmocka_unit_test(test_manifest__unknown_field_with_suggestion),
+		cmocka_unit_test(test_manifest__get_output_decodes),
 		cmocka_unit_test(test_manifest__wrong_types),
 		cmocka_unit_test(test_manifest__missing_required),
 		cmocka_unit_test(test_manifest__invalid_names_and_ranges),

@@ -189,6 +189,16 @@ run 1 get workspaces nobody-here
 err_has "not found"
 ok "get workspaces and pools in every format"
 
+run 0 get workspaces -o yaml
+cp "$work/out" "$work/got.yaml"
+run 0 get pools -o yaml
+cat "$work/out" >>"$work/got.yaml"
+run 0 diff -f "$work/got.yaml"
+sed 's/memoryMiB: 2048/memoryMiB: 3072/' "$work/got.yaml" >"$work/edited.yaml"
+run 1 diff -f "$work/edited.yaml"
+out_has "memory_mib"
+ok "get -o yaml applies back: diff exit 0 unchanged, 1 after an edit"
+
 run 0 diff -f "$work/m"
 run 0 apply -f "$work/m"
 out_has "workspace/alice-blog unchanged"
