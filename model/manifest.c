@@ -769,8 +769,9 @@ int manifest_decode(const char *file, const char *buf, size_t len, struct manife
 	d.file = file;
 	d.diags = diags;
 	if (len > MANIFEST_MAX_BYTES) {
-		if (diag_add(diags, file, 0, 0, "", "file is %zu bytes, at most %zu allowed", len,
-			     MANIFEST_MAX_BYTES))
+		/* callers may stop reading at the limit + 1: say "over", not a size */
+		if (diag_add(diags, file, 0, 0, "", "file is over the limit of %zu bytes (%zu MiB)",
+			     (size_t)MANIFEST_MAX_BYTES, (size_t)MANIFEST_MAX_BYTES >> 20))
 			return SP_ENOMEM;
 		return SP_ELIMIT;
 	}

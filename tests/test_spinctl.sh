@@ -323,7 +323,7 @@ grep -qE "hostile-name\.yaml:4:[0-9]+: metadata\.name" "$work/err" || fail "a ho
 python3 -c 'import sys; sys.stdout.write("apiVersion: spinup.dev/v1\nkind: Workspace\nmetadata:\n  name: big\nspec:\n  pool: default\n  owner: " + "a" * (10 << 20) + "\n")' \
 	>"$work/big.yaml"
 run 1 apply -f "$work/big.yaml"
-grep -q "big.yaml" "$work/err" || fail "a 10 MB manifest is not refused by name"
+grep -q "big.yaml: file is over the limit of 4194304 bytes" "$work/err" || fail "a 10 MB manifest is not refused by name"
 [ "$(sql "SELECT count(*) FROM workspaces WHERE name = 'big'")" = 0 ] || fail "a 10 MB manifest wrote"
 [ "$(sql "SELECT count(*) FROM pools")" = 1 ] || fail "the pools table changed"
 ok "hostile values stored verbatim, hostile names and 10 MB input refused"
