@@ -13,7 +13,11 @@
 #   4. a file written, the workspace stopped, its instance gone, started
 #      again on another instance: the file is there (sync on stop, restore)
 #   5. through injected throttling and 5xx answers a new workspace converges
-#   6. in the end `spinctl drift` reports no drift; no secret in any log
+#   6. failover on one shared world: a standby spinupd, the leader killed
+#      (-9) while new workspaces boot; the standby takes over, every
+#      workspace is READY with exactly one workspace process, and no journal
+#      entry of the dead leader is left pending
+#   7. in the end `spinctl drift` reports no drift; no secret in any log
 # Prints one line per check; the first failure prints the diagnosis and
 # exits 1. Needs SPINUP_BIN_DIR (the binaries) and the tools of
 # scripts/install-deps.sh; DATABASE_URL/REDIS_URL of the runner are not used.
@@ -143,12 +147,53 @@ grep -qE "Throttling|RequestLimitExceeded|InternalFailure|InternalError" "$LOCAL
 curl -fsS -m 5 -X POST "$LOCALCLOUD_ADMIN_URL/faults?throttle_every=0&error_every=0" >/dev/null
 ok "dave-docs READY through injected throttling and 5xx"
 
-# 6. in sync at the end
+# 6. failover: kill -9 the leader while it is bringing workspaces up
+standby_conf=$LOCALSTACK_DIR/spinupd-standby.conf
+sed "s/^metrics_addr = .*/metrics_addr = 127.0.0.1:$((20000 + RANDOM % 40000))/" \
+	"$LOCALSTACK_DIR/spinupd.conf" >"$standby_conf"
+chmod 600 "$standby_conf"
+leader=$(cat "$LOCALSTACK_DIR/run/spinupd.pid")
+(
+	cd "$LOCALSTACK_DIR" && exec setsid "$LOCALSTACK_DIR/bin/spinupd" --cloud aws --agent http \
+		--config "$standby_conf" >>"$LOCALSTACK_DIR/logs/spinupd-standby.log" 2>&1 </dev/null
+) &
+standby=$!
+sleep 1
+kill -0 "$standby" 2>/dev/null || { cat "$LOCALSTACK_DIR/logs/spinupd-standby.log" >&2; fail "the standby spinupd did not start"; }
+epoch=$(e2e_sql "SELECT max(epoch) FROM operator_leases")
+for n in 1 2 3 4; do
+	printf -- '---\napiVersion: spinup.dev/v1\nkind: Workspace\nmetadata:\n  name: fo-%s\n' "$n"
+	printf 'spec:\n  owner: failover\n  pool: default\n  storage:\n'
+	printf '    bucket: spinup-workspaces\n    prefix: failover/fo-%s/\n' "$n"
+done >"$LOCALSTACK_DIR/failover.yaml"
+"$spinctl" apply -f "$LOCALSTACK_DIR/failover.yaml" >/dev/null || fail "apply fo-1..fo-4"
+booting() { e2e_sql "SELECT count(*) FROM workspace_status s JOIN workspaces w ON w.id = s.workspace_id
+	WHERE w.name LIKE 'fo-%' AND s.phase IN ('BOOTING_CONTAINER', 'READY')" | grep -qv '^0$'; }
+e2e_until 60 booting || fail "no fo- workspace reached BOOTING_CONTAINER under the first leader"
+kill -KILL "$leader"
+echo "$standby" >"$LOCALSTACK_DIR/run/spinupd.pid"   # so localstack.sh down stops it
+e2e_wait 120 READY fo-1 fo-2 fo-3 fo-4 alice-blog bob-api dave-docs ||
+	fail "the standby did not converge after the leader was killed"
+[ "$(e2e_sql "SELECT max(epoch) FROM operator_leases")" -gt "$epoch" ] ||
+	fail "the standby acts without a new fencing epoch"
+one_process_each() {
+	local dups
+	dups=$(pgrep -af "^$LOCALSTACK_DIR/bin/spinup-agent workspace " |
+		sed -n 's|.*/workspaces/\([0-9]*\)$|\1|p' | sort | uniq -d)
+	[ -z "$dups" ] || { echo "workspace ids with two processes: $dups" >&2; return 1; }
+	[ "$(pgrep -af "^$LOCALSTACK_DIR/bin/spinup-agent workspace " | wc -l)" -eq 7 ]
+}
+e2e_until 30 one_process_each || fail "not exactly one workspace process per running workspace"
+[ "$(e2e_sql "SELECT count(*) FROM actions WHERE state = 'pending' AND epoch <= $epoch")" = 0 ] ||
+	fail "journal entries of the killed leader are still pending"
+ok "leader killed mid-convergence: the standby (epoch > $epoch) brought fo-1..fo-4 READY, one process each"
+
+# 7. in sync at the end
 in_sync() { "$spinctl" drift >"$LOCALSTACK_DIR/drift.out" 2>&1; }
 e2e_until 60 in_sync || { cat "$LOCALSTACK_DIR/drift.out" >&2; fail "drift remains after recovery"; }
 ok "spinctl drift: in sync"
 
-# 7. no secret in any log
+# 8. no secret in any log
 leaks=$(grep -rlF -e "$(cat "$SPINUP_AGENT_SECRET_FILE")" \
 	-e "$(sed -n 's/^aws_secret_access_key = //p' "$AWS_SHARED_CREDENTIALS_FILE")" \
 	"$LOCALSTACK_DIR/logs" 2>/dev/null)
