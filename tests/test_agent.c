@@ -650,6 +650,55 @@ static void test_agent__drain_deadline_answers_draining(void **state)
 	strbuf_release(&b.resp);
 }
 
+/*
+ * After SIGTERM a request on a connection kept alive from before (spinupd
+ * reuses connections) gets 503 draining and starts nothing, while the
+ * in-flight stop still finishes; the answer closes the connection.
+ */
+static void test_agent__draining_refuses_new_requests_on_kept_alive_connections(void **state)
+{
+	struct ctx *x = *state;
+	char gate[PATH_MAX + 16], slow[2048], dir[PATH_MAX + 32], code[64];
+	const char *extra[3] = { "--sync-cmd", slow, NULL };
+	struct bg_call b = { x, 0, STRBUF_INIT };
+	struct strbuf log = STRBUF_INIT;
+	pthread_t th;
+	int i;
+
+	snprintf(gate, sizeof(gate), "%s/sync-gate", x->f->tmp);
+	snprintf(slow, sizeof(slow), "while [ ! -e %s ]; do sleep 0.05; done", gate);
+	start(x, extra);
+	assert_int_equal(ensure(x, 82, "p82", 0), 201);
+	assert_true(wait_field(x, 82, "state", "running"));
+	assert_int_equal(pthread_create(&th, NULL, bg_stop, &b), 0);
+	assert_true(wait_field(x, 82, "job", "sync"));
+	assert_int_equal(call(x, 0, "GET", "/v1/health", NULL), 200);   /* x->c keeps this one */
+	kill(x->f->pid, SIGTERM);
+	for (i = 0; i < 40 && agentfx_plain("GET", x->f->addr, x->f->port, "/v1/health", NULL,
+					    &x->resp) > 0; i++)
+		agentfx_sleep_ms(50);
+	assert_int_equal(agentfx_plain("GET", x->f->addr, x->f->port, "/v1/health", NULL,
+				       &x->resp), -1);   /* draining: the listener is closed */
+	/* the kept-alive connection still reaches the agent, which refuses new work */
+	assert_int_equal(ensure(x, 84, "p84", 0), 503);
+	assert_string_equal(resp_str(x, "code", code, sizeof(code)), "draining");
+	snprintf(dir, sizeof(dir), "%s/workspaces/84", x->f->data);
+	assert_int_not_equal(access(dir, F_OK), 0);
+	/* Connection: close, and no new connection is accepted: no answer at all */
+	assert_int_equal(call(x, 0, "GET", "/v1/health", NULL), -1);
+	/* the in-flight stop was not refused */
+	assert_int_equal(agentfx_write(gate, "", 0600), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(b.status, 200);
+	assert_int_equal(agentfx_signal_wait(x->f, 0), 0);
+	assert_int_not_equal(access(dir, F_OK), 0);
+	assert_int_equal(agentfx_read(x->f->log, &log), 0);
+	assert_non_null(strstr(log.buf, "path=/v1/containers/84 reason=draining"));
+	assert_null(strstr(log.buf, "container spinup-84 created"));
+	strbuf_release(&log);
+	strbuf_release(&b.resp);
+}
+
 static void test_agent__kill_workspaces_ends_what_the_agent_left(void **state)
 {
 	struct ctx *x = *state;
@@ -742,6 +791,7 @@ int main(void)
 		T(test_agent__sigterm_leaves_workspaces_running),
 		T(test_agent__sigterm_finishes_inflight_requests),
 		T(test_agent__drain_deadline_answers_draining),
+		T(test_agent__draining_refuses_new_requests_on_kept_alive_connections),
 		T(test_agent__kill_workspaces_ends_what_the_agent_left),
 		T(test_agent__limits_are_json_errors),
 #undef T
