@@ -494,6 +494,76 @@ static void test_agent__files_survive_remove_and_restore(void **state)
 	assert_non_null(strstr(x->resp.buf, "hello.txt"));
 }
 
+/* Wait until path exists (5 s at most) and read it into out; 0 or -1. */
+static int wait_file(const char *path, struct strbuf *out)
+{
+	int i;
+
+	for (i = 0; i < 250 && access(path, F_OK) != 0; i++)
+		agentfx_sleep_ms(20);
+	return agentfx_read(path, out);
+}
+
+/* 1 when the output of env(1) in text holds the line "name=value" (value NULL: any value). */
+static int env_has(const char *text, const char *name, const char *value)
+{
+	size_t nl = strlen(name);
+	const char *p;
+
+	for (p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		const char *end = strchr(p, '\n');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len > nl && !strncmp(p, name, nl) && p[nl] == '=' &&
+		    (!value || (len - nl - 1 == strlen(value) && !strncmp(p + nl + 1, value,
+									   len - nl - 1))))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A workspace runs user code: it must not inherit the credentials the
+ * agent holds for its sync command. The sync command still gets them.
+ */
+static void test_agent__workspace_gets_a_minimal_environment(void **state)
+{
+	struct ctx *x = *state;
+	char wscmd[2048], sync[2048], wsenv[PATH_MAX + 16], syncenv[PATH_MAX + 16];
+	char home[PATH_MAX + 64];
+	const char *extra[] = { "--workspace-cmd", wscmd, "--sync-cmd", sync, NULL };
+	struct strbuf env = STRBUF_INIT;
+
+	snprintf(wsenv, sizeof(wsenv), "%s/ws-env", x->f->tmp);
+	snprintf(syncenv, sizeof(syncenv), "%s/sync-env", x->f->tmp);
+	snprintf(wscmd, sizeof(wscmd), "env > %s.tmp && mv %s.tmp %s; "
+		 "while :; do sleep 0.05; done", wsenv, wsenv, wsenv);
+	snprintf(sync, sizeof(sync), "env > %s.tmp && mv %s.tmp %s", syncenv, syncenv, syncenv);
+	setenv("AWS_SECRET_ACCESS_KEY", "agent-only-secret-value", 1);
+	setenv("SPINUP_TEST_SECRET_FILE", "/etc/spinup/agent.secret", 1);
+	setenv("TZ", "UTC0", 1);
+	start(x, extra);
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("SPINUP_TEST_SECRET_FILE");
+	unsetenv("TZ");
+	assert_int_equal(ensure(x, 35, "p35", 0), 201);
+	assert_true(wait_field(x, 35, "state", "running"));
+	assert_int_equal(wait_file(wsenv, &env), 0);
+	assert_false(env_has(env.buf, "AWS_SECRET_ACCESS_KEY", NULL));
+	assert_null(strstr(env.buf, "agent-only-secret-value"));
+	assert_false(env_has(env.buf, "SPINUP_TEST_SECRET_FILE", NULL));
+	snprintf(home, sizeof(home), "%s/workspaces/35", x->f->data);
+	assert_true(env_has(env.buf, "HOME", home));
+	assert_true(env_has(env.buf, "PATH", NULL));
+	assert_true(env_has(env.buf, "TZ", "UTC0"));
+	/* the sync command keeps the agent's environment: it needs the credentials */
+	assert_int_equal(call(x, 0, "POST", "/v1/containers/35/sync", NULL), 200);
+	assert_int_equal(wait_file(syncenv, &env), 0);
+	assert_true(env_has(env.buf, "AWS_SECRET_ACCESS_KEY", "agent-only-secret-value"));
+	assert_true(env_has(env.buf, "SPINUP_TEST_SECRET_FILE", NULL));
+	strbuf_release(&env);
+}
+
 /* ---- supervision ------------------------------------------------------------------------ */
 
 static void test_agent__ready_only_when_endpoint_answers(void **state)
@@ -786,6 +856,7 @@ int main(void)
 		T(test_agent__failed_restore_forbids_sync_back),
 		T(test_agent__expected_snapshot_missing_fails),
 		T(test_agent__files_survive_remove_and_restore),
+		T(test_agent__workspace_gets_a_minimal_environment),
 		T(test_agent__ready_only_when_endpoint_answers),
 		T(test_agent__crash_is_restarted_with_backoff),
 		T(test_agent__sigterm_leaves_workspaces_running),
