@@ -13,8 +13,9 @@
  * backoff) is the core's: it asks status() on a timer and, for the process
  * runtime, reaps children itself and records the exit in the handle.
  *
- * Calls may block for at most the runtime's own timeout (docker: the
- * Engine API call timeout; process: never). All return 0 or a negative
+ * Calls may block (process: never; docker: each Engine API call for at
+ * most timeout_ms, a graceful stop 10 s more, the inline pull after a
+ * create that answers 404 up to 10 * timeout_ms). All return 0 or a negative
  * SP_E* code with detail in e. stop() and remove() of something already
  * gone succeed.
  */
