@@ -62,6 +62,7 @@ struct reqctx {
 	struct MHD_Connection *conn;
 	struct strbuf body;
 	int too_large;
+	int late;               /* arrived while draining: refused, never routed */
 	int suspended;
 	unsigned status;
 	char *resp;             /* the response to send, once decided */

@@ -8,7 +8,9 @@
 
 /* ---- HTTP ---------------------------------------------------------------------------- */
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *body)
+/* Queue body (taken) as the answer; close_conn asks MHD to close the connection after it. */
+static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, json_t *body,
+				  int close_conn)
 {
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	struct MHD_Response *resp;
@@ -27,9 +29,16 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, j
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
+	if (close_conn)
+		MHD_add_response_header(resp, "Connection", "close");
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *body)
+{
+	return queue_json(conn, status, body, 0);
 }
 
 static enum MHD_Result send_err(struct MHD_Connection *conn, unsigned status, const char *code,
@@ -412,6 +421,24 @@ static enum MHD_Result route(struct agentd *a, struct reqctx *r, const char *url
 	return send_err(conn, 404, "not_found", "no such endpoint");
 }
 
+/*
+ * A request that arrived after SIGTERM, on a connection kept alive from
+ * before (spinupd reuses its connections): a draining agent takes no new
+ * work. 503 and close, so the client's next request finds the listening
+ * socket closed.
+ */
+static enum MHD_Result refuse_draining(struct MHD_Connection *conn, const char *method,
+				       const char *url)
+{
+	char spath[101], smethod[17];
+
+	log_safe(url, spath, sizeof(spath));
+	log_safe(method, smethod, sizeof(smethod));
+	log_info("refused request method=%s path=%s reason=draining", smethod, spath);
+	return queue_json(conn, 503, agentd_err_json("draining", "agent is shutting down and "
+						     "takes no new requests"), 1);
+}
+
 enum MHD_Result agentd_on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload, size_t *upload_size, void **con_cls)
@@ -428,6 +455,7 @@ enum MHD_Result agentd_on_request(void *cls, struct MHD_Connection *conn, const 
 		r->a = a;
 		r->conn = conn;
 		strbuf_init(&r->body, AGENTWIRE_REQUEST_MAX + 1);
+		r->late = a->draining;
 		*con_cls = r;
 		a->live_reqs++;
 		return MHD_YES;
@@ -440,6 +468,8 @@ enum MHD_Result agentd_on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->resp)   /* resumed after a sync: the answer is ready */
 		return send_json(conn, r->status, json_loads(r->resp, 0, NULL));
+	if (r->late)
+		return refuse_draining(conn, method, url);
 	if (r->too_large)
 		return send_err(conn, 413, "too_large", "request body is larger than %d bytes",
 				AGENTWIRE_REQUEST_MAX);

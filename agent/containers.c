@@ -211,7 +211,7 @@ static int job_spawn(struct agentd *a, struct ct *c, enum job_kind kind, const c
 
 	job_log_path(a, c, log, sizeof(log));
 	unlink(log);
-	rc = rt_spawn_shell(cmd, c->dir, log, &c->job.pid, e);
+	rc = rt_spawn_shell(cmd, c->dir, log, NULL, &c->job.pid, e);   /* the agent's environment */
 	if (rc)
 		return rc;
 	c->job.kind = kind;

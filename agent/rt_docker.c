@@ -5,9 +5,12 @@
  * restarted agent finds them again; create of an existing name (409) adopts
  * the container when its label matches.
  *
- * Each call blocks for at most opts.timeout_ms; the agent's loop accepts
- * that for a local socket. An image pull, which can take minutes, runs as
- * a child process ("spinup-agent docker-pull", see prepare) instead.
+ * Each Engine call blocks for at most opts.timeout_ms, except two: a
+ * graceful stop allows DK_STOP_GRACE_S more (the Engine waits that long
+ * before it kills), and the inline pull after a create that still answers
+ * 404 allows 10 * timeout_ms. The agent's loop accepts that for a local
+ * socket. A pull before a start, which can take minutes, runs as a child
+ * process ("spinup-agent docker-pull", see prepare) instead.
  */
 #include "runtime.h"
 
@@ -24,6 +27,8 @@
 
 #define DK_RESPONSE_MAX (1 << 20)   /* bytes of an Engine API response we keep */
 #define DK_LABEL "spinup.workspace-id"
+#define DK_STOP_GRACE_S 10           /* stop?t=: the Engine's SIGTERM-to-SIGKILL wait */
+#define DK_INLINE_PULL_FACTOR 10     /* the inline pull's timeout, in call timeouts */
 
 struct rt_docker {
 	char *self_exe;
@@ -204,7 +209,8 @@ static int dk_create(struct rt_docker *d, const struct rt_spec *s, struct rt_han
 		if (rc || status != 404 || tries > 0)
 			break;
 		/* 404 on create: no such image here (removed since prepare) */
-		rc = dk_pull_image(d, s->req ? s->req->image : "", d->timeout_ms * 10, e);
+		rc = dk_pull_image(d, s->req ? s->req->image : "",
+				   d->timeout_ms * DK_INLINE_PULL_FACTOR, e);
 		if (rc)
 			break;
 	}
@@ -291,8 +297,10 @@ static int dk_stop(void *st, const struct rt_spec *s, struct rt_handle *h, int f
 	if (force)
 		snprintf(path, sizeof(path), "/containers/%s/kill", s->name);
 	else
-		snprintf(path, sizeof(path), "/containers/%s/stop?t=10", s->name);
-	rc = dk_call(d, "POST", path, NULL, d->timeout_ms + 10000, &status, &out, e);
+		snprintf(path, sizeof(path), "/containers/%s/stop?t=%d", s->name, DK_STOP_GRACE_S);
+	/* the Engine answers a stop only after the container exited: up to the grace more */
+	rc = dk_call(d, "POST", path, NULL, d->timeout_ms + (force ? 0 : DK_STOP_GRACE_S * 1000L),
+		     &status, &out, e);
 	/* 304 already stopped, 404 gone, 409 (kill) not running: all mean stopped */
 	if (!rc && status != 204 && status != 304 && status != 404 && status != 409)
 		rc = dk_fail(status, out, "stop", s->name, e);

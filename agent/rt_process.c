@@ -1,6 +1,7 @@
 /* The "process" runtime: one supervised process group per workspace. */
 #include "runtime.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,8 +23,69 @@ struct rt_process {
 	char *command;
 };
 
-static void child_exec(const char *cmd, const char *dir, const char *log_path)
+/*
+ * The environment of a workspace process, built from scratch: the agent's
+ * own holds secrets meant for its sync command (AWS_* credentials, paths
+ * to secret files), and a workspace runs user code.
+ */
+#define WS_ENV_MAX 4                /* PATH HOME LANG TZ */
+#define WS_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+struct ws_env {
+	char *v[WS_ENV_MAX + 1];    /* NULL-terminated, for execve */
+	size_t n;
+};
+
+static void ws_env_release(struct ws_env *env)
 {
+	size_t i;
+
+	for (i = 0; i < env->n; i++)
+		free(env->v[i]);
+	env->n = 0;
+	env->v[0] = NULL;
+}
+
+static int ws_env_add(struct ws_env *env, const char *name, const char *value, struct err *e)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	assert(env->n < WS_ENV_MAX);
+	if (strbuf_addf(&sb, "%s=%s", name, value) < 0) {
+		strbuf_release(&sb);
+		return err_set(e, SP_ENOMEM, "process runtime: out of memory");
+	}
+	env->v[env->n++] = strbuf_detach(&sb, NULL);
+	env->v[env->n] = NULL;
+	return 0;
+}
+
+/* PATH (the agent's, or a default), HOME = the workspace folder, LANG and TZ when set. */
+static int ws_env_init(struct ws_env *env, const char *dir, struct err *e)
+{
+	static const char *const passed[] = { "LANG", "TZ" };
+	const char *path = getenv("PATH");
+	size_t i;
+	int rc;
+
+	env->n = 0;
+	env->v[0] = NULL;
+	rc = ws_env_add(env, "PATH", path && *path ? path : WS_DEFAULT_PATH, e);
+	if (!rc)
+		rc = ws_env_add(env, "HOME", dir, e);
+	for (i = 0; !rc && i < sizeof(passed) / sizeof(passed[0]); i++)
+		if (getenv(passed[i]))
+			rc = ws_env_add(env, passed[i], getenv(passed[i]), e);
+	if (rc)
+		ws_env_release(env);
+	return rc;
+}
+
+static void child_exec(const char *cmd, const char *dir, const char *log_path,
+		       char *const envp[])
+{
+	char *const argv[] = { "sh", "-c", (char *)cmd, NULL };
+
 	sigset_t none;
 	int fd, sig;
 
@@ -51,19 +113,19 @@ static void child_exec(const char *cmd, const char *dir, const char *log_path)
 	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
 		for (fd = 3; fd < 1024; fd++)
 			close(fd);
-	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	execve("/bin/sh", argv, envp ? envp : environ);
 	_exit(127);
 }
 
-int rt_spawn_shell(const char *cmd, const char *dir, const char *log_path, pid_t *pid,
-		   struct err *e)
+int rt_spawn_shell(const char *cmd, const char *dir, const char *log_path, char *const envp[],
+		   pid_t *pid, struct err *e)
 {
 	pid_t p = fork();
 
 	if (p < 0)
 		return err_set(e, SP_EIO, "could not fork: %s", strerror(errno));
 	if (p == 0)
-		child_exec(cmd, dir, log_path);
+		child_exec(cmd, dir, log_path, envp);
 	/* no setpgid(p, p) here: it would make the child's setsid() fail (EPERM) */
 	*pid = p;
 	return 0;
@@ -73,6 +135,7 @@ static int proc_start(void *st, const struct rt_spec *s, struct rt_handle *h, st
 {
 	struct rt_process *rp = st;
 	struct strbuf cmd = STRBUF_INIT;
+	struct ws_env env;
 	char port[16], id[24];
 	int rc;
 
@@ -86,10 +149,15 @@ static int proc_start(void *st, const struct rt_spec *s, struct rt_handle *h, st
 
 		rc = cmdtpl_expand(rp->command, vars, sizeof(vars) / sizeof(vars[0]), &cmd, e);
 	}
-	if (!rc) {
-		memset(h, 0, sizeof(*h));
-		rc = rt_spawn_shell(cmd.buf, s->dir, s->log_path, &h->pid, e);
-	}
+	if (rc)
+		goto out_cmd;
+	rc = ws_env_init(&env, s->dir, e);
+	if (rc)
+		goto out_cmd;
+	memset(h, 0, sizeof(*h));
+	rc = rt_spawn_shell(cmd.buf, s->dir, s->log_path, env.v, &h->pid, e);
+	ws_env_release(&env);
+out_cmd:
 	strbuf_release(&cmd);
 	return rc;
 }

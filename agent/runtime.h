@@ -3,7 +3,9 @@
  * interface, a table of function pointers plus opaque state.
  *
  *   "process"  agent/rt_process.c  fork/exec of a configured command per
- *              workspace, in its own process group (the demo and tests)
+ *              workspace, in its own process group (the demo and tests),
+ *              with a minimal environment: PATH, HOME (the workspace
+ *              folder), LANG and TZ; nothing else of the agent's
  *   "docker"   agent/rt_docker.c   Docker Engine API over its unix socket
  *
  * The agent core (agent.c) owns every container record and its rt_handle;
@@ -11,8 +13,9 @@
  * backoff) is the core's: it asks status() on a timer and, for the process
  * runtime, reaps children itself and records the exit in the handle.
  *
- * Calls may block for at most the runtime's own timeout (docker: the
- * Engine API call timeout; process: never). All return 0 or a negative
+ * Calls may block (process: never; docker: each Engine API call for at
+ * most timeout_ms, a graceful stop 10 s more, the inline pull after a
+ * create that answers 404 up to 10 * timeout_ms). All return 0 or a negative
  * SP_E* code with detail in e. stop() and remove() of something already
  * gone succeed.
  */
@@ -110,10 +113,12 @@ void runtime_free(struct runtime *r);
  * Spawn "/bin/sh -c cmd" in a new session (its own process group, pgid ==
  * pid), cwd dir (NULL: unchanged), stdin /dev/null, stdout and stderr
  * appended to log_path, every other descriptor closed, signals reset.
- * Sets *pid; 0 or SP_EIO.
+ * envp (NULL-terminated "NAME=value" strings, lent) is its whole
+ * environment; NULL passes the agent's own (restore and sync commands need
+ * its credentials; workspaces never get it). Sets *pid; 0 or SP_EIO.
  */
-int rt_spawn_shell(const char *cmd, const char *dir, const char *log_path, pid_t *pid,
-		   struct err *e);
+int rt_spawn_shell(const char *cmd, const char *dir, const char *log_path, char *const envp[],
+		   pid_t *pid, struct err *e);
 
 /* Placeholders the process runtime's command may use (NULL-terminated). */
 extern const char *const rt_process_placeholders[];

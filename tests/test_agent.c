@@ -9,12 +9,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -494,6 +498,76 @@ static void test_agent__files_survive_remove_and_restore(void **state)
 	assert_non_null(strstr(x->resp.buf, "hello.txt"));
 }
 
+/* Wait until path exists (5 s at most) and read it into out; 0 or -1. */
+static int wait_file(const char *path, struct strbuf *out)
+{
+	int i;
+
+	for (i = 0; i < 250 && access(path, F_OK) != 0; i++)
+		agentfx_sleep_ms(20);
+	return agentfx_read(path, out);
+}
+
+/* 1 when the output of env(1) in text holds the line "name=value" (value NULL: any value). */
+static int env_has(const char *text, const char *name, const char *value)
+{
+	size_t nl = strlen(name);
+	const char *p;
+
+	for (p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		const char *end = strchr(p, '\n');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len > nl && !strncmp(p, name, nl) && p[nl] == '=' &&
+		    (!value || (len - nl - 1 == strlen(value) && !strncmp(p + nl + 1, value,
+									   len - nl - 1))))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A workspace runs user code: it must not inherit the credentials the
+ * agent holds for its sync command. The sync command still gets them.
+ */
+static void test_agent__workspace_gets_a_minimal_environment(void **state)
+{
+	struct ctx *x = *state;
+	char wscmd[2048], sync[2048], wsenv[PATH_MAX + 16], syncenv[PATH_MAX + 16];
+	char home[PATH_MAX + 64];
+	const char *extra[] = { "--workspace-cmd", wscmd, "--sync-cmd", sync, NULL };
+	struct strbuf env = STRBUF_INIT;
+
+	snprintf(wsenv, sizeof(wsenv), "%s/ws-env", x->f->tmp);
+	snprintf(syncenv, sizeof(syncenv), "%s/sync-env", x->f->tmp);
+	snprintf(wscmd, sizeof(wscmd), "env > %s.tmp && mv %s.tmp %s; "
+		 "while :; do sleep 0.05; done", wsenv, wsenv, wsenv);
+	snprintf(sync, sizeof(sync), "env > %s.tmp && mv %s.tmp %s", syncenv, syncenv, syncenv);
+	setenv("AWS_SECRET_ACCESS_KEY", "agent-only-secret-value", 1);
+	setenv("SPINUP_TEST_SECRET_FILE", "/etc/spinup/agent.secret", 1);
+	setenv("TZ", "UTC0", 1);
+	start(x, extra);
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("SPINUP_TEST_SECRET_FILE");
+	unsetenv("TZ");
+	assert_int_equal(ensure(x, 35, "p35", 0), 201);
+	assert_true(wait_field(x, 35, "state", "running"));
+	assert_int_equal(wait_file(wsenv, &env), 0);
+	assert_false(env_has(env.buf, "AWS_SECRET_ACCESS_KEY", NULL));
+	assert_null(strstr(env.buf, "agent-only-secret-value"));
+	assert_false(env_has(env.buf, "SPINUP_TEST_SECRET_FILE", NULL));
+	snprintf(home, sizeof(home), "%s/workspaces/35", x->f->data);
+	assert_true(env_has(env.buf, "HOME", home));
+	assert_true(env_has(env.buf, "PATH", NULL));
+	assert_true(env_has(env.buf, "TZ", "UTC0"));
+	/* the sync command keeps the agent's environment: it needs the credentials */
+	assert_int_equal(call(x, 0, "POST", "/v1/containers/35/sync", NULL), 200);
+	assert_int_equal(wait_file(syncenv, &env), 0);
+	assert_true(env_has(env.buf, "AWS_SECRET_ACCESS_KEY", "agent-only-secret-value"));
+	assert_true(env_has(env.buf, "SPINUP_TEST_SECRET_FILE", NULL));
+	strbuf_release(&env);
+}
+
 /* ---- supervision ------------------------------------------------------------------------ */
 
 static void test_agent__ready_only_when_endpoint_answers(void **state)
@@ -650,6 +724,55 @@ static void test_agent__drain_deadline_answers_draining(void **state)
 	strbuf_release(&b.resp);
 }
 
+/*
+ * After SIGTERM a request on a connection kept alive from before (spinupd
+ * reuses connections) gets 503 draining and starts nothing, while the
+ * in-flight stop still finishes; the answer closes the connection.
+ */
+static void test_agent__draining_refuses_new_requests_on_kept_alive_connections(void **state)
+{
+	struct ctx *x = *state;
+	char gate[PATH_MAX + 16], slow[2048], dir[PATH_MAX + 32], code[64];
+	const char *extra[3] = { "--sync-cmd", slow, NULL };
+	struct bg_call b = { x, 0, STRBUF_INIT };
+	struct strbuf log = STRBUF_INIT;
+	pthread_t th;
+	int i;
+
+	snprintf(gate, sizeof(gate), "%s/sync-gate", x->f->tmp);
+	snprintf(slow, sizeof(slow), "while [ ! -e %s ]; do sleep 0.05; done", gate);
+	start(x, extra);
+	assert_int_equal(ensure(x, 82, "p82", 0), 201);
+	assert_true(wait_field(x, 82, "state", "running"));
+	assert_int_equal(pthread_create(&th, NULL, bg_stop, &b), 0);
+	assert_true(wait_field(x, 82, "job", "sync"));
+	assert_int_equal(call(x, 0, "GET", "/v1/health", NULL), 200);   /* x->c keeps this one */
+	kill(x->f->pid, SIGTERM);
+	for (i = 0; i < 40 && agentfx_plain("GET", x->f->addr, x->f->port, "/v1/health", NULL,
+					    &x->resp) > 0; i++)
+		agentfx_sleep_ms(50);
+	assert_int_equal(agentfx_plain("GET", x->f->addr, x->f->port, "/v1/health", NULL,
+				       &x->resp), -1);   /* draining: the listener is closed */
+	/* the kept-alive connection still reaches the agent, which refuses new work */
+	assert_int_equal(ensure(x, 84, "p84", 0), 503);
+	assert_string_equal(resp_str(x, "code", code, sizeof(code)), "draining");
+	snprintf(dir, sizeof(dir), "%s/workspaces/84", x->f->data);
+	assert_int_not_equal(access(dir, F_OK), 0);
+	/* Connection: close, and no new connection is accepted: no answer at all */
+	assert_int_equal(call(x, 0, "GET", "/v1/health", NULL), -1);
+	/* the in-flight stop was not refused */
+	assert_int_equal(agentfx_write(gate, "", 0600), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(b.status, 200);
+	assert_int_equal(agentfx_signal_wait(x->f, 0), 0);
+	assert_int_not_equal(access(dir, F_OK), 0);
+	assert_int_equal(agentfx_read(x->f->log, &log), 0);
+	assert_non_null(strstr(log.buf, "path=/v1/containers/84 reason=draining"));
+	assert_null(strstr(log.buf, "container spinup-84 created"));
+	strbuf_release(&log);
+	strbuf_release(&b.resp);
+}
+
 static void test_agent__kill_workspaces_ends_what_the_agent_left(void **state)
 {
 	struct ctx *x = *state;
@@ -719,6 +842,64 @@ static void test_agent__limits_are_json_errors(void **state)
 	strbuf_release(&big);
 }
 
+/* Send raw bytes to the agent and read its answer until it closes (3 s at most). */
+static int raw_exchange(struct ctx *x, const char *req, size_t len, struct strbuf *out)
+{
+	struct sockaddr_in sin;
+	struct timeval tv = { 3, 0 };
+	char buf[4096];
+	size_t off = 0;
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	strbuf_reset(out);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)x->f->port);
+	inet_pton(AF_INET, x->f->addr, &sin.sin_addr);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (off < len && (n = send(fd, req + off, len - off, MSG_NOSIGNAL)) > 0)
+		off += (size_t)n;
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		strbuf_add(out, buf, (size_t)n);
+	close(fd);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/*
+ * The limit API.md documents: libmicrohttpd answers a header section too
+ * large for the connection's memory itself, before the agent sees it, with
+ * its own HTML body. Pinned here so a library upgrade that changes it shows.
+ */
+static void test_agent__oversized_header_gets_the_librarys_431(void **state)
+{
+	struct ctx *x = *state;
+	struct strbuf req = STRBUF_INIT;
+
+	start(x, NULL);
+	strbuf_addstr(&req, "GET /v1/health HTTP/1.1\r\nHost: agent\r\nX-Big: ");
+	while (req.len < 200 * 1024)
+		strbuf_addch(&req, 'a');
+	strbuf_addstr(&req, "\r\n\r\n");
+	assert_int_equal(raw_exchange(x, req.buf, req.len, &x->resp), 0);
+	assert_true(!strncmp(x->resp.buf, "HTTP/1.1 431 ", 13));
+	assert_non_null(strstr(x->resp.buf, "Connection: close"));
+	assert_null(strstr(x->resp.buf, "application/json"));
+	/* a request that fits reaches the agent and gets its JSON error */
+	strbuf_setlen(&req, 0);
+	strbuf_addstr(&req, "GET /v1/health HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n");
+	assert_int_equal(raw_exchange(x, req.buf, req.len, &x->resp), 0);
+	assert_true(!strncmp(x->resp.buf, "HTTP/1.1 401 ", 13));
+	assert_non_null(strstr(x->resp.buf, "\"code\":\"missing_auth\""));
+	strbuf_release(&req);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -737,13 +918,16 @@ int main(void)
 		T(test_agent__failed_restore_forbids_sync_back),
 		T(test_agent__expected_snapshot_missing_fails),
 		T(test_agent__files_survive_remove_and_restore),
+		T(test_agent__workspace_gets_a_minimal_environment),
 		T(test_agent__ready_only_when_endpoint_answers),
 		T(test_agent__crash_is_restarted_with_backoff),
 		T(test_agent__sigterm_leaves_workspaces_running),
 		T(test_agent__sigterm_finishes_inflight_requests),
 		T(test_agent__drain_deadline_answers_draining),
+		T(test_agent__draining_refuses_new_requests_on_kept_alive_connections),
 		T(test_agent__kill_workspaces_ends_what_the_agent_left),
 		T(test_agent__limits_are_json_errors),
+		T(test_agent__oversized_header_gets_the_librarys_431),
 #undef T
 	};
 

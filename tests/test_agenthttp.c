@@ -434,12 +434,14 @@ static enum MHD_Result engine_route(struct engine *en, struct MHD_Connection *c,
 	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
 	const char *force = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "force");
 	const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "fromImage");
+	const char *grace = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "t");
 	char doc[2048];
 	size_t l = strlen(en->calls);
 
-	snprintf(en->calls + l, sizeof(en->calls) - l, "%s %s%s%s%s%s%s\n", method, url,
+	snprintf(en->calls + l, sizeof(en->calls) - l, "%s %s%s%s%s%s%s%s%s\n", method, url,
 		 name ? " name=" : "", name ? name : "", force ? " force" : "",
-		 from ? " fromImage=" : "", from ? from : "");
+		 from ? " fromImage=" : "", from ? from : "", grace ? " t=" : "",
+		 grace ? grace : "");
 	if (!strcmp(url, "/v1.43/images/codercom/code-server:4.19.0/json") &&
 	    !strcmp(method, "GET"))
 		return en->have_image ? reply(c, 200, "{\"Id\":\"sha256:9a5b\",\"RepoTags\":"
@@ -636,6 +638,17 @@ static void test_agenthttp__docker_runtime_against_recorded_engine_api(void **st
 	assert_non_null(strstr(calls, "POST /v1.43/containers/create name=spinup-77\n"
 				      "GET /v1.43/containers/spinup-77/json\n"
 				      "POST /v1.43/containers/spinup-77/start\n"));
+
+	/* a stop is the graceful one: stop?t=10 (the engine kills after 10 s), never kill */
+	pthread_mutex_lock(&en.mu);
+	en.calls[0] = '\0';
+	pthread_mutex_unlock(&en.mu);
+	assert_int_equal(agentc_stop(x->c, t, 0, 77, 0, &e), 0);
+	assert_true(wait_state(x, t, 77, CS_STOPPED, &c));
+	engine_calls(&en, calls, sizeof(calls));
+	assert_non_null(strstr(calls, "POST /v1.43/containers/spinup-77/stop t=10\n"));
+	assert_null(strstr(calls, "/kill"));
+	assert_int_equal(en.running, 0);
 
 	/* a remove the engine refuses keeps the record: nothing is forgotten */
 	pthread_mutex_lock(&en.mu);
