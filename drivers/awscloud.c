@@ -581,8 +581,9 @@ int awscloud_new(const struct awscloud_config *cfg, struct cloud **out, struct e
 		qc.version = ASG_VERSION;
 		qc.endpoint = pick_endpoint(cfg->asg_endpoint, "AWS_ENDPOINT_URL_AUTO_SCALING",
 					    cfg->endpoint);
-		qc.read_burst = qc.write_burst = 20;
-		qc.read_rate = qc.write_rate = 2;
+		qc.read_burst = AWSCLOUD_ASG_BURST;
+		qc.read_rate = AWSCLOUD_ASG_RATE;
+		qc.one_bucket = 1;
 		rc = awsq_new(&qc, &s->asg, e);
 	}
 	if (!rc) {
@@ -590,10 +591,11 @@ int awscloud_new(const struct awscloud_config *cfg, struct cloud **out, struct e
 		qc.version = EC2_VERSION;
 		qc.endpoint = pick_endpoint(cfg->ec2_endpoint, "AWS_ENDPOINT_URL_EC2",
 					    cfg->endpoint);
-		qc.read_burst = 100;
-		qc.read_rate = 20;
-		qc.write_burst = 50;
-		qc.write_rate = 5;
+		qc.one_bucket = 0;
+		qc.read_burst = AWSCLOUD_EC2_READ_BURST;
+		qc.read_rate = AWSCLOUD_EC2_READ_RATE;
+		qc.write_burst = AWSCLOUD_EC2_WRITE_BURST;
+		qc.write_rate = AWSCLOUD_EC2_WRITE_RATE;
 		rc = awsq_new(&qc, &s->ec2, e);
 	}
 	if (rc) {

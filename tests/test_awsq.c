@@ -997,6 +997,49 @@ static void test_awsq__token_bucket_paces_calls(void **state)
 	env_free(v);
 }
 
+/* EC2 describe bucket below AWS's 100 at 20/s: 100 pages in a row wait for 20 tokens at 16/s. */
+static void test_awsq__ec2_bucket_is_below_the_published_limit(void **state)
+{
+	struct env *v = env_new(100, 1, 3, 2000);
+	struct obs_group g;
+	struct err e = ERR_INIT;
+	int64_t want = (100 - AWSCLOUD_EC2_READ_BURST) * 1000 / AWSCLOUD_EC2_READ_RATE;
+
+	(void)state;
+	assert_true(AWSCLOUD_EC2_READ_BURST < 100 && AWSCLOUD_EC2_READ_RATE < 20);
+	assert_true(AWSCLOUD_EC2_WRITE_BURST < 50 && AWSCLOUD_EC2_WRITE_RATE < 5);
+	obs_group_init(&g);
+	if (cloud_describe(v->cloud, ASG, &g, &e))
+		fail_msg("describe: %s", e.msg);
+	assert_int_equal(v->fake.nreq, 1 + 100);
+	assert_true(v->clk.slept >= want && v->clk.slept <= want + 100);
+	obs_group_release(&g);
+	env_free(v);
+}
+
+/* Auto Scaling throttles every call from one bucket: describes use up the mutations' tokens. */
+static void test_awsq__asg_describe_and_mutations_share_one_bucket(void **state)
+{
+	struct env *v = env_new(0, 10, 3, 2000);
+	struct obs_group g;
+	struct err e = ERR_INIT;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 15; i++) {
+		obs_group_init(&g);
+		assert_int_equal(cloud_describe(v->cloud, ASG, &g, &e), 0);
+		obs_group_release(&g);
+	}
+	assert_int_equal(v->clk.slept, 0);
+	/* 15 + 10 calls against burst 20 at 2/s: 5 waits of 500 ms */
+	for (i = 0; i < 10; i++)
+		assert_int_equal(cloud_set_capacity(v->cloud, ASG, 0, &e), 0);
+	assert_true(v->clk.slept >= 2400 && v->clk.slept <= 2600);
+	assert_int_equal(v->fake.nreq, 25);
+	env_free(v);
+}
+
 static void test_awsq__endpoints_follow_config_and_env(void **state)
 {
 	struct awscreds_config cc = { 0 };
@@ -1115,6 +1158,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_awsq__response_size_is_limited, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__mutations_send_documented_parameters, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__token_bucket_paces_calls, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__ec2_bucket_is_below_the_published_limit, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__asg_describe_and_mutations_share_one_bucket, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__endpoints_follow_config_and_env, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__connection_refused_is_eio, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__no_region_is_a_config_error, env_teardown),
