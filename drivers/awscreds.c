@@ -62,26 +62,37 @@ const char *awscreds_source_name(enum awscreds_source s)
 	return s < AWSCREDS_SOURCE_MAX ? names[s] : "unknown";
 }
 
-/* Fill a credset from strings; SP_ELIMIT when a value is too long (names which). */
+/*
+ * Replace *s with the given strings. They are copied into a temporary
+ * first: a value too long (SP_ELIMIT, naming which) leaves *s as it was,
+ * so a bad answer during a refresh never discards still-valid credentials.
+ * The temporary is wiped on every path.
+ */
 static int credset_fill(struct credset *s, const char *akid, const char *secret,
-			const char *token, enum awscreds_source src, struct err *e)
+			const char *token, int64_t expiration, enum awscreds_source src,
+			struct err *e)
 {
-	credset_wipe(s);
-	if (str_copy(s->akid, sizeof(s->akid), akid))
-		return err_set(e, SP_ELIMIT, "access key id from %s is longer than %d bytes",
-			       awscreds_source_name(src), AWSCREDS_KEY_MAX);
-	if (str_copy(s->secret, sizeof(s->secret), secret)) {
+	struct credset t;
+	int rc = 0;
+
+	memset(&t, 0, sizeof(t));
+	if (str_copy(t.akid, sizeof(t.akid), akid))
+		rc = err_set(e, SP_ELIMIT, "access key id from %s is longer than %d bytes",
+			     awscreds_source_name(src), AWSCREDS_KEY_MAX);
+	else if (str_copy(t.secret, sizeof(t.secret), secret))
+		rc = err_set(e, SP_ELIMIT, "secret access key from %s is longer than %d bytes",
+			     awscreds_source_name(src), AWSCREDS_SECRET_MAX);
+	else if (token && str_copy(t.token, sizeof(t.token), token))
+		rc = err_set(e, SP_ELIMIT, "session token from %s is longer than %d bytes",
+			     awscreds_source_name(src), AWSCREDS_TOKEN_MAX);
+	if (!rc) {
+		t.expiration = expiration;
+		t.source = src;
 		credset_wipe(s);
-		return err_set(e, SP_ELIMIT, "secret access key from %s is longer than %d bytes",
-			       awscreds_source_name(src), AWSCREDS_SECRET_MAX);
+		*s = t;
 	}
-	if (token && str_copy(s->token, sizeof(s->token), token)) {
-		credset_wipe(s);
-		return err_set(e, SP_ELIMIT, "session token from %s is longer than %d bytes",
-			       awscreds_source_name(src), AWSCREDS_TOKEN_MAX);
-	}
-	s->source = src;
-	return 0;
+	credset_wipe(&t);
+	return rc;
 }
 
 static const char *env_nonempty(const char *name)
@@ -141,9 +152,9 @@ static int read_env(struct awscreds *c, const struct awscreds_config *cfg, struc
 	c->imds_disabled = dis && !strcasecmp(dis, "true");
 	if (!rc && cfg->access_key_id && cfg->secret_access_key)
 		rc = credset_fill(&c->fixed, cfg->access_key_id, cfg->secret_access_key,
-				  cfg->session_token, AWSCREDS_STATIC, e);
+				  cfg->session_token, 0, AWSCREDS_STATIC, e);
 	else if (!rc && akid && secret)
-		rc = credset_fill(&c->fixed, akid, secret, env_nonempty("AWS_SESSION_TOKEN"),
+		rc = credset_fill(&c->fixed, akid, secret, env_nonempty("AWS_SESSION_TOKEN"), 0,
 				  AWSCREDS_ENV, e);
 	return rc;
 }
@@ -333,9 +344,9 @@ static int from_files(struct awscreds *c, struct err *e)
 	if (!rc && !c->region[0] && cf.region[0])
 		str_copy(c->region, sizeof(c->region), cf.region);
 	if (!rc && cr.akid[0] && cr.secret[0])
-		rc = credset_fill(&c->cur, cr.akid, cr.secret, cr.token, AWSCREDS_FILE, e);
+		rc = credset_fill(&c->cur, cr.akid, cr.secret, cr.token, 0, AWSCREDS_FILE, e);
 	else if (!rc && cf.akid[0] && cf.secret[0])
-		rc = credset_fill(&c->cur, cf.akid, cf.secret, cf.token, AWSCREDS_FILE, e);
+		rc = credset_fill(&c->cur, cf.akid, cf.secret, cf.token, 0, AWSCREDS_FILE, e);
 	else if (!rc)
 		rc = 1;
 	OPENSSL_cleanse(&cr, sizeof(cr));
@@ -497,9 +508,7 @@ static int imds_parse_creds(struct awscreds *c, const struct body *b, struct err
 	else if (t < 0)
 		rc = err_set(e, SP_EPROTO, "imds credentials have no valid Expiration");
 	else
-		rc = credset_fill(&c->cur, akid, secret, token, AWSCREDS_IMDS, e);
-	if (!rc)
-		c->cur.expiration = t;
+		rc = credset_fill(&c->cur, akid, secret, token, t, AWSCREDS_IMDS, e);
 	json_wipe(o, "SecretAccessKey");
 	json_wipe(o, "Token");
 	json_decref(o);
