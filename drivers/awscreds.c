@@ -46,6 +46,9 @@ struct awscreds {
 	char imds_token[AWSCREDS_TOKEN_MAX + 1];
 	int64_t imds_token_expires;
 	int imds_disabled;
+	int tried;                     /* resolve() has run at least once */
+	int64_t last_try;              /* now_s of its last run */
+	struct err last_err;           /* what it failed with; code 0 when it did not */
 	long connect_timeout_ms, timeout_ms;
 };
 
@@ -619,19 +622,51 @@ static int resolve(struct awscreds *c, int64_t now, struct err *e)
 	return rc;
 }
 
+/* Whether resolve() last ran less than interval seconds before now (a clock gone back: no). */
+static int tried_within(const struct awscreds *c, int64_t now, int64_t interval)
+{
+	return c->tried && now >= c->last_try && now - c->last_try < interval;
+}
+
+/*
+ * Serve without asking the sources again: the held credentials are outside
+ * the refresh margin, or a refresh ran too recently (REFRESH_INTERVAL while
+ * they are still valid, RETRY_INTERVAL when they are not).
+ */
+static int too_soon(const struct awscreds *c, int64_t now)
+{
+	if (cur_usable(c, now, AWSCREDS_REFRESH_MARGIN_S))
+		return 1;
+	if (cur_usable(c, now, 0))
+		return tried_within(c, now, AWSCREDS_REFRESH_INTERVAL_S);
+	return tried_within(c, now, AWSCREDS_RETRY_INTERVAL_S);
+}
+
 int awscreds_get(struct awscreds *c, int64_t now_s, struct sigv4_creds *out, struct err *e)
 {
 	struct err le = ERR_INIT;
 	int rc;
 
-	if (cur_usable(c, now_s, AWSCREDS_REFRESH_MARGIN_S)) {
+	if (too_soon(c, now_s)) {
+		if (c->last_err.code && !cur_usable(c, now_s, 0)) {
+			if (e)
+				*e = c->last_err;
+			return c->last_err.code;
+		}
 		lend(&c->cur, out);
 		return 0;
 	}
+	c->tried = 1;
+	c->last_try = now_s;
 	rc = resolve(c, now_s, &le);
+	if (rc)
+		c->last_err = le;
+	else
+		err_clear(&c->last_err);
 	if (rc && cur_usable(c, now_s, 0)) {
-		log_debug("awscreds: refresh failed, keeping credentials valid until %lld: %s",
-			  (long long)c->cur.expiration, le.msg);
+		log_debug("awscreds: refresh failed, keeping credentials valid until %lld, next "
+			  "try in %d s: %s", (long long)c->cur.expiration,
+			  AWSCREDS_REFRESH_INTERVAL_S, le.msg);
 		rc = 0;
 	} else if (rc) {
 		if (e)

@@ -381,6 +381,73 @@ static void test_awscreds__imds_refreshes_before_expiry(void **state)
 	imds_stop(s);
 }
 
+/*
+ * IMDS may serve the same credentials for minutes inside the refresh margin:
+ * N calls there make one refresh, not N; with none valid and IMDS failing,
+ * calls between two attempts get the last failure without asking again.
+ */
+static void test_awscreds__refresh_attempts_are_paced(void **state)
+{
+	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0, 0, 0 };
+	struct awsstub *s = imds_start(&m);
+	struct awscreds *c = NULL;
+	struct sigv4_creds cr;
+	struct err e = ERR_INIT;
+	int64_t t = T0 + 3600 - AWSCREDS_REFRESH_MARGIN_S + 1, x;
+	unsigned long gets;
+	int i;
+
+	(void)state;
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_int_equal(awscreds_get(c, T0, &cr, &e), 0);
+	assert_int_equal(m.creds_asked, 1);
+	gets = awsstub_requests(s);
+	/* inside the margin, IMDS still serving the same expiration */
+	for (i = 0; i < 5; i++)
+		assert_int_equal(awscreds_get(c, t + i, &cr, &e), 0);
+	assert_int_equal(m.creds_asked, 2);
+	assert_int_equal(awsstub_requests(s), gets + 2); /* role name + credentials, once */
+	assert_int_equal(awscreds_get(c, t + AWSCREDS_REFRESH_INTERVAL_S - 1, &cr, &e), 0);
+	assert_int_equal(m.creds_asked, 2);
+	assert_int_equal(awscreds_get(c, t + AWSCREDS_REFRESH_INTERVAL_S, &cr, &e), 0);
+	assert_int_equal(m.creds_asked, 3);
+	assert_string_equal(cr.access_key_id, "ASIAIMDS3");
+
+	/* expired, IMDS failing: one attempt per retry interval, its error in between */
+	m.fail = 1;
+	x = T0 + 3600;
+	assert_int_equal(awscreds_get(c, x, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(m.creds_asked, 4);
+	for (i = 0; i < AWSCREDS_RETRY_INTERVAL_S; i++) {
+		err_clear(&e);
+		assert_int_equal(awscreds_get(c, x + i, &cr, &e), SP_EUNAVAIL);
+		assert_non_null(strstr(e.msg, "imds"));
+	}
+	assert_int_equal(m.creds_asked, 4);
+	assert_int_equal(awscreds_get(c, x + AWSCREDS_RETRY_INTERVAL_S, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(m.creds_asked, 5);
+	/* IMDS back: the next attempt serves new credentials */
+	m.fail = 0;
+	m.expiration = T0 + 7200;
+	assert_int_equal(awscreds_get(c, x + AWSCREDS_RETRY_INTERVAL_S + 1, &cr, &e),
+			 SP_EUNAVAIL);
+	assert_int_equal(awscreds_get(c, x + 2 * AWSCREDS_RETRY_INTERVAL_S, &cr, &e), 0);
+	assert_int_equal(awscreds_expiration(c), T0 + 7200);
+	assert_int_equal(m.creds_asked, 6);
+	awscreds_free(c);
+
+	/* none held yet: the same pacing from the first call */
+	m.fail = 1;
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_int_equal(awscreds_get(c, T0, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(awscreds_get(c, T0, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(m.creds_asked, 7);
+	assert_int_equal(awscreds_get(c, T0 + AWSCREDS_RETRY_INTERVAL_S, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(m.creds_asked, 8);
+	awscreds_free(c);
+	imds_stop(s);
+}
+
 /* A refresh answered with credentials we cannot hold keeps the old, still valid ones. */
 static void test_awscreds__bad_refresh_answer_keeps_valid_credentials(void **state)
 {
@@ -642,6 +709,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_awscreds__world_readable_file_is_refused, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__imds_v2_flow, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__imds_refreshes_before_expiry, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__refresh_attempts_are_paced, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__bad_refresh_answer_keeps_valid_credentials, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__imds_timeout_is_reported, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__imds_refused_token, stub_teardown),
