@@ -43,6 +43,7 @@
 
 #define KEY "AKIDLOCALTEST0000001"
 #define SECRET "local-test-secret-0123456789abcdef"
+#define ENV_TOKEN "local-test-session-token"
 
 /* ================================================================ world */
 
@@ -549,6 +550,7 @@ struct fx {
 	char url[64];
 	struct cloud *c;
 	struct awscreds *creds;
+	int env_creds;       /* start: credentials from the environment, not a file */
 };
 
 static void sleep_ms(int ms)
@@ -626,8 +628,10 @@ static void start(struct fx *f, ...)
 	argv[n++] = "127.0.0.1:0";
 	argv[n++] = "--port-file";
 	argv[n++] = portf;
-	argv[n++] = "--credentials";
-	argv[n++] = creds;
+	if (!f->env_creds) {
+		argv[n++] = "--credentials";
+		argv[n++] = creds;
+	}
 	argv[n++] = "--boot-delay-ms";
 	argv[n++] = "50";
 	argv[n++] = "--terminate-delay-ms";
@@ -658,6 +662,12 @@ static void start(struct fx *f, ...)
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
+		}
+		if (f->env_creds) {
+			setenv("AWS_ACCESS_KEY_ID", KEY, 1);
+			setenv("AWS_SECRET_ACCESS_KEY", SECRET, 1);
+			setenv("AWS_SESSION_TOKEN", ENV_TOKEN, 1);
+			setenv("SPINUP_TEST_COPY", "x" SECRET "x", 1); /* the secret, renamed */
 		}
 		execv(exe, (char *const *)argv);
 		_exit(127);
@@ -1218,6 +1228,71 @@ static void test_localcloud__sigterm_stops_every_instance_process(void **state)
 	obs_group_release(&g);
 }
 
+/* Wait up to ~5 s for path to exist. */
+static int wait_file(const char *path)
+{
+	struct stat st;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (stat(path, &st) == 0)
+			return 1;
+		sleep_ms(50);
+	}
+	return 0;
+}
+
+/* Whether the file at path contains s. */
+static int file_has(const char *path, const char *s)
+{
+	char buf[65536];
+	size_t n;
+	FILE *fp = fopen(path, "r");
+
+	assert_non_null(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	return strstr(buf, s) != NULL;
+}
+
+/* Credentials taken from the environment stay in the provider: instances never see them. */
+static void test_localcloud__instance_commands_do_not_inherit_aws_secrets(void **state)
+{
+	struct fx *f = *state;
+	struct obs_group g;
+	char cmd[512], stopcmd[512], path[160], id[32];
+
+	obs_group_init(&g);
+	/* written whole, then renamed: a file that exists is complete */
+	snprintf(cmd, sizeof(cmd), "env > %s/{id}.t1 && mv %s/{id}.t1 %s/{id}.env; exec sleep 60",
+		 f->dir, f->dir, f->dir);
+	snprintf(stopcmd, sizeof(stopcmd), "env > %s/{id}.t2 && mv %s/{id}.t2 %s/{id}.stopenv",
+		 f->dir, f->dir, f->dir);
+	f->env_creds = 1;
+	start(f, "--group", "g1:0:3:1", "--instance-cmd", cmd, "--stop-cmd", stopcmd, NULL);
+	/* the driver signs with the environment's key pair: the provider took them */
+	assert_true(wait_running(f, "g1", &g, 1));
+	snprintf(id, sizeof(id), "%s", g.instances[0].id);
+	snprintf(path, sizeof(path), "%s/%s.env", f->dir, id);
+	assert_true(wait_file(path));
+	assert_true(file_has(path, "PATH="));        /* the rest of the environment is kept */
+	assert_false(file_has(path, SECRET));
+	assert_false(file_has(path, ENV_TOKEN));
+	assert_false(file_has(path, "AWS_ACCESS_KEY_ID"));
+	assert_false(file_has(path, "AWS_SECRET_ACCESS_KEY"));
+	assert_false(file_has(path, "AWS_SESSION_TOKEN"));
+	assert_false(file_has(path, "SPINUP_TEST_COPY"));
+	/* the stop command alike */
+	assert_int_equal(stop_provider(f), 0);
+	snprintf(path, sizeof(path), "%s/%s.stopenv", f->dir, id);
+	assert_true(wait_file(path));
+	assert_true(file_has(path, "PATH="));
+	assert_false(file_has(path, SECRET));
+	assert_false(file_has(path, ENV_TOKEN));
+	obs_group_release(&g);
+}
+
 static void test_localcloud__command_line_errors(void **state)
 {
 	struct fx *f = *state;
@@ -1274,6 +1349,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_localcloud__admin_state_kill_terminate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__real_agents_answer_on_their_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__sigterm_stops_every_instance_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_localcloud__instance_commands_do_not_inherit_aws_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__command_line_errors, setup, teardown),
 	};
 
