@@ -2,15 +2,24 @@
  * awscloud.h - the "aws" cloud driver: struct cloud over the Auto Scaling
  * and EC2 Query APIs (real AWS, or the local provider at another endpoint).
  *
- * describe() issues DescribeAutoScalingGroups for the group, then
- * DescribeInstances filtered on the group's instance ids (Filter
- * instance-id, at most AWSCLOUD_FILTER_VALUES ids a call, MaxResults 1000,
- * following nextToken). It sets g->complete only when every page of both
- * calls succeeded. An instance the ASG lists but EC2 does not return keeps
- * ec2_seen = 0 (not yet visible: unknown, not absent). An
+ * describe() issues DescribeAutoScalingGroups for the group, then (when
+ * the group lists any instance) DescribeInstances filtered on the tag Auto
+ * Scaling puts on every instance it launches, Filter.1.Name
+ * tag:aws:autoscaling:groupName = the group's name (with EC2's wildcards
+ * '*' '?' and their escape '\' escaped), MaxResults 1000, following
+ * nextToken. EC2 refuses MaxResults together with InstanceId.N, and
+ * filtering on ids took 200 ids a call; by tag a pass over 10,000 instances
+ * costs 1 + 10 calls instead of 1 + 50. Pages are bounded by AWSQ_MAX_PAGES
+ * and each response by the client's max_response.
+ *
+ * Only instances the ASG lists are observed: one EC2 returns that the ASG
+ * no longer lists (terminated, detached) is ignored. One the ASG lists but
+ * no page returns keeps ec2_seen = 0: not yet visible, unknown, not absent
+ * (no address, so no agent call; the planner never reads it as gone). An
  * InvalidInstanceID.NotFound answer makes the observation incomplete and
- * returns SP_EBUSY. A group that does not exist is found = 0 with
- * complete = 1 (the answer was complete: there is no such group).
+ * returns SP_EBUSY. g->complete is set only when every page of both calls
+ * succeeded. A group that does not exist is found = 0 with complete = 1
+ * (the answer was complete: there is no such group).
  *
  * Mutations: SetDesiredCapacity (HonorCooldown=false),
  * SetInstanceProtection (at most CLOUD_PROTECT_BATCH ids a call),
@@ -49,8 +58,9 @@
 #define AWSCLOUD_ASG_BURST 20
 #define AWSCLOUD_ASG_RATE 2
 
-/* DescribeInstances filter values per call. */
-#define AWSCLOUD_FILTER_VALUES 200
+/* The tag Auto Scaling puts on its instances, and DescribeInstances' page size. */
+#define AWSCLOUD_GROUP_TAG "aws:autoscaling:groupName"
+#define AWSCLOUD_EC2_PAGE "1000"
 
 struct awscloud_config {
 	const char *region;          /* NULL: AWS_REGION / AWS_DEFAULT_REGION / config file */

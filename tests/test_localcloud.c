@@ -384,6 +384,22 @@ static void test_localcloud__api_describe_instances_filters_and_errors(void **st
 	assert_string_equal(v, "running");
 	text_at(f, "reservationSet/item/instancesSet/item/privateIpAddress", v, sizeof(v));
 	assert_string_equal(v, lcworld_inst(f->w, 0)->ip);
+	/* tag values match as EC2's do: '*' and '?' wildcards, a backslash escapes */
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=web%20%26%20%3Cco%3E");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 3);
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=w?b*");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 3);
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=*");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 4);
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=web%5C*");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 0);
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=%5Cother");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 1);
 	/* InstanceId.N with an unknown id: InvalidInstanceID.NotFound, EC2's shape */
 	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
 		 "InstanceId.1=i-0123456789abcdef0");
@@ -941,6 +957,7 @@ static void test_localcloud__driver_paginates_2500_instances(void **state)
 	struct err e = ERR_INIT;
 	char next[256] = "";
 	int pages = 0, total = 0, i, seen = 0;
+	unsigned long before;
 	size_t k;
 
 	obs_group_init(&g);
@@ -957,6 +974,11 @@ static void test_localcloud__driver_paginates_2500_instances(void **state)
 	for (k = 0; k < g.ninstances; k++)
 		seen += g.instances[k].ec2_seen;
 	assert_int_equal(seen, 2500);
+	/* the driver: 1 DescribeAutoScalingGroups + 3 pages by tag (by ids of 200: 1 + 13) */
+	before = awscloud_requests(f->c);
+	describe(f, "big", &g, 0);
+	assert_true(g.complete);
+	assert_int_equal(awscloud_requests(f->c) - before, 1 + 3);
 	/* the EC2 API alone: tag filter, pages of 1000, nextToken followed */
 	memset(&cc, 0, sizeof(cc));
 	cc.access_key_id = KEY;
