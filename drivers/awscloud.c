@@ -240,7 +240,7 @@ static int parse_ec2_instance(xmlNodePtr it, struct obs_group *g, const struct i
 		return rc;
 	in = id_index_find(ix, g, id);
 	if (!in)
-		return 0; /* not the group's (the filter should prevent it) */
+		return 0; /* tagged for the group but no longer listed by it: ignored */
 	in->ec2_seen = 1;
 	rc = text_field(it, "instanceState/name", in->ec2_state, sizeof(in->ec2_state), 1,
 			"instanceState/name", e);
@@ -322,57 +322,85 @@ static int describe_asg(struct awscloud *s, const char *asg, struct obs_group *g
 	return rc;
 }
 
-/* One DescribeInstances series for ids [off, off+n), all pages. */
-static int describe_batch(struct awscloud *s, struct obs_group *g, size_t off, size_t n,
-			  char *next, unsigned *calls, struct err *e)
+/*
+ * A group name as an EC2 filter value: EC2 reads '*' and '?' as wildcards
+ * and '\\' as their escape, so each of the three is escaped to match
+ * literally. 0, or SP_ELIMIT when the escaped name does not fit out.
+ */
+static int filter_literal(const char *name, char *out, size_t outsz)
+{
+	size_t o = 0;
+
+	for (; *name; name++) {
+		if (strchr("*?\\", *name) && o + 1 < outsz)
+			out[o++] = '\\';
+		if (o + 1 >= outsz)
+			return SP_ELIMIT;
+		out[o++] = *name;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* One page of DescribeInstances for the group's tag, after the token in next (or the first). */
+static int describe_page(struct awscloud *s, struct obs_group *g, const char *value,
+			 char *next, unsigned *calls, struct err *e)
 {
 	struct awsq_params p;
 	xmlDocPtr doc;
-	size_t i;
-	int pages = 0, rc = 0;
+	int rc;
 
-	next[0] = '\0';
-	do {
-		if (++pages > AWSQ_MAX_PAGES)
-			return err_set(e, SP_ELIMIT, "DescribeInstances returned more than %d pages",
-				       AWSQ_MAX_PAGES);
-		awsq_params_init(&p, "DescribeInstances");
-		rc = awsq_params_add(&p, "Version", EC2_VERSION);
-		if (!rc)
-			rc = awsq_params_add(&p, "Filter.1.Name", "instance-id");
-		for (i = 0; i < n && !rc; i++)
-			rc = awsq_params_addf(&p, g->instances[off + i].id, "Filter.1.Value.%zu",
-					      i + 1);
-		if (!rc)
-			rc = awsq_params_add(&p, "MaxResults", "1000");
-		if (!rc && next[0])
-			rc = awsq_params_add(&p, "NextToken", next);
-		if (!rc) {
-			(*calls)++;
-			rc = awsq_call(s->ec2, &p, 0, &doc, e);
-		}
+	awsq_params_init(&p, "DescribeInstances");
+	rc = awsq_params_add(&p, "Version", EC2_VERSION);
+	if (!rc)
+		rc = awsq_params_add(&p, "Filter.1.Name", "tag:" AWSCLOUD_GROUP_TAG);
+	if (!rc)
+		rc = awsq_params_add(&p, "Filter.1.Value.1", value);
+	if (!rc)
+		rc = awsq_params_add(&p, "MaxResults", AWSCLOUD_EC2_PAGE);
+	if (!rc && next[0])
+		rc = awsq_params_add(&p, "NextToken", next);
+	if (rc) {
 		awsq_params_release(&p);
-		if (!rc) {
-			rc = awscloud_parse_instances(doc, g, next, AWSCLOUD_TOKEN_MAX + 1, e);
-			xmlFreeDoc(doc);
-		}
-	} while (!rc && next[0]);
+		return err_set(e, rc, "could not build DescribeInstances parameters");
+	}
+	(*calls)++;
+	rc = awsq_call(s->ec2, &p, 0, &doc, e);
+	awsq_params_release(&p);
+	if (!rc) {
+		rc = awscloud_parse_instances(doc, g, next, AWSCLOUD_TOKEN_MAX + 1, e);
+		xmlFreeDoc(doc);
+	}
 	return rc;
 }
 
+/*
+ * Every page of DescribeInstances filtered on the group's tag. Instances
+ * the group does not list are ignored by the parser; ones it lists that no
+ * page returns keep ec2_seen = 0 (not yet visible).
+ */
 static int describe_ec2(struct awscloud *s, struct obs_group *g, unsigned *calls,
 			struct err *e)
 {
 	char *next = calloc(1, AWSCLOUD_TOKEN_MAX + 1);
-	size_t off, n, total = g->ninstances;
-	int rc = 0;
+	char value[2 * sizeof(g->name)];
+	int pages = 0, rc = 0;
 
 	if (!next)
 		return err_set(e, SP_ENOMEM, "out of memory describing instances");
-	for (off = 0; off < total && !rc; off += n) {
-		n = total - off < AWSCLOUD_FILTER_VALUES ? total - off : AWSCLOUD_FILTER_VALUES;
-		rc = describe_batch(s, g, off, n, next, calls, e);
+	if (filter_literal(g->name, value, sizeof(value))) {
+		rc = err_set(e, SP_EINVAL, "group name '%.64s...' is too long", g->name);
+		goto out;
 	}
+	do {
+		if (++pages > AWSQ_MAX_PAGES) {
+			rc = err_set(e, SP_ELIMIT, "DescribeInstances returned more than %d pages",
+				     AWSQ_MAX_PAGES);
+			break;
+		}
+		rc = describe_page(s, g, value, next, calls, e);
+	} while (!rc && next[0]);
+out:
 	free(next);
 	if (rc == SP_ENOTFOUND)
 		rc = err_set(e, SP_EBUSY, "some instances of group '%s' are not yet visible in "
@@ -581,8 +609,9 @@ int awscloud_new(const struct awscloud_config *cfg, struct cloud **out, struct e
 		qc.version = ASG_VERSION;
 		qc.endpoint = pick_endpoint(cfg->asg_endpoint, "AWS_ENDPOINT_URL_AUTO_SCALING",
 					    cfg->endpoint);
-		qc.read_burst = qc.write_burst = 20;
-		qc.read_rate = qc.write_rate = 2;
+		qc.read_burst = AWSCLOUD_ASG_BURST;
+		qc.read_rate = AWSCLOUD_ASG_RATE;
+		qc.one_bucket = 1;
 		rc = awsq_new(&qc, &s->asg, e);
 	}
 	if (!rc) {
@@ -590,10 +619,11 @@ int awscloud_new(const struct awscloud_config *cfg, struct cloud **out, struct e
 		qc.version = EC2_VERSION;
 		qc.endpoint = pick_endpoint(cfg->ec2_endpoint, "AWS_ENDPOINT_URL_EC2",
 					    cfg->endpoint);
-		qc.read_burst = 100;
-		qc.read_rate = 20;
-		qc.write_burst = 50;
-		qc.write_rate = 5;
+		qc.one_bucket = 0;
+		qc.read_burst = AWSCLOUD_EC2_READ_BURST;
+		qc.read_rate = AWSCLOUD_EC2_READ_RATE;
+		qc.write_burst = AWSCLOUD_EC2_WRITE_BURST;
+		qc.write_rate = AWSCLOUD_EC2_WRITE_RATE;
 		rc = awsq_new(&qc, &s->ec2, e);
 	}
 	if (rc) {

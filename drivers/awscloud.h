@@ -2,15 +2,24 @@
  * awscloud.h - the "aws" cloud driver: struct cloud over the Auto Scaling
  * and EC2 Query APIs (real AWS, or the local provider at another endpoint).
  *
- * describe() issues DescribeAutoScalingGroups for the group, then
- * DescribeInstances filtered on the group's instance ids (Filter
- * instance-id, at most AWSCLOUD_FILTER_VALUES ids a call, MaxResults 1000,
- * following nextToken). It sets g->complete only when every page of both
- * calls succeeded. An instance the ASG lists but EC2 does not return keeps
- * ec2_seen = 0 (not yet visible: unknown, not absent). An
+ * describe() issues DescribeAutoScalingGroups for the group, then (when
+ * the group lists any instance) DescribeInstances filtered on the tag Auto
+ * Scaling puts on every instance it launches, Filter.1.Name
+ * tag:aws:autoscaling:groupName = the group's name (with EC2's wildcards
+ * '*' '?' and their escape '\' escaped), MaxResults 1000, following
+ * nextToken. EC2 refuses MaxResults together with InstanceId.N, and
+ * filtering on ids took 200 ids a call; by tag a pass over 10,000 instances
+ * costs 1 + 10 calls instead of 1 + 50. Pages are bounded by AWSQ_MAX_PAGES
+ * and each response by the client's max_response.
+ *
+ * Only instances the ASG lists are observed: one EC2 returns that the ASG
+ * no longer lists (terminated, detached) is ignored. One the ASG lists but
+ * no page returns keeps ec2_seen = 0: not yet visible, unknown, not absent
+ * (no address, so no agent call; the planner never reads it as gone). An
  * InvalidInstanceID.NotFound answer makes the observation incomplete and
- * returns SP_EBUSY. A group that does not exist is found = 0 with
- * complete = 1 (the answer was complete: there is no such group).
+ * returns SP_EBUSY. g->complete is set only when every page of both calls
+ * succeeded. A group that does not exist is found = 0 with complete = 1
+ * (the answer was complete: there is no such group).
  *
  * Mutations: SetDesiredCapacity (HonorCooldown=false),
  * SetInstanceProtection (at most CLOUD_PROTECT_BATCH ids a call),
@@ -19,9 +28,19 @@
  * retried inside the call, ScalingActivityInProgress is SP_EBUSY (next
  * pass), AccessDenied / UnauthorizedOperation is SP_EDENIED.
  *
- * Rate limits (token buckets, below AWS's published ones): EC2 describe
- * burst 100 at 20/s, EC2 mutating burst 50 at 5/s, Auto Scaling burst 20
- * at 2/s (shared by its describe and mutating calls' separate buckets).
+ * Rate limits: client-side token buckets kept below AWS's, because every
+ * other client of the account and region (consoles, CLIs, other tools)
+ * draws from the same AWS buckets:
+ *   EC2 describe   burst 80 at 16/s. AWS publishes 100 at 20/s for filtered
+ *                  or paginated non-mutating actions (DescribeInstances
+ *                  unfiltered and unpaginated: 50 at 10/s; ours always
+ *                  filters and pages).
+ *   EC2 mutating   burst 40 at 4/s. AWS publishes 50 at 5/s. (The driver
+ *                  sends no EC2 mutation today; the bucket bounds any.)
+ *   Auto Scaling   burst 20 at 2/s, ONE bucket for describe and mutating
+ *                  calls alike: AWS throttles every Auto Scaling call of an
+ *                  account from one shared bucket and publishes no figures,
+ *                  so this is a conservative guess, not a fraction.
  */
 #ifndef SPINUP_AWSCLOUD_H
 #define SPINUP_AWSCLOUD_H
@@ -31,8 +50,17 @@
 #include "awsq.h"
 #include "cloud.h"
 
-/* DescribeInstances filter values per call. */
-#define AWSCLOUD_FILTER_VALUES 200
+/* Token buckets (see above). */
+#define AWSCLOUD_EC2_READ_BURST 80
+#define AWSCLOUD_EC2_READ_RATE 16
+#define AWSCLOUD_EC2_WRITE_BURST 40
+#define AWSCLOUD_EC2_WRITE_RATE 4
+#define AWSCLOUD_ASG_BURST 20
+#define AWSCLOUD_ASG_RATE 2
+
+/* The tag Auto Scaling puts on its instances, and DescribeInstances' page size. */
+#define AWSCLOUD_GROUP_TAG "aws:autoscaling:groupName"
+#define AWSCLOUD_EC2_PAGE "1000"
 
 struct awscloud_config {
 	const char *region;          /* NULL: AWS_REGION / AWS_DEFAULT_REGION / config file */

@@ -46,6 +46,9 @@ struct awscreds {
 	char imds_token[AWSCREDS_TOKEN_MAX + 1];
 	int64_t imds_token_expires;
 	int imds_disabled;
+	int tried;                     /* resolve() has run at least once */
+	int64_t last_try;              /* now_s of its last run */
+	struct err last_err;           /* what it failed with; code 0 when it did not */
 	long connect_timeout_ms, timeout_ms;
 };
 
@@ -62,26 +65,37 @@ const char *awscreds_source_name(enum awscreds_source s)
 	return s < AWSCREDS_SOURCE_MAX ? names[s] : "unknown";
 }
 
-/* Fill a credset from strings; SP_ELIMIT when a value is too long (names which). */
+/*
+ * Replace *s with the given strings. They are copied into a temporary
+ * first: a value too long (SP_ELIMIT, naming which) leaves *s as it was,
+ * so a bad answer during a refresh never discards still-valid credentials.
+ * The temporary is wiped on every path.
+ */
 static int credset_fill(struct credset *s, const char *akid, const char *secret,
-			const char *token, enum awscreds_source src, struct err *e)
+			const char *token, int64_t expiration, enum awscreds_source src,
+			struct err *e)
 {
-	credset_wipe(s);
-	if (str_copy(s->akid, sizeof(s->akid), akid))
-		return err_set(e, SP_ELIMIT, "access key id from %s is longer than %d bytes",
-			       awscreds_source_name(src), AWSCREDS_KEY_MAX);
-	if (str_copy(s->secret, sizeof(s->secret), secret)) {
+	struct credset t;
+	int rc = 0;
+
+	memset(&t, 0, sizeof(t));
+	if (str_copy(t.akid, sizeof(t.akid), akid))
+		rc = err_set(e, SP_ELIMIT, "access key id from %s is longer than %d bytes",
+			     awscreds_source_name(src), AWSCREDS_KEY_MAX);
+	else if (str_copy(t.secret, sizeof(t.secret), secret))
+		rc = err_set(e, SP_ELIMIT, "secret access key from %s is longer than %d bytes",
+			     awscreds_source_name(src), AWSCREDS_SECRET_MAX);
+	else if (token && str_copy(t.token, sizeof(t.token), token))
+		rc = err_set(e, SP_ELIMIT, "session token from %s is longer than %d bytes",
+			     awscreds_source_name(src), AWSCREDS_TOKEN_MAX);
+	if (!rc) {
+		t.expiration = expiration;
+		t.source = src;
 		credset_wipe(s);
-		return err_set(e, SP_ELIMIT, "secret access key from %s is longer than %d bytes",
-			       awscreds_source_name(src), AWSCREDS_SECRET_MAX);
+		*s = t;
 	}
-	if (token && str_copy(s->token, sizeof(s->token), token)) {
-		credset_wipe(s);
-		return err_set(e, SP_ELIMIT, "session token from %s is longer than %d bytes",
-			       awscreds_source_name(src), AWSCREDS_TOKEN_MAX);
-	}
-	s->source = src;
-	return 0;
+	credset_wipe(&t);
+	return rc;
 }
 
 static const char *env_nonempty(const char *name)
@@ -141,9 +155,9 @@ static int read_env(struct awscreds *c, const struct awscreds_config *cfg, struc
 	c->imds_disabled = dis && !strcasecmp(dis, "true");
 	if (!rc && cfg->access_key_id && cfg->secret_access_key)
 		rc = credset_fill(&c->fixed, cfg->access_key_id, cfg->secret_access_key,
-				  cfg->session_token, AWSCREDS_STATIC, e);
+				  cfg->session_token, 0, AWSCREDS_STATIC, e);
 	else if (!rc && akid && secret)
-		rc = credset_fill(&c->fixed, akid, secret, env_nonempty("AWS_SESSION_TOKEN"),
+		rc = credset_fill(&c->fixed, akid, secret, env_nonempty("AWS_SESSION_TOKEN"), 0,
 				  AWSCREDS_ENV, e);
 	return rc;
 }
@@ -333,9 +347,9 @@ static int from_files(struct awscreds *c, struct err *e)
 	if (!rc && !c->region[0] && cf.region[0])
 		str_copy(c->region, sizeof(c->region), cf.region);
 	if (!rc && cr.akid[0] && cr.secret[0])
-		rc = credset_fill(&c->cur, cr.akid, cr.secret, cr.token, AWSCREDS_FILE, e);
+		rc = credset_fill(&c->cur, cr.akid, cr.secret, cr.token, 0, AWSCREDS_FILE, e);
 	else if (!rc && cf.akid[0] && cf.secret[0])
-		rc = credset_fill(&c->cur, cf.akid, cf.secret, cf.token, AWSCREDS_FILE, e);
+		rc = credset_fill(&c->cur, cf.akid, cf.secret, cf.token, 0, AWSCREDS_FILE, e);
 	else if (!rc)
 		rc = 1;
 	OPENSSL_cleanse(&cr, sizeof(cr));
@@ -497,9 +511,7 @@ static int imds_parse_creds(struct awscreds *c, const struct body *b, struct err
 	else if (t < 0)
 		rc = err_set(e, SP_EPROTO, "imds credentials have no valid Expiration");
 	else
-		rc = credset_fill(&c->cur, akid, secret, token, AWSCREDS_IMDS, e);
-	if (!rc)
-		c->cur.expiration = t;
+		rc = credset_fill(&c->cur, akid, secret, token, t, AWSCREDS_IMDS, e);
 	json_wipe(o, "SecretAccessKey");
 	json_wipe(o, "Token");
 	json_decref(o);
@@ -610,19 +622,51 @@ static int resolve(struct awscreds *c, int64_t now, struct err *e)
 	return rc;
 }
 
+/* Whether resolve() last ran less than interval seconds before now (a clock gone back: no). */
+static int tried_within(const struct awscreds *c, int64_t now, int64_t interval)
+{
+	return c->tried && now >= c->last_try && now - c->last_try < interval;
+}
+
+/*
+ * Serve without asking the sources again: the held credentials are outside
+ * the refresh margin, or a refresh ran too recently (REFRESH_INTERVAL while
+ * they are still valid, RETRY_INTERVAL when they are not).
+ */
+static int too_soon(const struct awscreds *c, int64_t now)
+{
+	if (cur_usable(c, now, AWSCREDS_REFRESH_MARGIN_S))
+		return 1;
+	if (cur_usable(c, now, 0))
+		return tried_within(c, now, AWSCREDS_REFRESH_INTERVAL_S);
+	return tried_within(c, now, AWSCREDS_RETRY_INTERVAL_S);
+}
+
 int awscreds_get(struct awscreds *c, int64_t now_s, struct sigv4_creds *out, struct err *e)
 {
 	struct err le = ERR_INIT;
 	int rc;
 
-	if (cur_usable(c, now_s, AWSCREDS_REFRESH_MARGIN_S)) {
+	if (too_soon(c, now_s)) {
+		if (c->last_err.code && !cur_usable(c, now_s, 0)) {
+			if (e)
+				*e = c->last_err;
+			return c->last_err.code;
+		}
 		lend(&c->cur, out);
 		return 0;
 	}
+	c->tried = 1;
+	c->last_try = now_s;
 	rc = resolve(c, now_s, &le);
+	if (rc)
+		c->last_err = le;
+	else
+		err_clear(&c->last_err);
 	if (rc && cur_usable(c, now_s, 0)) {
-		log_debug("awscreds: refresh failed, keeping credentials valid until %lld: %s",
-			  (long long)c->cur.expiration, le.msg);
+		log_debug("awscreds: refresh failed, keeping credentials valid until %lld, next "
+			  "try in %d s: %s", (long long)c->cur.expiration,
+			  AWSCREDS_REFRESH_INTERVAL_S, le.msg);
 		rc = 0;
 	} else if (rc) {
 		if (e)

@@ -16,6 +16,12 @@
  * awscreds_get. Static credentials (env, files) are resolved once; IMDS
  * credentials are refreshed AWSCREDS_REFRESH_MARGIN_S before they expire
  * (a failed refresh keeps the old ones while they are still valid).
+ * Refreshes are paced by the now_s the caller passes (no clock read here):
+ * while the held credentials are valid, at most one attempt per
+ * AWSCREDS_REFRESH_INTERVAL_S, whatever its outcome (IMDS may serve the same
+ * credentials for minutes inside the margin); with none valid, a failed
+ * attempt is repeated at most once per AWSCREDS_RETRY_INTERVAL_S, and calls
+ * in between return its error at once instead of waiting on IMDS again.
  *
  * Secrets never reach logs or error messages; every copy this module holds
  * is wiped (OPENSSL_cleanse) when replaced or freed. Blocking: awscreds_get
@@ -35,6 +41,8 @@
 #define AWSCREDS_FILE_MAX (64 * 1024)  /* shared credentials/config file size */
 #define AWSCREDS_IMDS_BODY_MAX (16 * 1024)
 #define AWSCREDS_REFRESH_MARGIN_S (15 * 60)
+#define AWSCREDS_REFRESH_INTERVAL_S 60  /* between refreshes of valid credentials */
+#define AWSCREDS_RETRY_INTERVAL_S 5     /* between attempts when none are valid */
 #define AWSCREDS_IMDS_TOKEN_TTL_S 21600
 
 enum awscreds_source {
@@ -67,7 +75,8 @@ int awscreds_new(const struct awscreds_config *cfg, struct awscreds **out, struc
  * in out are lent: valid until the next awscreds_get or awscreds_free.
  * SP_ENOTFOUND when no source has credentials (the message names every
  * source tried), SP_EDENIED for a refused file, SP_EPROTO / SP_ETIMEOUT /
- * SP_EIO for IMDS failures.
+ * SP_EIO for IMDS failures (within AWSCREDS_RETRY_INTERVAL_S of a failed
+ * attempt: that attempt's code and message, without a new one).
  */
 int awscreds_get(struct awscreds *c, int64_t now_s, struct sigv4_creds *out, struct err *e);
 

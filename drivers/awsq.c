@@ -39,6 +39,7 @@ struct awsq {
 	int64_t backoff_base_ms, backoff_cap_ms;
 	size_t max_response;
 	struct awsq_bucket read, write;
+	int one_bucket;              /* mutating calls take from read too */
 	struct awsq_clock clock;
 	uint64_t rng;
 	unsigned long requests, retries;
@@ -440,6 +441,7 @@ int awsq_new(const struct awsq_config *cfg, struct awsq **out, struct err *e)
 			 cfg->read_rate > 0 ? cfg->read_rate : 2, now);
 	awsq_bucket_init(&q->write, cfg->write_burst > 0 ? cfg->write_burst : 20,
 			 cfg->write_rate > 0 ? cfg->write_rate : 2, now);
+	q->one_bucket = cfg->one_bucket;
 	curl_easy_setopt(q->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(q->curl, CURLOPT_TIMEOUT_MS, q->timeout_ms);
 	curl_easy_setopt(q->curl, CURLOPT_CONNECTTIMEOUT_MS, q->connect_timeout_ms);
@@ -685,7 +687,7 @@ out:
 int awsq_call(struct awsq *q, const struct awsq_params *p, int mutating, xmlDocPtr *doc,
 	      struct err *e)
 {
-	struct awsq_bucket *b = mutating ? &q->write : &q->read;
+	struct awsq_bucket *b = mutating && !q->one_bucket ? &q->write : &q->read;
 	char action[64];
 	int64_t wait;
 	int attempt, rc = 0;

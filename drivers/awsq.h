@@ -4,7 +4,8 @@
  *
  * One struct awsq per service endpoint. It owns one CURL handle (the
  * connection is reused across calls), two token buckets (describe calls and
- * mutating calls), and the retry policy: throttling (Throttling,
+ * mutating calls; or one for both, for a service that throttles every call
+ * of an account from one bucket), and the retry policy: throttling (Throttling,
  * RequestLimitExceeded, ...), HTTP 5xx and transport failures are retried
  * with capped exponential backoff and full jitter, each attempt signed
  * anew. Every call is bounded by CURLOPT_CONNECTTIMEOUT_MS and
@@ -88,6 +89,7 @@ struct awsq_config {
 	size_t max_response;        /* 0: AWSQ_MAX_RESPONSE */
 	double read_burst, read_rate;    /* describe calls; 0: 20 and 2/s */
 	double write_burst, write_rate;  /* mutating calls; 0: 20 and 2/s */
+	int one_bucket;             /* 1: mutating calls share the read bucket (write_* unused) */
 	const struct awsq_clock *clock;  /* NULL: real clock; copied */
 };
 

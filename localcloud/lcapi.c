@@ -421,12 +421,43 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/*
+ * Whether s matches the filter value p as EC2 matches one: '*' any run of
+ * characters, '?' exactly one, a backslash makes the next character literal.
+ */
+static int value_match(const char *p, const char *s)
+{
+	const char *star_p = NULL, *star_s = NULL;
+
+	while (*s) {
+		int lit = p[0] == '\\' && p[1];
+
+		if (!lit && *p == '*') {
+			star_p = ++p;
+			star_s = s;
+			continue;
+		}
+		if (lit ? p[1] == *s : (*p && (*p == '?' || *p == *s))) {
+			p += lit ? 2 : 1;
+			s++;
+			continue;
+		}
+		if (!star_p)
+			return 0;
+		p = star_p;       /* let the last '*' take one more character */
+		s = ++star_s;
+	}
+	while (*p == '*')
+		p++;
+	return !*p;
+}
+
 static int in_list(const char **v, size_t n, const char *s)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (!strcmp(v[i], s))
+		if (value_match(v[i], s))
 			return 1;
 	return 0;
 }

@@ -13,7 +13,9 @@
  * DescribeInstances with InstanceId.N (an unknown or not yet visible id is
  * InvalidInstanceID.NotFound, as AWS answers) or Filter.N.Name/Value.M on
  * instance-id, tag:aws:autoscaling:groupName and instance-state-name (no
- * match is simply absent); MaxResults 5..1000 (not with InstanceId.N), and
+ * match is simply absent; tag and state values match as EC2's do, '*' and
+ * '?' wildcards, '\' escaping the next character; instance ids exactly);
+ * MaxResults 5..1000 (not with InstanceId.N), and
  * NextToken (opaque; a bad one is InvalidPaginationToken). Without
  * MaxResults every match comes in one page. Errors are
  * <Response><Errors><Error><Code/><Message/></Error></Errors><RequestID/>.

@@ -38,6 +38,7 @@ struct lcloud {
 	struct lcloud_config cfg;
 	char *region, *instance_cmd, *stop_cmd, *log_dir;
 	char *keys[LCLOUD_MAX_KEYS][2];
+	char **child_env;        /* environment of instance and stop commands */
 	struct lcworld *w;
 	struct MHD_Daemon *mhd;
 	int port;
@@ -158,8 +159,62 @@ static int expand(struct strbuf *out, const char *tpl, const struct lcloud *lc,
 	return rc;
 }
 
-/* Fork `sh -c cmd` in a new session; output to log (or inherited). pid or -1. */
-static pid_t spawn(const char *cmd, const char *log)
+/* Variables that carry AWS credentials: never in a command's environment. */
+static const char *const secret_vars[] = {
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+};
+
+/* Whether the NAME=VALUE entry names a credential variable or holds one of our secrets. */
+static int env_is_secret(const struct lcloud *lc, const char *entry)
+{
+	const char *eq = strchr(entry, '=');
+	size_t n = eq ? (size_t)(eq - entry) : strlen(entry), i;
+
+	for (i = 0; i < sizeof(secret_vars) / sizeof(secret_vars[0]); i++)
+		if (strlen(secret_vars[i]) == n && !strncmp(entry, secret_vars[i], n))
+			return 1;
+	for (i = 0; eq && i < LCLOUD_MAX_KEYS && lc->keys[i][1]; i++)
+		if (strstr(eq + 1, lc->keys[i][1]))
+			return 1;
+	return 0;
+}
+
+/*
+ * The environment instance and stop commands run with: the provider's own,
+ * minus every credential it holds (taken from the environment, or a copy of
+ * a secret from the credentials file under another name). An instance
+ * stands for a VM: it has no business with the provider's API secret.
+ */
+static int child_env_build(struct lcloud *lc, struct err *e)
+{
+	size_t n = 0, k = 0, i;
+
+	while (environ[n])
+		n++;
+	lc->child_env = calloc(n + 1, sizeof(*lc->child_env));
+	if (!lc->child_env)
+		return err_set(e, SP_ENOMEM, "out of memory copying the environment");
+	for (i = 0; i < n; i++) {
+		if (env_is_secret(lc, environ[i]))
+			continue;
+		lc->child_env[k] = strdup(environ[i]);
+		if (!lc->child_env[k++])
+			return err_set(e, SP_ENOMEM, "out of memory copying the environment");
+	}
+	return 0;
+}
+
+static void child_env_free(char **env)
+{
+	size_t i;
+
+	for (i = 0; env && env[i]; i++)
+		free(env[i]);
+	free(env);
+}
+
+/* Fork `sh -c cmd` in a new session with env; output to log (or inherited). pid or -1. */
+static pid_t spawn(const char *cmd, const char *log, char *const *env)
 {
 	pid_t pid = fork();
 
@@ -187,7 +242,11 @@ static pid_t spawn(const char *cmd, const char *log)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		{
+			char *const argv[] = { "sh", "-c", (char *)cmd, NULL };
+
+			execve("/bin/sh", argv, env);
+		}
 		_exit(127);
 	}
 }
@@ -208,7 +267,7 @@ static void hook_start(void *ctx, struct lcworld_inst *in)
 			  LCLOUD_CMD_MAX);
 		goto out;
 	}
-	pid = spawn(cmd.buf, lc->log_dir ? log.buf : NULL);
+	pid = spawn(cmd.buf, lc->log_dir ? log.buf : NULL, lc->child_env);
 	if (pid < 0) {
 		log_warn("could not start instance %s: fork", in->id);
 		goto out;
@@ -239,7 +298,7 @@ static void hook_stop(void *ctx, struct lcworld_inst *in)
 			  MAX_HELPERS);
 	} else if (expand(&cmd, lc->stop_cmd, lc, in)) {
 		log_warnx("instance %s: stop command too long", in->id);
-	} else if ((pid = spawn(cmd.buf, NULL)) < 0) {
+	} else if ((pid = spawn(cmd.buf, NULL, lc->child_env)) < 0) {
 		log_warn("instance %s: could not run the stop command", in->id);
 	} else {
 		lc->helpers[lc->nhelpers++] = pid;
@@ -833,6 +892,8 @@ int lcloud_new(const struct lcloud_config *cfg, struct lcloud **out, struct err 
 	if (!lc)
 		return err_set(e, SP_ENOMEM, "out of memory");
 	rc = copy_config(lc, cfg, e);
+	if (!rc)
+		rc = child_env_build(lc, e);
 	memset(&wc, 0, sizeof(wc));
 	wc.boot_ms = cfg->boot_ms;
 	wc.terminate_ms = cfg->terminate_ms;
@@ -938,6 +999,7 @@ void lcloud_free(struct lcloud *lc)
 			memset(lc->keys[i][1], 0, strlen(lc->keys[i][1]));
 		free(lc->keys[i][1]);
 	}
+	child_env_free(lc->child_env);
 	free(lc->region);
 	free(lc->instance_cmd);
 	free(lc->stop_cmd);

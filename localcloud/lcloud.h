@@ -30,6 +30,10 @@
  * children; a command that exits on its own leaves the instance running (a
  * VM whose agent crashed is still a VM). On lcloud_stop every instance is
  * terminated and its group signalled the same way before lcloud_run returns.
+ * Commands get the provider's environment (as it was at lcloud_new) minus
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+ * AWS_SECURITY_TOKEN and any variable whose value holds one of the
+ * configured secret keys: the provider's credentials never reach an instance.
  *
  * Admin (no signature; refused unless the client is on 127.0.0.0/8):
  *   GET  /_admin/state                      JSON: groups, instances, faults, calls

@@ -217,6 +217,8 @@ struct imds {
 	int bad_token;       /* checks fail */
 	unsigned creds_served;
 	unsigned token_puts;
+	int bad_answer;      /* 1: a session token over AWSCREDS_TOKEN_MAX, 2: not json */
+	unsigned creds_asked;/* GETs of the role's credentials, answered or not */
 };
 
 static void iso8601(int64_t t, char *out, size_t n)
@@ -233,6 +235,7 @@ static void imds_handler(void *ctx, const struct awsstub_req *rq, struct awsstub
 	struct imds *m = ctx;
 	const char *tok = awsstub_header(rq, "X-aws-ec2-metadata-token");
 	char exp[32];
+	int i;
 
 	rs->content_type = "text/plain";
 	rs->delay_ms = m->delay_ms;
@@ -258,6 +261,21 @@ static void imds_handler(void *ctx, const struct awsstub_req *rq, struct awsstub
 		return;
 	}
 	if (!strcmp(rq->url, "/latest/meta-data/iam/security-credentials/spinup-role")) {
+		m->creds_asked++;
+		if (m->bad_answer == 2) {
+			strbuf_addstr(&rs->body, "<html>not json</html>");
+			return;
+		}
+		if (m->bad_answer == 1) {
+			iso8601(m->expiration, exp, sizeof(exp));
+			strbuf_addf(&rs->body, "{\"Code\":\"Success\",\"AccessKeyId\":\"ASIABIG\","
+				    "\"SecretAccessKey\":\"SeCrEt-big\",\"Expiration\":\"%s\","
+				    "\"Token\":\"", exp);
+			for (i = 0; i < AWSCREDS_TOKEN_MAX + 100; i++)
+				strbuf_addch(&rs->body, 'T');
+			strbuf_addstr(&rs->body, "\"}");
+			return;
+		}
 		if (m->fail) {
 			rs->status = 500;
 			return;
@@ -308,7 +326,7 @@ static struct awsstub *imds_start(struct imds *m)
 
 static void test_awscreds__imds_v2_flow(void **state)
 {
-	struct imds m = { T0 + 6 * 3600, 0, 0, 0, 0, 0 };
+	struct imds m = { T0 + 6 * 3600, 0, 0, 0, 0, 0, 0, 0 };
 	struct awsstub *s = imds_start(&m);
 	struct awscreds *c = NULL;
 	struct sigv4_creds cr;
@@ -333,7 +351,7 @@ static void test_awscreds__imds_v2_flow(void **state)
 
 static void test_awscreds__imds_refreshes_before_expiry(void **state)
 {
-	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0 };
+	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0, 0, 0 };
 	struct awsstub *s = imds_start(&m);
 	struct awscreds *c = NULL;
 	struct sigv4_creds cr;
@@ -363,9 +381,111 @@ static void test_awscreds__imds_refreshes_before_expiry(void **state)
 	imds_stop(s);
 }
 
+/*
+ * IMDS may serve the same credentials for minutes inside the refresh margin:
+ * N calls there make one refresh, not N; with none valid and IMDS failing,
+ * calls between two attempts get the last failure without asking again.
+ */
+static void test_awscreds__refresh_attempts_are_paced(void **state)
+{
+	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0, 0, 0 };
+	struct awsstub *s = imds_start(&m);
+	struct awscreds *c = NULL;
+	struct sigv4_creds cr;
+	struct err e = ERR_INIT;
+	int64_t t = T0 + 3600 - AWSCREDS_REFRESH_MARGIN_S + 1, x;
+	unsigned long gets;
+	int i;
+
+	(void)state;
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_int_equal(awscreds_get(c, T0, &cr, &e), 0);
+	assert_int_equal(m.creds_asked, 1);
+	gets = awsstub_requests(s);
+	/* inside the margin, IMDS still serving the same expiration */
+	for (i = 0; i < 5; i++)
+		assert_int_equal(awscreds_get(c, t + i, &cr, &e), 0);
+	assert_int_equal(m.creds_asked, 2);
+	assert_int_equal(awsstub_requests(s), gets + 2); /* role name + credentials, once */
+	assert_int_equal(awscreds_get(c, t + AWSCREDS_REFRESH_INTERVAL_S - 1, &cr, &e), 0);
+	assert_int_equal(m.creds_asked, 2);
+	assert_int_equal(awscreds_get(c, t + AWSCREDS_REFRESH_INTERVAL_S, &cr, &e), 0);
+	assert_int_equal(m.creds_asked, 3);
+	assert_string_equal(cr.access_key_id, "ASIAIMDS3");
+
+	/* expired, IMDS failing: one attempt per retry interval, its error in between */
+	m.fail = 1;
+	x = T0 + 3600;
+	assert_int_equal(awscreds_get(c, x, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(m.creds_asked, 4);
+	for (i = 0; i < AWSCREDS_RETRY_INTERVAL_S; i++) {
+		err_clear(&e);
+		assert_int_equal(awscreds_get(c, x + i, &cr, &e), SP_EUNAVAIL);
+		assert_non_null(strstr(e.msg, "imds"));
+	}
+	assert_int_equal(m.creds_asked, 4);
+	assert_int_equal(awscreds_get(c, x + AWSCREDS_RETRY_INTERVAL_S, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(m.creds_asked, 5);
+	/* IMDS back: the next attempt serves new credentials */
+	m.fail = 0;
+	m.expiration = T0 + 7200;
+	assert_int_equal(awscreds_get(c, x + AWSCREDS_RETRY_INTERVAL_S + 1, &cr, &e),
+			 SP_EUNAVAIL);
+	assert_int_equal(awscreds_get(c, x + 2 * AWSCREDS_RETRY_INTERVAL_S, &cr, &e), 0);
+	assert_int_equal(awscreds_expiration(c), T0 + 7200);
+	assert_int_equal(m.creds_asked, 6);
+	awscreds_free(c);
+
+	/* none held yet: the same pacing from the first call */
+	m.fail = 1;
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_int_equal(awscreds_get(c, T0, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(awscreds_get(c, T0, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(m.creds_asked, 7);
+	assert_int_equal(awscreds_get(c, T0 + AWSCREDS_RETRY_INTERVAL_S, &cr, &e), SP_EUNAVAIL);
+	assert_int_equal(m.creds_asked, 8);
+	awscreds_free(c);
+	imds_stop(s);
+}
+
+/* A refresh answered with credentials we cannot hold keeps the old, still valid ones. */
+static void test_awscreds__bad_refresh_answer_keeps_valid_credentials(void **state)
+{
+	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0, 0, 0 };
+	struct awsstub *s = imds_start(&m);
+	struct awscreds *c = NULL;
+	struct sigv4_creds cr;
+	struct err e = ERR_INIT;
+	int64_t t;
+	int bad;
+
+	(void)state;
+	assert_int_equal(awscreds_new(NULL, &c, &e), 0);
+	assert_int_equal(awscreds_get(c, T0, &cr, &e), 0);
+	assert_string_equal(cr.access_key_id, "ASIAIMDS1");
+	for (bad = 1; bad <= 2; bad++) {
+		unsigned asked = m.creds_asked;
+
+		m.bad_answer = bad;
+		/* inside the refresh margin, the second try well after the first */
+		t = T0 + 3600 - AWSCREDS_REFRESH_MARGIN_S + 1 + (bad - 1) * 120;
+		assert_int_equal(awscreds_get(c, t, &cr, &e), 0);
+		assert_true(m.creds_asked > asked); /* a refresh was tried, and failed */
+		assert_string_equal(cr.access_key_id, "ASIAIMDS1");
+		assert_string_equal(cr.secret_access_key, "SeCrEt-imds-1");
+		assert_string_equal(cr.session_token, "ToKeN-imds-1");
+		assert_int_equal(awscreds_source(c), AWSCREDS_IMDS);
+		assert_int_equal(awscreds_expiration(c), T0 + 3600);
+	}
+	/* once they expire, the failure shows */
+	assert_int_equal(awscreds_get(c, T0 + 3600, &cr, &e), SP_EPROTO);
+	awscreds_free(c);
+	imds_stop(s);
+}
+
 static void test_awscreds__imds_timeout_is_reported(void **state)
 {
-	struct imds m = { T0 + 3600, 0, 800, 0, 0, 0 };
+	struct imds m = { T0 + 3600, 0, 800, 0, 0, 0, 0, 0 };
 	struct awsstub *s = imds_start(&m);
 	struct awscreds_config cfg = { 0 };
 	struct awscreds *c = NULL;
@@ -384,7 +504,7 @@ static void test_awscreds__imds_timeout_is_reported(void **state)
 
 static void test_awscreds__imds_refused_token(void **state)
 {
-	struct imds m = { T0 + 3600, 0, 0, 1, 0, 0 };
+	struct imds m = { T0 + 3600, 0, 0, 1, 0, 0, 0, 0 };
 	struct awsstub *s = imds_start(&m);
 	struct awscreds *c = NULL;
 	struct sigv4_creds cr;
@@ -400,7 +520,7 @@ static void test_awscreds__imds_refused_token(void **state)
 
 static void test_awscreds__region_from_imds_when_unset(void **state)
 {
-	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0 };
+	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0, 0, 0 };
 	struct awsstub *s = imds_start(&m);
 	struct awscreds *c = NULL;
 	struct err e = ERR_INIT;
@@ -434,7 +554,7 @@ static void test_awscreds__region_from_imds_when_unset(void **state)
 
 static void test_awscreds__precedence_env_then_files_then_imds(void **state)
 {
-	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0 };
+	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0, 0, 0 };
 	struct awsstub *s = imds_start(&m);
 	struct awscreds *c = NULL;
 	struct sigv4_creds cr;
@@ -515,7 +635,7 @@ static void test_awscreds__fixed_config_credentials(void **state)
 /* Run every source and failure with debug logging into a file; no secret may appear. */
 static void test_awscreds__secrets_never_logged(void **state)
 {
-	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0 };
+	struct imds m = { T0 + 3600, 0, 0, 0, 0, 0, 0, 0 };
 	struct awsstub *s;
 	struct awscreds *c = NULL;
 	struct sigv4_creds cr;
@@ -589,6 +709,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_awscreds__world_readable_file_is_refused, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__imds_v2_flow, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__imds_refreshes_before_expiry, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__refresh_attempts_are_paced, stub_teardown),
+		cmocka_unit_test_teardown(test_awscreds__bad_refresh_answer_keeps_valid_credentials, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__imds_timeout_is_reported, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__imds_refused_token, stub_teardown),
 		cmocka_unit_test_teardown(test_awscreds__region_from_imds_when_unset, stub_teardown),

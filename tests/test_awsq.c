@@ -397,6 +397,10 @@ struct fake {
 	int ninst;               /* instances in ASG, ids i-<17 hex> */
 	int ec2_page;            /* instances per DescribeInstances page */
 	int hide;                /* 1-based index EC2 does not return; 0 none */
+	int extra;               /* instances EC2 returns after the group's, not listed by it */
+	int ec2_bad_params;      /* DescribeInstances not by the group tag with MaxResults 1000 */
+	char tag_value[64];      /* the group tag filter value last received */
+	const char *asg;         /* the group's name; NULL: ASG */
 	char fail_action[64];    /* Action to fail */
 	int fail_times;          /* how many times; -1 forever */
 	int fail_status;
@@ -463,7 +467,7 @@ static void fake_describe_asg(struct fake *f, struct strbuf *b)
 		    "doc/2011-01-01/\"><DescribeAutoScalingGroupsResult><AutoScalingGroups><member>"
 		    "<AutoScalingGroupName>%s</AutoScalingGroupName><MinSize>0</MinSize>"
 		    "<MaxSize>1000</MaxSize><DesiredCapacity>%d</DesiredCapacity><Instances>",
-		    ASG, f->ninst);
+		    f->asg ? f->asg : ASG, f->ninst);
 	for (i = 1; i <= f->ninst; i++) {
 		inst_id(i, id, sizeof(id));
 		strbuf_addf(b, "<member><InstanceId>%s</InstanceId><AvailabilityZone>us-east-1a"
@@ -476,33 +480,35 @@ static void fake_describe_asg(struct fake *f, struct strbuf *b)
 		      "</DescribeAutoScalingGroupsResponse>");
 }
 
+/* DescribeInstances as EC2 answers a filter on the group tag: the group's instances, then extras. */
 static void fake_describe_instances(struct fake *f, const char *body, struct strbuf *b)
 {
-	char name[64], val[64], tok[64];
-	int start = 0, nvals, i;
+	char name[64], val[64], tok[64], id[32];
+	int start = 0, total = f->ninst + f->extra, i;
 
+	form_get(body, "Filter.1.Name", name, sizeof(name));
+	form_get(body, "Filter.1.Value.1", f->tag_value, sizeof(f->tag_value));
+	form_get(body, "MaxResults", val, sizeof(val));
+	if (strcmp(name, "tag:aws:autoscaling:groupName") || strcmp(val, "1000") ||
+	    form_get(body, "Filter.1.Value.2", tok, sizeof(tok)) ||
+	    form_get(body, "InstanceId.1", tok, sizeof(tok)))
+		f->ec2_bad_params++;
 	if (form_get(body, "NextToken", tok, sizeof(tok)))
 		start = (int)strtol(tok + 4, NULL, 10);
-	for (nvals = 0;; nvals++) {
-		snprintf(name, sizeof(name), "Filter.1.Value.%d", nvals + 1);
-		if (!form_get(body, name, val, sizeof(val)))
-			break;
-	}
 	strbuf_addstr(b, "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
 		      "<requestId>r</requestId><reservationSet>");
-	for (i = start + 1; i <= nvals && i <= start + f->ec2_page; i++) {
-		snprintf(name, sizeof(name), "Filter.1.Value.%d", i);
-		form_get(body, name, val, sizeof(val));
-		if (strtol(val + 2, NULL, 16) == f->hide)
+	for (i = start + 1; i <= total && i <= start + f->ec2_page; i++) {
+		if (i == f->hide)
 			continue;
+		inst_id(i, id, sizeof(id));
 		strbuf_addf(b, "<item><reservationId>r-%d</reservationId><instancesSet><item>"
 			    "<instanceId>%s</instanceId><instanceState><code>16</code><name>running"
 			    "</name></instanceState><launchTime>2026-11-22T10:00:00.000Z</launchTime>"
 			    "<privateIpAddress>127.0.%d.%d</privateIpAddress></item></instancesSet>"
-			    "</item>", i, val, i / 250, i % 250 + 1);
+			    "</item>", i, id, i / 250, i % 250 + 1);
 	}
 	strbuf_addstr(b, "</reservationSet>");
-	if (start + f->ec2_page < nvals)
+	if (start + f->ec2_page < total)
 		strbuf_addf(b, "<nextToken>tok-%d</nextToken>", start + f->ec2_page);
 	strbuf_addstr(b, "</DescribeInstancesResponse>");
 }
@@ -675,14 +681,16 @@ static void test_awsq__describe_follows_pages_and_signs_every_request(void **sta
 	int i;
 
 	(void)state;
-	v->fake.hide = 5;
+	v->fake.hide = 5;   /* listed by the group, not yet returned by EC2 */
+	v->fake.extra = 2;  /* returned by EC2 (tagged), no longer listed by the group */
 	obs_group_init(&g);
 	if (cloud_describe(v->cloud, ASG, &g, &e))
 		fail_msg("describe: %s", e.msg);
 	assert_true(g.found);
 	assert_true(g.complete);
 	assert_int_equal(g.desired_capacity, 7);
-	assert_int_equal(g.ninstances, 7);
+	assert_int_equal(g.ninstances, 7);   /* the extras are ignored */
+	assert_int_equal(v->fake.ec2_bad_params, 0);
 	for (i = 0; i < 7; i++) {
 		inst_id(i + 1, id, sizeof(id));
 		assert_string_equal(g.instances[i].id, id);
@@ -690,7 +698,7 @@ static void test_awsq__describe_follows_pages_and_signs_every_request(void **sta
 	}
 	assert_string_equal(g.instances[0].private_ip, "127.0.0.2");
 	assert_string_equal(g.instances[0].ec2_state, "running");
-	/* 1 DescribeAutoScalingGroups + 3 pages of DescribeInstances */
+	/* 1 DescribeAutoScalingGroups + 3 pages of DescribeInstances (9 instances, 3 a page) */
 	assert_int_equal(v->fake.nreq, 4);
 	assert_int_equal(v->cloud->calls, 4);
 	assert_int_equal(awscloud_requests(v->cloud), 4);
@@ -720,9 +728,10 @@ static void test_awsq__session_token_is_sent_and_signed(void **state)
 	env_free(v);
 }
 
-static void test_awsq__filter_batches_large_groups(void **state)
+/* By the group tag, pages of 1000: 2,500 instances cost 1 + 3 calls (by ids of 200: 1 + 13). */
+static void test_awsq__describe_by_group_tag_in_pages_of_1000(void **state)
 {
-	struct env *v = env_new(450, 1000, 3, 2000);
+	struct env *v = env_new(2500, 1000, 3, 2000);
 	struct obs_group g;
 	struct err e = ERR_INIT;
 	size_t i;
@@ -732,11 +741,32 @@ static void test_awsq__filter_batches_large_groups(void **state)
 	if (cloud_describe(v->cloud, ASG, &g, &e))
 		fail_msg("describe: %s", e.msg);
 	assert_true(g.complete);
-	assert_int_equal(g.ninstances, 450);
+	assert_int_equal(g.ninstances, 2500);
 	for (i = 0; i < g.ninstances; i++)
 		assert_true(g.instances[i].ec2_seen);
-	/* 450 ids in filters of at most 200 values: 3 DescribeInstances calls */
 	assert_int_equal(v->fake.nreq, 1 + 3);
+	assert_int_equal(v->cloud->calls, 1 + 3);
+	assert_int_equal(v->fake.ec2_bad_params, 0);
+	assert_string_equal(v->fake.tag_value, ASG);
+	obs_group_release(&g);
+	env_free(v);
+}
+
+/* EC2 reads '*' and '?' in filter values as wildcards: a group name is sent escaped. */
+static void test_awsq__group_tag_value_is_escaped(void **state)
+{
+	static const char name[] = "we*b?\\x";
+	struct env *v = env_new(2, 10, 3, 2000);
+	struct obs_group g;
+	struct err e = ERR_INIT;
+
+	(void)state;
+	v->fake.asg = name;
+	obs_group_init(&g);
+	if (cloud_describe(v->cloud, name, &g, &e))
+		fail_msg("describe: %s", e.msg);
+	assert_true(g.found && g.complete);
+	assert_string_equal(v->fake.tag_value, "we\\*b\\?\\\\x");
 	obs_group_release(&g);
 	env_free(v);
 }
@@ -997,6 +1027,49 @@ static void test_awsq__token_bucket_paces_calls(void **state)
 	env_free(v);
 }
 
+/* EC2 describe bucket below AWS's 100 at 20/s: 100 pages in a row wait for 20 tokens at 16/s. */
+static void test_awsq__ec2_bucket_is_below_the_published_limit(void **state)
+{
+	struct env *v = env_new(100, 1, 3, 2000);
+	struct obs_group g;
+	struct err e = ERR_INIT;
+	int64_t want = (100 - AWSCLOUD_EC2_READ_BURST) * 1000 / AWSCLOUD_EC2_READ_RATE;
+
+	(void)state;
+	assert_true(AWSCLOUD_EC2_READ_BURST < 100 && AWSCLOUD_EC2_READ_RATE < 20);
+	assert_true(AWSCLOUD_EC2_WRITE_BURST < 50 && AWSCLOUD_EC2_WRITE_RATE < 5);
+	obs_group_init(&g);
+	if (cloud_describe(v->cloud, ASG, &g, &e))
+		fail_msg("describe: %s", e.msg);
+	assert_int_equal(v->fake.nreq, 1 + 100);
+	assert_true(v->clk.slept >= want && v->clk.slept <= want + 100);
+	obs_group_release(&g);
+	env_free(v);
+}
+
+/* Auto Scaling throttles every call from one bucket: describes use up the mutations' tokens. */
+static void test_awsq__asg_describe_and_mutations_share_one_bucket(void **state)
+{
+	struct env *v = env_new(0, 10, 3, 2000);
+	struct obs_group g;
+	struct err e = ERR_INIT;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 15; i++) {
+		obs_group_init(&g);
+		assert_int_equal(cloud_describe(v->cloud, ASG, &g, &e), 0);
+		obs_group_release(&g);
+	}
+	assert_int_equal(v->clk.slept, 0);
+	/* 15 + 10 calls against burst 20 at 2/s: 5 waits of 500 ms */
+	for (i = 0; i < 10; i++)
+		assert_int_equal(cloud_set_capacity(v->cloud, ASG, 0, &e), 0);
+	assert_true(v->clk.slept >= 2400 && v->clk.slept <= 2600);
+	assert_int_equal(v->fake.nreq, 25);
+	env_free(v);
+}
+
 static void test_awsq__endpoints_follow_config_and_env(void **state)
 {
 	struct awscreds_config cc = { 0 };
@@ -1104,7 +1177,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_awsq__token_bucket_arithmetic, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__describe_follows_pages_and_signs_every_request, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__session_token_is_sent_and_signed, env_teardown),
-		cmocka_unit_test_teardown(test_awsq__filter_batches_large_groups, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__describe_by_group_tag_in_pages_of_1000, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__group_tag_value_is_escaped, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__throttling_retried_with_backoff_and_resigned, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__throttling_exhausted_is_ethrottled, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__5xx_and_html_retried_then_unavailable, env_teardown),
@@ -1115,6 +1189,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_awsq__response_size_is_limited, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__mutations_send_documented_parameters, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__token_bucket_paces_calls, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__ec2_bucket_is_below_the_published_limit, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__asg_describe_and_mutations_share_one_bucket, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__endpoints_follow_config_and_env, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__connection_refused_is_eio, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__no_region_is_a_config_error, env_teardown),

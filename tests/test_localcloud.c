@@ -43,6 +43,7 @@
 
 #define KEY "AKIDLOCALTEST0000001"
 #define SECRET "local-test-secret-0123456789abcdef"
+#define ENV_TOKEN "local-test-session-token"
 
 /* ================================================================ world */
 
@@ -383,6 +384,22 @@ static void test_localcloud__api_describe_instances_filters_and_errors(void **st
 	assert_string_equal(v, "running");
 	text_at(f, "reservationSet/item/instancesSet/item/privateIpAddress", v, sizeof(v));
 	assert_string_equal(v, lcworld_inst(f->w, 0)->ip);
+	/* tag values match as EC2's do: '*' and '?' wildcards, a backslash escapes */
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=web%20%26%20%3Cco%3E");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 3);
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=w?b*");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 3);
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=*");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 4);
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=web%5C*");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 0);
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=%5Cother");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 1);
 	/* InstanceId.N with an unknown id: InvalidInstanceID.NotFound, EC2's shape */
 	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
 		 "InstanceId.1=i-0123456789abcdef0");
@@ -549,6 +566,7 @@ struct fx {
 	char url[64];
 	struct cloud *c;
 	struct awscreds *creds;
+	int env_creds;       /* start: credentials from the environment, not a file */
 };
 
 static void sleep_ms(int ms)
@@ -626,8 +644,10 @@ static void start(struct fx *f, ...)
 	argv[n++] = "127.0.0.1:0";
 	argv[n++] = "--port-file";
 	argv[n++] = portf;
-	argv[n++] = "--credentials";
-	argv[n++] = creds;
+	if (!f->env_creds) {
+		argv[n++] = "--credentials";
+		argv[n++] = creds;
+	}
 	argv[n++] = "--boot-delay-ms";
 	argv[n++] = "50";
 	argv[n++] = "--terminate-delay-ms";
@@ -658,6 +678,12 @@ static void start(struct fx *f, ...)
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
+		}
+		if (f->env_creds) {
+			setenv("AWS_ACCESS_KEY_ID", KEY, 1);
+			setenv("AWS_SECRET_ACCESS_KEY", SECRET, 1);
+			setenv("AWS_SESSION_TOKEN", ENV_TOKEN, 1);
+			setenv("SPINUP_TEST_COPY", "x" SECRET "x", 1); /* the secret, renamed */
 		}
 		execv(exe, (char *const *)argv);
 		_exit(127);
@@ -931,6 +957,7 @@ static void test_localcloud__driver_paginates_2500_instances(void **state)
 	struct err e = ERR_INIT;
 	char next[256] = "";
 	int pages = 0, total = 0, i, seen = 0;
+	unsigned long before;
 	size_t k;
 
 	obs_group_init(&g);
@@ -947,6 +974,11 @@ static void test_localcloud__driver_paginates_2500_instances(void **state)
 	for (k = 0; k < g.ninstances; k++)
 		seen += g.instances[k].ec2_seen;
 	assert_int_equal(seen, 2500);
+	/* the driver: 1 DescribeAutoScalingGroups + 3 pages by tag (by ids of 200: 1 + 13) */
+	before = awscloud_requests(f->c);
+	describe(f, "big", &g, 0);
+	assert_true(g.complete);
+	assert_int_equal(awscloud_requests(f->c) - before, 1 + 3);
 	/* the EC2 API alone: tag filter, pages of 1000, nextToken followed */
 	memset(&cc, 0, sizeof(cc));
 	cc.access_key_id = KEY;
@@ -1218,6 +1250,71 @@ static void test_localcloud__sigterm_stops_every_instance_process(void **state)
 	obs_group_release(&g);
 }
 
+/* Wait up to ~5 s for path to exist. */
+static int wait_file(const char *path)
+{
+	struct stat st;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (stat(path, &st) == 0)
+			return 1;
+		sleep_ms(50);
+	}
+	return 0;
+}
+
+/* Whether the file at path contains s. */
+static int file_has(const char *path, const char *s)
+{
+	char buf[65536];
+	size_t n;
+	FILE *fp = fopen(path, "r");
+
+	assert_non_null(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	return strstr(buf, s) != NULL;
+}
+
+/* Credentials taken from the environment stay in the provider: instances never see them. */
+static void test_localcloud__instance_commands_do_not_inherit_aws_secrets(void **state)
+{
+	struct fx *f = *state;
+	struct obs_group g;
+	char cmd[512], stopcmd[512], path[160], id[32];
+
+	obs_group_init(&g);
+	/* written whole, then renamed: a file that exists is complete */
+	snprintf(cmd, sizeof(cmd), "env > %s/{id}.t1 && mv %s/{id}.t1 %s/{id}.env; exec sleep 60",
+		 f->dir, f->dir, f->dir);
+	snprintf(stopcmd, sizeof(stopcmd), "env > %s/{id}.t2 && mv %s/{id}.t2 %s/{id}.stopenv",
+		 f->dir, f->dir, f->dir);
+	f->env_creds = 1;
+	start(f, "--group", "g1:0:3:1", "--instance-cmd", cmd, "--stop-cmd", stopcmd, NULL);
+	/* the driver signs with the environment's key pair: the provider took them */
+	assert_true(wait_running(f, "g1", &g, 1));
+	snprintf(id, sizeof(id), "%s", g.instances[0].id);
+	snprintf(path, sizeof(path), "%s/%s.env", f->dir, id);
+	assert_true(wait_file(path));
+	assert_true(file_has(path, "PATH="));        /* the rest of the environment is kept */
+	assert_false(file_has(path, SECRET));
+	assert_false(file_has(path, ENV_TOKEN));
+	assert_false(file_has(path, "AWS_ACCESS_KEY_ID"));
+	assert_false(file_has(path, "AWS_SECRET_ACCESS_KEY"));
+	assert_false(file_has(path, "AWS_SESSION_TOKEN"));
+	assert_false(file_has(path, "SPINUP_TEST_COPY"));
+	/* the stop command alike */
+	assert_int_equal(stop_provider(f), 0);
+	snprintf(path, sizeof(path), "%s/%s.stopenv", f->dir, id);
+	assert_true(wait_file(path));
+	assert_true(file_has(path, "PATH="));
+	assert_false(file_has(path, SECRET));
+	assert_false(file_has(path, ENV_TOKEN));
+	obs_group_release(&g);
+}
+
 static void test_localcloud__command_line_errors(void **state)
 {
 	struct fx *f = *state;
@@ -1274,6 +1371,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_localcloud__admin_state_kill_terminate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__real_agents_answer_on_their_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__sigterm_stops_every_instance_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_localcloud__instance_commands_do_not_inherit_aws_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__command_line_errors, setup, teardown),
 	};
 

@@ -5,8 +5,8 @@
  * Starts $SPINUP_BIN_DIR/spinup-localcloud on a free loopback port with one
  * group of 10,000 instances (no processes), then measures:
  *   - the aws driver's full describe (DescribeAutoScalingGroups, then
- *     DescribeInstances filtered on 200 ids a call): calls and ms
- *   - DescribeInstances by the group tag in pages of 1000: calls and ms
+ *     DescribeInstances by the group tag in pages of 1000): calls and ms
+ *   - DescribeInstances by the group tag in pages of 1000 alone: calls and ms
  * Each figure is the median of 5 runs. The provider is always stopped.
  */
 #include <signal.h>
@@ -226,7 +226,7 @@ static int run(int port)
 		}
 		t_tag[i] = now_ms() - t0;
 	}
-	printf("| localcloud: driver describe of %d instances (ASG + EC2 by id) | %lu | calls |\n",
+	printf("| localcloud: driver describe of %d instances (ASG + EC2 by group tag) | %lu | calls |\n",
 	       N_INSTANCES, calls);
 	printf("| localcloud: driver describe of %d instances, median of %d | %lld | ms |\n",
 	       N_INSTANCES, RUNS, (long long)median(t_desc, RUNS));
