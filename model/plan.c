@@ -815,16 +815,19 @@ static int choose_terminations(struct plan_ctx *x, struct ppool *p, int n)
 
 /*
  * Desired capacity is computed (invariant 3): slots needed plus the warm
- * buffer, clamped. Raising is immediate. Lowering needs complete evidence:
- * capacity with no instance behind it is lowered by an absolute
- * SetDesiredCapacity; otherwise idle instances past the cooldown are
- * terminated one by one with ShouldDecrementDesiredCapacity (never both in
- * one pass, so the two cannot double-count).
+ * buffer, clamped, and the only value ever set. Raising is immediate.
+ * Lowering needs complete evidence: when the live instances fit in the
+ * computed value, SetDesiredCapacity(computed) gives back capacity with
+ * nothing behind it and the group has nothing to remove; otherwise idle
+ * instances past the cooldown are terminated with
+ * ShouldDecrementDesiredCapacity, at most the live ones above the computed
+ * value (never both in one pass, so the two cannot double-count), and the
+ * rest of the capacity goes once the live ones fit.
  */
 static int plan_capacity(struct plan_ctx *x, struct ppool *p, int *newcap)
 {
 	const struct obs_group *g = p->group;
-	int cur, live = 0, surplus, phantom, lower;
+	int cur, live = 0, surplus;
 	size_t i;
 
 	*newcap = -1;
@@ -842,14 +845,12 @@ static int plan_capacity(struct plan_ctx *x, struct ppool *p, int *newcap)
 	for (i = p->ilo; i < p->ihi; i++)
 		if (x->insts[i].oi && x->insts[i].alive)
 			live++;
-	surplus = cur - p->target;
-	phantom = cur > live ? cur - live : 0;
-	lower = surplus < phantom ? surplus : phantom;
-	if (lower > 0) {
-		*newcap = cur - lower;
+	if (live <= p->target) {
+		*newcap = p->target;
 		return 0;
 	}
-	return choose_terminations(x, p, surplus);
+	surplus = cur - p->target;
+	return choose_terminations(x, p, live - p->target < surplus ? live - p->target : surplus);
 }
 
 static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)

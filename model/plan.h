@@ -20,10 +20,11 @@
  *    reports fewer). A placement whose agent is unobserved, or an instance
  *    unlisted inside launch_grace_ms, is waited for, never duplicated.
  *  - Capacity: ceil(workspaces to run / slots) + warm, clamped to
- *    [min, max], set absolutely when raising. Lowering needs complete
- *    evidence and nobody waiting for a slot: capacity with no live instance
- *    behind it is lowered by SetDesiredCapacity, else idle instances past
- *    idle_cooldown_ms are terminated with decrement (never both in a pass).
+ *    [min, max]; SetDesiredCapacity only ever sets that value. Lowering
+ *    needs complete evidence and nobody waiting for a slot: when the live
+ *    instances fit in the computed value it is set, else idle instances
+ *    past idle_cooldown_ms are terminated with decrement, at most the live
+ *    ones above the computed value (never both in a pass).
  *  - Output order per pool: workspace actions (by id), instance actions (by
  *    id: orphan removals, protection, health, termination), then capacity.
  *    Changes and events follow workspace order; pool_records are parallel

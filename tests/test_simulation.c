@@ -216,17 +216,12 @@ static int needed_instances(const struct harness *h, int p)
 
 /*
  * Invariant 3: the capacity computed from declared state, slots needed plus
- * the warm buffer, clamped to the pool's min/max. With busy > 0, busy
- * instances (they hold a container and are protected, so cannot be scaled
- * in) are a floor for the slots part: the most a planner may keep.
+ * the warm buffer, clamped to the pool's min/max (DESIGN.md), computed here
+ * without the planner: every SetDesiredCapacity must set exactly this.
  */
-static int computed_capacity(const struct harness *h, int p, int busy)
+static int computed_capacity(const struct harness *h, int p)
 {
-	int n = needed_instances(h, p);
-
-	if (busy > n)
-		n = busy;
-	return clamp_pool(h, p, n + h->pools[p].warm_instances);
+	return clamp_pool(h, p, needed_instances(h, p) + h->pools[p].warm_instances);
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */
@@ -601,18 +596,15 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 		if (observe_only(h, p, now))
 			return violation(h, "action %s on observe-only pool %s", a->key, h->pools[p].name);
 		if (a->type == ACT_SET_CAPACITY) {
-			/* between the declared need and every active instance busy */
-			int lo = computed_capacity(h, p, 0), active;
-			int hi;
+			/* exactly the value computed from declared state, never a step */
+			int want = computed_capacity(h, p);
 
-			sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, &active);
-			hi = computed_capacity(h, p, active > desired ? active : desired);
+			sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, NULL);
 			lowers = a->capacity < desired;
-			/* or an absolute step down towards it */
-			if (a->capacity < lo || (a->capacity > hi && !lowers))
+			if (a->capacity != want)
 				return violation(h, "invariant 3: %s capacity %d (was %d), computed "
-						 "%d..%d (running %d, slots %d, warm %d, min %d, max %d)",
-						 h->pools[p].name, a->capacity, desired, lo, hi,
+						 "%d (running %d, slots %d, warm %d, min %d, max %d)",
+						 h->pools[p].name, a->capacity, desired, want,
 						 running_in_pool(h, p), h->pools[p].slots_per_instance,
 						 h->pools[p].warm_instances, h->pools[p].min_instances,
 						 h->pools[p].max_instances);
@@ -1011,7 +1003,7 @@ static int busy_instances(struct harness *h, int p)
  */
 static int capacity_settled(struct harness *h, int p, int desired)
 {
-	int busy = busy_instances(h, p), want = computed_capacity(h, p, 0);
+	int busy = busy_instances(h, p), want = computed_capacity(h, p);
 
 	if (desired == want || (desired > want && desired == busy))
 		return 1;
@@ -1082,7 +1074,7 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 		sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, &active);
 		if (!capacity_settled(h, p, desired) || active != desired) {
 			snprintf(why, whysz, "%s: desired %d active %d computed %d", h->pools[p].name,
-				 desired, active, computed_capacity(h, p, 0));
+				 desired, active, computed_capacity(h, p));
 			return 0;
 		}
 	}
@@ -1149,7 +1141,7 @@ static int converge(struct harness *h)
 		int desired;
 
 		sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, NULL);
-		if (desired > computed_capacity(h, (int)p, 0))
+		if (desired > computed_capacity(h, (int)p))
 			h->fragmented = 1;
 	}
 	if (k > CONVERGE_BOUND)
