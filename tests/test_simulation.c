@@ -53,13 +53,29 @@ static const struct mix mixes[] = {
 
 /* ---- the harness: the daemon's memory between passes ------------------------------------ */
 
+/* One journal entry of this pass: pending until done (invariant 6). */
+#define JLOG_MAX 1024
+struct jentry {
+	char key[ACTION_KEY_MAX + 1];
+	int64_t epoch;
+	int flag;
+	int open;
+};
+
 struct harness {
 	uint64_t seed, rng;
 	int verbose;
 	const struct mix *mix;
 	struct sim_world *w;
-	struct cloud *cloud;
+	struct cloud *cloud;            /* the checked drivers below, over raw_* */
 	struct agentc *agents;
+	struct cloud *raw_cloud, checked_cloud;
+	struct agentc *raw_agents, checked_agents;
+	/* invariant 6: this pass's journal, and the mutating calls the drivers saw */
+	struct jentry *jlog;
+	size_t njlog;
+	int64_t pass_epoch;
+	unsigned long mut_calls;
 	struct plan_config pcfg;
 	struct pool_spec pools[NPOOLS];
 	struct pool_record precs[NPOOLS];
@@ -251,6 +267,8 @@ static void add_workspace(struct harness *h, int p, enum ws_state s)
 	     ws_state_name(s));
 }
 
+static void checked_drivers(struct harness *h);
+
 static int harness_open(struct harness *h, uint64_t seed, int verbose)
 {
 	struct sim_config cfg;
@@ -266,10 +284,12 @@ static int harness_open(struct harness *h, uint64_t seed, int verbose)
 	sim_config_defaults(&cfg);
 	cfg.faults = h->mix->f;
 	h->w = sim_world_new(seed, &cfg);
-	h->cloud = sim_cloud(h->w);
-	h->agents = sim_agentc(h->w);
-	if (!h->w || !h->cloud || !h->agents)
+	h->raw_cloud = sim_cloud(h->w);
+	h->raw_agents = sim_agentc(h->w);
+	h->jlog = calloc(JLOG_MAX, sizeof(*h->jlog));
+	if (!h->w || !h->raw_cloud || !h->raw_agents || !h->jlog)
 		return -1;
+	checked_drivers(h);
 	plan_config_defaults(&h->pcfg);
 	h->fast = (seed / NMIXES) % 2;
 	h->max_mutations = (seed / (2 * NMIXES)) % 3 == 0 ? 4 : 40;
@@ -308,8 +328,9 @@ static int harness_open(struct harness *h, uint64_t seed, int verbose)
 
 static void harness_close(struct harness *h)
 {
-	cloud_free(h->cloud);
-	agentc_free(h->agents);
+	cloud_free(h->raw_cloud);
+	agentc_free(h->raw_agents);
+	free(h->jlog);
 	sim_world_free(h->w);
 	free(h->irecs);
 }
@@ -642,11 +663,19 @@ struct journal {
 static int j_pending(void *ctx, const struct action *a, struct err *e)
 {
 	struct journal *j = ctx;
+	struct harness *h = j->h;
+	struct jentry *je;
 
-	(void)a;
-	if (j->epoch < j->h->epoch)
+	if (j->epoch < h->epoch)
 		return err_set(e, SP_EFENCED, "fencing epoch %lld is stale (current %lld)",
-			       (long long)j->epoch, (long long)j->h->epoch);
+			       (long long)j->epoch, (long long)h->epoch);
+	if (h->njlog == JLOG_MAX)
+		return err_set(e, SP_ELIMIT, "journal full");
+	je = &h->jlog[h->njlog++];
+	str_copy(je->key, sizeof(je->key), a->key);
+	je->epoch = j->epoch;
+	je->flag = a->flag;
+	je->open = 1;
 	j->pending++;
 	return 0;
 }
@@ -654,11 +683,179 @@ static int j_pending(void *ctx, const struct action *a, struct err *e)
 static void j_done(void *ctx, const struct action *a, int rc, const struct err *e)
 {
 	struct journal *j = ctx;
+	size_t i;
 
-	(void)a;
 	(void)rc;
 	(void)e;
+	for (i = j->h->njlog; i-- > 0;)
+		if (j->h->jlog[i].open && !strcmp(j->h->jlog[i].key, a->key)) {
+			j->h->jlog[i].open = 0;
+			break;
+		}
 	j->done++;
+}
+
+/*
+ * Invariant 6, at the drivers: a mutating call must find, in this pass's
+ * journal, an entry still pending, with the key the harness derives from the
+ * call itself (the planner's key format) and the pass's epoch, which is also
+ * the epoch an agent call carries. flag < 0: the flag is not compared.
+ */
+static int journaled(struct harness *h, int64_t epoch, int flag, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int journaled(struct harness *h, int64_t epoch, int flag, const char *fmt, ...)
+{
+	char key[ACTION_KEY_MAX + 1];
+	va_list ap;
+	size_t i;
+
+	va_start(ap, fmt);
+	vsnprintf(key, sizeof(key), fmt, ap);
+	va_end(ap);
+	h->mut_calls++;
+	for (i = 0; i < h->njlog; i++)
+		if (h->jlog[i].open && !strcmp(h->jlog[i].key, key) &&
+		    h->jlog[i].epoch == h->pass_epoch && (flag < 0 || h->jlog[i].flag == flag)) {
+			if (epoch != h->jlog[i].epoch)
+				return violation(h, "invariant 6: %s called with epoch %lld, journaled "
+						 "with %lld", key, (long long)epoch,
+						 (long long)h->jlog[i].epoch);
+			return 0;
+		}
+	return violation(h, "invariant 6: %s%s called without a pending journal entry of this "
+			 "pass (epoch %lld)", key, flag < 0 ? "" : flag ? " (flag 1)" : " (flag 0)",
+			 (long long)h->pass_epoch);
+}
+
+/* A refused call: the world must not see it (the violation is already recorded). */
+static int refused(struct err *e)
+{
+	return err_set(e, SP_EINTERNAL, "not journaled");
+}
+
+static int cc_describe(void *st, const char *asg, struct obs_group *g, struct err *e)
+{
+	struct harness *h = st;
+
+	return h->raw_cloud->ops->describe(h->raw_cloud->state, asg, g, e);
+}
+
+static int cc_set_capacity(void *st, const char *asg, int desired, struct err *e)
+{
+	struct harness *h = st;
+	int p = pool_of_asg(h, asg);
+
+	if (journaled(h, h->pass_epoch, -1, "capacity/%lld/%d",
+		      (long long)(p < 0 ? 0 : h->pools[p].id), desired) < 0)
+		return refused(e);
+	return h->raw_cloud->ops->set_capacity(h->raw_cloud->state, asg, desired, e);
+}
+
+static int cc_set_protection(void *st, const char *asg, const char *const *ids, size_t n,
+			     int protect, struct err *e)
+{
+	struct harness *h = st;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (journaled(h, h->pass_epoch, -1, "protect/%s/%d", ids[i], protect) < 0)
+			return refused(e);
+	return h->raw_cloud->ops->set_protection(h->raw_cloud->state, asg, ids, n, protect, e);
+}
+
+static int cc_terminate(void *st, const char *id, int decrement, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, h->pass_epoch, decrement, "terminate/%s", id) < 0)
+		return refused(e);
+	return h->raw_cloud->ops->terminate(h->raw_cloud->state, id, decrement, e);
+}
+
+static int cc_set_health(void *st, const char *id, int healthy, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, h->pass_epoch, -1, "set_%s/%s", healthy ? "healthy" : "unhealthy",
+		      id) < 0)
+		return refused(e);
+	return h->raw_cloud->ops->set_health(h->raw_cloud->state, id, healthy, e);
+}
+
+static int ca_observe(void *st, const struct agent_target *t, size_t n, int64_t epoch,
+		      struct obs_agent *out, struct err *e)
+{
+	struct harness *h = st;
+
+	return h->raw_agents->ops->observe(h->raw_agents->state, t, n, epoch, out, e);
+}
+
+static int ca_ensure(void *st, const struct agent_target *t, int64_t epoch,
+		     const struct container_req *req, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, epoch, -1, "ensure_container/%lld/%s%s", (long long)req->workspace_id,
+		      t->instance_id, req->expect_snapshot ? "/s" : "") < 0)
+		return refused(e);
+	return h->raw_agents->ops->ensure(h->raw_agents->state, t, epoch, req, e);
+}
+
+static int ca_sync(void *st, const struct agent_target *t, int64_t epoch, int64_t ws,
+		   struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, epoch, -1, "sync/%lld/%s", (long long)ws, t->instance_id) < 0)
+		return refused(e);
+	return h->raw_agents->ops->sync(h->raw_agents->state, t, epoch, ws, e);
+}
+
+static int ca_stop(void *st, const struct agent_target *t, int64_t epoch, int64_t ws,
+		   int sync_first, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, epoch, sync_first, "stop_container/%lld/%s", (long long)ws,
+		      t->instance_id) < 0)
+		return refused(e);
+	return h->raw_agents->ops->stop(h->raw_agents->state, t, epoch, ws, sync_first, e);
+}
+
+static int ca_remove(void *st, const struct agent_target *t, int64_t epoch, int64_t ws,
+		     int sync_first, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, epoch, sync_first, "remove_container/%lld/%s", (long long)ws,
+		      t->instance_id) < 0)
+		return refused(e);
+	return h->raw_agents->ops->remove(h->raw_agents->state, t, epoch, ws, sync_first, e);
+}
+
+static void checked_free(void *st)
+{
+	(void)st;   /* embedded in the harness; the raw drivers are freed by harness_close */
+}
+
+static const struct cloud_ops checked_cloud_ops = {
+	"checked-sim", cc_describe, cc_set_capacity, cc_set_protection, cc_terminate,
+	cc_set_health, checked_free,
+};
+
+static const struct agentc_ops checked_agentc_ops = {
+	"checked-sim", ca_observe, ca_ensure, ca_sync, ca_stop, ca_remove, checked_free,
+};
+
+/* The drivers the loop uses: the sim's, with every mutation checked against the journal. */
+static void checked_drivers(struct harness *h)
+{
+	h->checked_cloud.ops = &checked_cloud_ops;
+	h->checked_cloud.state = h;
+	h->checked_agents.ops = &checked_agentc_ops;
+	h->checked_agents.state = h;
+	h->cloud = &h->checked_cloud;
+	h->agents = &h->checked_agents;
 }
 
 /* ---- record: statuses, records, deleted rows -------------------------------------------- */
@@ -882,6 +1079,27 @@ static void print_world(struct harness *h)
 }
 
 /*
+ * Invariant 6 after the executor: every mutation the world took went through
+ * a checked call (so it was journaled first), and every entry journaled as
+ * pending was closed as done, unless fencing stopped the pass.
+ */
+static int check_journal(struct harness *h, unsigned long m0, unsigned long calls0,
+			 const struct exec_report *r)
+{
+	unsigned long muts = sim_mutations(h->w) - m0, calls = h->mut_calls - calls0;
+	size_t i;
+
+	if (muts > calls)
+		return violation(h, "invariant 6: the world took %lu mutations, the checked drivers "
+				 "saw %lu calls", muts, calls);
+	for (i = 0; !r->fenced && i < h->njlog; i++)
+		if (h->jlog[i].open)
+			return violation(h, "invariant 6: %s journaled pending, never done",
+					 h->jlog[i].key);
+	return 0;
+}
+
+/*
  * Run one pass with the given epoch. A stale pass must change nothing at all.
  * With replay, the executor runs the plan twice, as a leader that crashed
  * after acting and before recording would have it replayed (invariant 6).
@@ -896,12 +1114,14 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 	struct exec_journal ej = { &j, j_pending, j_done, NULL };
 	struct exec_config ec = { epoch, h->max_mutations };
 	struct err e = ERR_INIT;
-	unsigned long m0 = sim_mutations(h->w);
+	unsigned long m0 = sim_mutations(h->w), calls0 = h->mut_calls;
 	int stale = epoch < h->epoch, rc = 0, p;
 	size_t i;
 
 	memset(&o, 0, sizeof(o));
 	memset(ps, 0, sizeof(*ps));
+	h->njlog = 0;   /* a journal entry counts for the pass that wrote it only */
+	h->pass_epoch = epoch;
 	print_world(h);
 	plan_output_init(&out);
 	exec_report_init(&r);
@@ -945,6 +1165,8 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 			print_plan(h, &out, &r);
 		h->replays++;
 	}
+	if (!rc)
+		rc = check_journal(h, m0, calls0, &r);
 	if (!rc && stale) {
 		if (sim_mutations(h->w) != m0 || j.pending)
 			rc = violation(h, "invariant 5: a stale leader (epoch %lld < %lld) changed the world",
