@@ -515,6 +515,14 @@ static int build_conts(struct plan_ctx *x)
 
 /* ---- instances ------------------------------------------------------- */
 
+/* When it was launched: EC2's launch time, or first sight if earlier or unknown. */
+static int64_t inst_launched(const struct pinst *t)
+{
+	int64_t lt = t->oi ? t->oi->launch_time : 0;
+
+	return lt > 0 && lt < t->rec.first_seen ? lt : t->rec.first_seen;
+}
+
 /* Derive this pass's view of one instance and its new record (before workspaces). */
 static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
@@ -557,11 +565,11 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	t->alive = t->oi->lifecycle == LC_PENDING || t->oi->lifecycle == LC_IN_SERVICE;
 	t->in_service = t->oi->lifecycle == LC_IN_SERVICE;
 	/*
-	 * Marked, but the group still calls it healthy and in service: the mark
+	 * Marked, but the group still calls it healthy and alive: the mark
 	 * never took (the call failed or was lost). Forget it; the rules below
-	 * mark it again if the agent is still down.
+	 * mark it again if the agent is still down or the launch still stuck.
 	 */
-	if (t->rec.marked_unhealthy && t->in_service && t->oi->healthy)
+	if (t->rec.marked_unhealthy && t->alive && t->oi->healthy)
 		t->rec.marked_unhealthy = 0;
 	if (t->in_service && t->healthy) {
 		t->rec.unhealthy_passes = 0;
@@ -579,6 +587,15 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	t->mark = t->in_service && !t->rec.marked_unhealthy &&
 		  t->rec.unhealthy_passes >= cfg->unhealthy_after_passes &&
 		  (t->rec.ever_healthy || x->now - t->rec.first_seen >= cfg->register_timeout_ms);
+	/*
+	 * Listed Pending for launch_timeout_ms since launch: it will not come
+	 * up; marked unhealthy so the group replaces it, unless its agent says
+	 * it holds containers (then it is not ours to judge by its state).
+	 */
+	t->stuck = t->oi->lifecycle == LC_PENDING &&
+		   x->now - inst_launched(t) >= cfg->launch_timeout_ms;
+	if (t->stuck && !t->rec.marked_unhealthy && !(t->known && t->used))
+		t->mark = 1;
 	t->usable = t->in_service && t->healthy && !t->rec.marked_unhealthy && !t->mark;
 }
 
@@ -725,6 +742,37 @@ static int inst_health(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 		rc = inst_drift(x, p, t, t->known ? DRIFT_CHANGED : DRIFT_UNOBSERVABLE,
 				t->known ? "AgentUnhealthy" : "AgentUnobservable", "agent healthy",
 				obs, remedy);
+	return rc;
+}
+
+/* Stuck in Pending past the launch timeout: marked unhealthy, the group replaces it. */
+static int inst_launch(struct plan_ctx *x, struct ppool *p, struct pinst *t)
+{
+	char desired[128], obs[128], remedy[128];
+	int rc = 0;
+
+	if (!t->stuck)
+		return 0;
+	snprintf(desired, sizeof(desired), "InService within %llds of launch",
+		 (long long)(x->cfg->launch_timeout_ms / 1000));
+	snprintf(obs, sizeof(obs), "Pending for %llds",
+		 (long long)((x->now - inst_launched(t)) / 1000));
+	if (t->mark) {
+		rc = plan_act(x, p, p->acting, ACT_SET_UNHEALTHY, 0, t, 0, NULL, "LaunchTimedOut");
+		if (rc == 1)
+			t->rec.marked_unhealthy = 1;
+		if (rc >= 0)
+			held_remedy(p, remedy, sizeof(remedy),
+				    "mark instance unhealthy, the group replaces it");
+		if (rc > 0)
+			rc = 0;
+	} else if (t->rec.marked_unhealthy) {
+		snprintf(remedy, sizeof(remedy), "marked unhealthy, waiting for replacement");
+	} else {
+		snprintf(remedy, sizeof(remedy), "none: its agent reports containers");
+	}
+	if (!rc)
+		rc = inst_drift(x, p, t, DRIFT_CHANGED, "LaunchTimedOut", desired, obs, remedy);
 	return rc;
 }
 
@@ -978,6 +1026,8 @@ static int pool_instances(struct plan_ctx *x, struct ppool *p)
 		if (!rc)
 			rc = inst_health(x, p, t);
 		if (!rc)
+			rc = inst_launch(x, p, t);
+		if (!rc)
 			rc = inst_terminate(x, p, t);
 		if (!rc && t->grace)
 			rc = inst_drift(x, p, t, DRIFT_UNOBSERVABLE, "InstanceNotYetVisible",
@@ -1012,9 +1062,16 @@ static int pool_once(struct plan_ctx *x, struct ppool *p)
 	int rc = 0, newcap = -1;
 	size_t i;
 
-	p->lowering = p->unsettled = 0;
-	for (i = p->ilo; i < p->ihi; i++)
-		inst_prepare(x, p, &x->insts[i]);
+	p->lowering = p->unsettled = p->launch_marks = 0;
+	p->stuck = NULL;
+	for (i = p->ilo; i < p->ihi; i++) {
+		struct pinst *t = &x->insts[i];
+
+		inst_prepare(x, p, t);
+		if (t->stuck && !p->stuck)
+			p->stuck = t;
+		p->launch_marks += t->stuck && t->mark && p->acting;
+	}
 	pool_evidence(x, p);
 	pool_need(x, p);
 	if (!p->group)

@@ -25,6 +25,12 @@
  *    instances fit in the computed value it is set, else idle instances
  *    past idle_cooldown_ms are terminated with decrement, at most the live
  *    ones above the computed value (never both in a pass).
+ *  - Launch timeout: an instance listed Pending launch_timeout_ms after
+ *    its launch (EC2's launch time, or first sight) is marked unhealthy so
+ *    the group replaces it (a LaunchTimedOut instance finding), never on a
+ *    partial group answer. Workspaces waiting for a slot meanwhile say
+ *    LaunchTimedOut (Retryable; NeedsOperator once PLAN_LAUNCH_FAILURES
+ *    launches failed while they waited) until they get one.
  *  - Output order per pool: workspace actions (by id), instance actions (by
  *    id: orphan removals, protection, health, termination), then capacity.
  *    Changes and events follow workspace order; pool_records are parallel
@@ -48,6 +54,9 @@
 #include "spec.h"
 #include "status.h"
 #include "strbuf.h"
+
+/* Launches timed out while a workspace waited before it needs an operator. */
+#define PLAN_LAUNCH_FAILURES 3
 
 enum action_type {
 	ACT_SET_CAPACITY,      /* pool: SetDesiredCapacity(capacity), absolute */
@@ -137,6 +146,7 @@ struct pool_record {
 struct plan_config {
 	int64_t launch_grace_ms;        /* a new instance may be invisible this long (default 120 s) */
 	int64_t register_timeout_ms;    /* launched but agent never healthy (default 600 s) */
+	int64_t launch_timeout_ms;      /* Pending this long after launch -> unhealthy (600 s) */
 	int unhealthy_after_passes;     /* agent down this many passes -> unhealthy (default 3) */
 	int64_t idle_cooldown_ms;       /* idle beyond the warm buffer this long -> terminate (300 s) */
 	int64_t orphan_grace_ms;        /* unowned container kept this long (120 s) */

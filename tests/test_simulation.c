@@ -98,7 +98,7 @@ struct harness {
 	char failure[1024];
 	/* figures */
 	int health_replacements, stale_passes, replays, fragmented, approvals;
-	int health_idle, deaths, fast;
+	int health_idle, deaths, fast, launch_timeouts;
 	int max_mutations;              /* the executor's per-pass limit */
 };
 
@@ -296,6 +296,8 @@ static int harness_open(struct harness *h, uint64_t seed, int verbose)
 	if (h->fast) {   /* half the seeds run with short timers: more paths within a run */
 		h->pcfg.launch_grace_ms = 60000;
 		h->pcfg.register_timeout_ms = 120000;
+		/* the sim launches in 30-40 s: some launches time out and are replaced */
+		h->pcfg.launch_timeout_ms = 36000;
 		h->pcfg.idle_cooldown_ms = 60000;
 		h->pcfg.orphan_grace_ms = 60000;
 		h->pcfg.budget_window_ms = 300000;
@@ -545,6 +547,7 @@ static int check_destructive(struct harness *h, const struct observation *o, int
 {
 	const struct obs_group *g = &o->groups[p];
 	const struct obs_agent *ag;
+	struct sim_instance_info info;
 
 	if (!o->group_ok[p] || !g->complete)
 		return violation(h, "invariant 7: %s on %s from an incomplete group observation",
@@ -555,6 +558,17 @@ static int check_destructive(struct harness *h, const struct observation *o, int
 		if (!ag || !ag->observed)
 			return violation(h, "invariant 7: remove of workspace %lld on %s whose agent "
 				    "was not observed", (long long)a->workspace_id, a->instance_id);
+		break;
+	case ACT_SET_UNHEALTHY:
+		if (strcmp(a->reason, "LaunchTimedOut"))
+			break;
+		memset(&info, 0, sizeof(info));
+		if (sim_instance_find(h->w, a->instance_id, &info) < 0 ||
+		    info.lifecycle != LC_PENDING ||
+		    sim_now(h->w) - info.launched_at < h->pcfg.launch_timeout_ms)
+			return violation(h, "launch timeout: %s marked, but it is %s, launched %llds "
+					 "ago", a->instance_id, inst_lifecycle_name(info.lifecycle),
+					 (long long)(sim_now(h->w) - info.launched_at) / 1000);
 		break;
 	case ACT_DELETE_ROW:
 		if (!pool_fully_observed(o, p))
@@ -967,6 +981,7 @@ static void note_destructive(struct harness *h, const struct plan_output *out,
 		if (p < 0 || !action_is_destructive(out->actions[i].type) ||
 		    r->results[i].outcome != EXEC_OK || h->ndestr[p] >= 1024)
 			continue;
+		h->launch_timeouts += !strcmp(out->actions[i].reason, "LaunchTimedOut");
 		h->destr_at[p][h->ndestr[p]++] = sim_now(h->w);
 	}
 }
@@ -1436,7 +1451,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	const char *one = getenv("SPINUP_SIM_SEED");
 	unsigned long first = 1, s, failed = 0;
 	int max_conv = 0, n_per_mix[NMIXES] = { 0 }, health = 0, stale = 0, replays = 0;
-	int fragmented = 0, approvals = 0, health_idle = 0, deaths = 0;
+	int fragmented = 0, approvals = 0, health_idle = 0, deaths = 0, launch_timeouts = 0;
 	size_t m;
 
 	(void)state;
@@ -1461,6 +1476,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 		approvals += h.approvals;
 		health_idle += h.health_idle;
 		deaths += h.deaths;
+		launch_timeouts += h.launch_timeouts;
 		stale += h.stale_passes;
 		replays += h.replays;
 		harness_close(&h);
@@ -1470,7 +1486,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	for (m = 0; m < NMIXES; m++)
 		printf(" %s=%d", mixes[m].name, n_per_mix[m]);
 	printf("; instance deaths %d, unhealthy replacements %d (containers of running "
-	       "workspaces lost with them %d)", deaths, health_idle, health);
+	       "workspaces lost with them %d), launches timed out %d", deaths, health_idle, health,
+	       launch_timeouts);
 	printf("; stale-leader passes %d, replays %d, safety stops "
 	       "cleared by the operator %d, seeds ending with workspaces spread over more "
 	       "instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
