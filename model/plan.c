@@ -1136,9 +1136,52 @@ static void pool_controls(struct plan_ctx *x, struct ppool *p)
 }
 
 /*
+ * Entering a safety stop: one SAFETY_STOP event on every workspace of the
+ * pool (events belong to workspaces, and these are the ones whose actions
+ * are now held), its phase unchanged, after the pool's phase events. The
+ * pass after it is already stopped and writes none. A pool with no
+ * workspace rows gets the drift finding only.
+ */
+static int safety_stop_events(struct plan_ctx *x, struct ppool *p, size_t changes_from,
+			      int needed)
+{
+	const struct plan_input *in = x->in;
+	const struct plan_output *o = x->out;
+	size_t k, c = changes_from;
+
+	for (k = p->wlo; k < p->whi; k++) {
+		size_t wi = x->ws[k];
+		int64_t id = in->workspaces[wi].id;
+		enum ws_phase ph = in->has_status && in->has_status[wi] ? in->status[wi].phase :
+									    PHASE_PENDING;
+		struct ws_event *ev;
+
+		while (c < o->nchanges && o->changes[c].status.workspace_id < id)
+			c++;
+		if (c < o->nchanges && o->changes[c].status.workspace_id == id)
+			ph = o->changes[c].status.phase;
+		ev = plan_push_event(x->out);
+		if (!ev)
+			return SP_ENOMEM;
+		ev->workspace_id = id;
+		str_copy(ev->type, sizeof(ev->type), "SAFETY_STOP");
+		ev->from = ev->to = ph;
+		str_copy(ev->reason, sizeof(ev->reason), "SafetyStop");
+		snprintf(ev->message, sizeof(ev->message), "pool %s safety-stopped: the plan "
+			 "needed %d destructive actions, %d used, budget %d per %llds; observe-only "
+			 "until an operator clears it", p->spec->name, needed,
+			 p->rec.destructive_in_window, x->cfg->destructive_budget,
+			 (long long)(x->cfg->budget_window_ms / 1000));
+		ev->at = x->now;
+	}
+	return 0;
+}
+
+/*
  * Plan a pool, then check its destructive budget (invariant 9): over budget,
  * the whole pool plan is discarded and made again with every action held,
- * the pool is safety-stopped (observe-only until an operator clears it).
+ * the pool is safety-stopped (observe-only until an operator clears it),
+ * with a SafetyStop finding and SAFETY_STOP events.
  */
 static int plan_pool(struct plan_ctx *x, struct ppool *p)
 {
@@ -1176,6 +1219,8 @@ static int plan_pool(struct plan_ctx *x, struct ppool *p)
 		if (!rc)
 			rc = pool_drift(x, p, DRIFT_UNMANAGED, "SafetyStop", desired, observed,
 					"observe-only until an operator clears the safety stop");
+		if (!rc)
+			rc = safety_stop_events(x, p, m.nchanges, n);
 	} else {
 		p->rec.destructive_in_window += n;
 		if (!rc && p->rec.safety_stopped)

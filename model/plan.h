@@ -93,7 +93,11 @@ struct action {
 	char reason[64];                      /* CamelCase why: "ScaleForWaitingWorkspaces" */
 };
 
-/* Events: one per phase change (ALLOCATION_STARTED, INSTANCE_ASSIGNED, ...). */
+/*
+ * Events: one per phase change (ALLOCATION_STARTED, INSTANCE_ASSIGNED, ...),
+ * plus SAFETY_STOP (from == to, reason SafetyStop) on each workspace of a
+ * pool in the pass it enters a safety stop.
+ */
 struct ws_event {
 	int64_t workspace_id;
 	char type[48];

@@ -613,6 +613,36 @@ static int observe_only(const struct harness *h, int p, int64_t now)
 	return 0;
 }
 
+/* Invariant 9: entering a safety stop (only then) writes one SAFETY_STOP per workspace of the pool. */
+static int check_safety_events(struct harness *h, const struct plan_output *out)
+{
+	size_t i, k;
+	int p;
+
+	for (p = 0; p < NPOOLS; p++) {
+		int was = 0, now = 0, want = 0, got = 0;
+
+		for (i = 0; i < h->nprecs; i++)
+			was |= h->precs[i].pool_id == h->pools[p].id && h->precs[i].safety_stopped;
+		for (i = 0; i < out->npool_records; i++)
+			now |= out->pool_records[i].pool_id == h->pools[p].id &&
+			       out->pool_records[i].safety_stopped;
+		for (k = 0; now && !was && k < h->nws; k++)
+			want += pool_index(h, h->ws[k].pool) == p;
+		for (i = 0; i < out->nevents; i++) {
+			int w = ws_index(h, out->events[i].workspace_id);
+
+			got += !strcmp(out->events[i].type, "SAFETY_STOP") && w >= 0 &&
+			       pool_index(h, h->ws[w].pool) == p;
+		}
+		if (got != want)
+			return violation(h, "invariant 9: pool %s %s: %d SAFETY_STOP events, want %d",
+					 h->pools[p].name, now && !was ? "safety-stopped" :
+					 "not entering a safety stop", got, want);
+	}
+	return 0;
+}
+
 static int check_plan(struct harness *h, const struct observation *o, const struct plan_output *out)
 {
 	int destr[NPOOLS] = { 0 };
@@ -657,6 +687,8 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 	for (p = 0; p < NPOOLS; p++)
 		if (check_budget(h, p, destr[p]) < 0)
 			return -1;
+	if (check_safety_events(h, out) < 0)
+		return -1;
 	for (i = 0; i < out->npool_records; i++)
 		if (out->pool_records[i].destructive_in_window > h->pcfg.destructive_budget)
 			return violation(h, "invariant 9: pool %lld: %d destructive actions in its "
