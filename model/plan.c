@@ -776,6 +776,62 @@ static int inst_launch(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	return rc;
 }
 
+/* Workspaces of p that should run and whose last status places them on t: count, first name. */
+static int placed_on(struct plan_ctx *x, const struct ppool *p, const struct pinst *t,
+		     const char **first)
+{
+	const struct plan_input *in = x->in;
+	size_t k;
+	int n = 0;
+
+	*first = NULL;
+	for (k = p->wlo; k < p->whi; k++) {
+		size_t wi = x->ws[k];
+		const struct workspace_spec *w = &in->workspaces[wi];
+
+		if (w->state != WS_STATE_RUNNING || w->deletion_requested_at || !in->has_status ||
+		    !in->has_status[wi] || strcmp(in->status[wi].instance_id, t->id))
+			continue;
+		if (!n++)
+			*first = w->name;
+	}
+	return n;
+}
+
+/*
+ * An instance we knew (it has a record) that left without our asking while
+ * a workspace that should run was placed on it: missing from a complete
+ * listing past the launch grace, or listed Terminating or Terminated though
+ * we never marked it (we terminate idle instances only). A `missing`
+ * finding; plan_ws.c places its workspaces elsewhere in this same pass.
+ */
+static int inst_lost(struct plan_ctx *x, struct ppool *p, const struct pinst *t)
+{
+	char desired[128], obs[128], remedy[128];
+	const char *first;
+	int n, leaving = t->oi && (t->oi->lifecycle == LC_TERMINATING ||
+				   t->oi->lifecycle == LC_TERMINATED);
+
+	if (!p->group || !t->rec_in || t->rec_in->marked_unhealthy || (!t->gone && !leaving))
+		return 0;
+	n = placed_on(x, p, t, &first);
+	if (!n)
+		return 0;
+	if (n > 1)
+		snprintf(desired, sizeof(desired), "InService, holding %s and %d more", first, n - 1);
+	else
+		snprintf(desired, sizeof(desired), "InService, holding %s", first);
+	if (t->gone)
+		snprintf(obs, sizeof(obs), "not listed by group %s", p->spec->asg_name);
+	else
+		snprintf(obs, sizeof(obs), "%s, not asked by spinup",
+			 inst_lifecycle_name(t->oi->lifecycle));
+	held_remedy(p, remedy, sizeof(remedy),
+		    n > 1 ? "place its workspaces elsewhere, files from their last sync" :
+			    "place its workspace elsewhere, files from its last sync");
+	return inst_drift(x, p, t, DRIFT_MISSING, "InstanceLost", desired, obs, remedy);
+}
+
 static int inst_protect(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
 	int want = t->used > 0, rc;
@@ -1027,6 +1083,8 @@ static int pool_instances(struct plan_ctx *x, struct ppool *p)
 			rc = inst_health(x, p, t);
 		if (!rc)
 			rc = inst_launch(x, p, t);
+		if (!rc)
+			rc = inst_lost(x, p, t);
 		if (!rc)
 			rc = inst_terminate(x, p, t);
 		if (!rc && t->grace)

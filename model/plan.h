@@ -31,6 +31,11 @@
  *    partial group answer. Workspaces waiting for a slot meanwhile say
  *    LaunchTimedOut (Retryable; NeedsOperator once PLAN_LAUNCH_FAILURES
  *    launches failed while they waited) until they get one.
+ *  - Lost instances: one we remembered that left without our asking
+ *    (missing from a complete listing past launch_grace_ms, or listed
+ *    Terminating/Terminated though never marked) while the last status of a
+ *    workspace that should run placed it there: a `missing` InstanceLost
+ *    finding; the workspace is placed elsewhere in the same pass.
  *  - Output order per pool: workspace actions (by id), instance actions (by
  *    id: orphan removals, protection, health, termination), then capacity.
  *    Changes and events follow workspace order; pool_records are parallel

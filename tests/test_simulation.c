@@ -98,7 +98,7 @@ struct harness {
 	char failure[1024];
 	/* figures */
 	int health_replacements, stale_passes, replays, fragmented, approvals;
-	int health_idle, deaths, fast, launch_timeouts;
+	int health_idle, deaths, fast, launch_timeouts, lost_findings;
 	int max_mutations;              /* the executor's per-pass limit */
 };
 
@@ -643,6 +643,26 @@ static int check_safety_events(struct harness *h, const struct plan_output *out)
 	return 0;
 }
 
+/* Invariant 7: an InstanceLost finding names an instance the world has really lost. */
+static int check_lost(struct harness *h, const struct plan_output *out)
+{
+	struct sim_instance_info info;
+	size_t i;
+
+	for (i = 0; i < out->ndrift; i++) {
+		const char *id = out->drift[i].subject + strlen("instance/");
+
+		if (strcmp(out->drift[i].reason, "InstanceLost"))
+			continue;
+		h->lost_findings++;
+		if (sim_instance_find(h->w, id, &info) == 0 &&
+		    (info.lifecycle == LC_PENDING || info.lifecycle == LC_IN_SERVICE))
+			return violation(h, "invariant 7: %s reported lost, but it is %s", id,
+					 inst_lifecycle_name(info.lifecycle));
+	}
+	return 0;
+}
+
 static int check_plan(struct harness *h, const struct observation *o, const struct plan_output *out)
 {
 	int destr[NPOOLS] = { 0 };
@@ -687,7 +707,7 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 	for (p = 0; p < NPOOLS; p++)
 		if (check_budget(h, p, destr[p]) < 0)
 			return -1;
-	if (check_safety_events(h, out) < 0)
+	if (check_safety_events(h, out) < 0 || check_lost(h, out) < 0)
 		return -1;
 	for (i = 0; i < out->npool_records; i++)
 		if (out->pool_records[i].destructive_in_window > h->pcfg.destructive_budget)
@@ -1484,6 +1504,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	unsigned long first = 1, s, failed = 0;
 	int max_conv = 0, n_per_mix[NMIXES] = { 0 }, health = 0, stale = 0, replays = 0;
 	int fragmented = 0, approvals = 0, health_idle = 0, deaths = 0, launch_timeouts = 0;
+	int lost = 0;
 	size_t m;
 
 	(void)state;
@@ -1509,6 +1530,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 		health_idle += h.health_idle;
 		deaths += h.deaths;
 		launch_timeouts += h.launch_timeouts;
+		lost += h.lost_findings;
 		stale += h.stale_passes;
 		replays += h.replays;
 		harness_close(&h);
@@ -1518,8 +1540,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	for (m = 0; m < NMIXES; m++)
 		printf(" %s=%d", mixes[m].name, n_per_mix[m]);
 	printf("; instance deaths %d, unhealthy replacements %d (containers of running "
-	       "workspaces lost with them %d), launches timed out %d", deaths, health_idle, health,
-	       launch_timeouts);
+	       "workspaces lost with them %d), launches timed out %d, InstanceLost findings %d",
+	       deaths, health_idle, health, launch_timeouts, lost);
 	printf("; stale-leader passes %d, replays %d, safety stops "
 	       "cleared by the operator %d, seeds ending with workspaces spread over more "
 	       "instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
