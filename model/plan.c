@@ -515,6 +515,14 @@ static int build_conts(struct plan_ctx *x)
 
 /* ---- instances ------------------------------------------------------- */
 
+/* When it was launched: EC2's launch time, or first sight if earlier or unknown. */
+static int64_t inst_launched(const struct pinst *t)
+{
+	int64_t lt = t->oi ? t->oi->launch_time : 0;
+
+	return lt > 0 && lt < t->rec.first_seen ? lt : t->rec.first_seen;
+}
+
 /* Derive this pass's view of one instance and its new record (before workspaces). */
 static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
@@ -557,11 +565,11 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	t->alive = t->oi->lifecycle == LC_PENDING || t->oi->lifecycle == LC_IN_SERVICE;
 	t->in_service = t->oi->lifecycle == LC_IN_SERVICE;
 	/*
-	 * Marked, but the group still calls it healthy and in service: the mark
+	 * Marked, but the group still calls it healthy and alive: the mark
 	 * never took (the call failed or was lost). Forget it; the rules below
-	 * mark it again if the agent is still down.
+	 * mark it again if the agent is still down or the launch still stuck.
 	 */
-	if (t->rec.marked_unhealthy && t->in_service && t->oi->healthy)
+	if (t->rec.marked_unhealthy && t->alive && t->oi->healthy)
 		t->rec.marked_unhealthy = 0;
 	if (t->in_service && t->healthy) {
 		t->rec.unhealthy_passes = 0;
@@ -579,6 +587,15 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	t->mark = t->in_service && !t->rec.marked_unhealthy &&
 		  t->rec.unhealthy_passes >= cfg->unhealthy_after_passes &&
 		  (t->rec.ever_healthy || x->now - t->rec.first_seen >= cfg->register_timeout_ms);
+	/*
+	 * Listed Pending for launch_timeout_ms since launch: it will not come
+	 * up; marked unhealthy so the group replaces it, unless its agent says
+	 * it holds containers (then it is not ours to judge by its state).
+	 */
+	t->stuck = t->oi->lifecycle == LC_PENDING &&
+		   x->now - inst_launched(t) >= cfg->launch_timeout_ms;
+	if (t->stuck && !t->rec.marked_unhealthy && !(t->known && t->used))
+		t->mark = 1;
 	t->usable = t->in_service && t->healthy && !t->rec.marked_unhealthy && !t->mark;
 }
 
@@ -728,6 +745,93 @@ static int inst_health(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	return rc;
 }
 
+/* Stuck in Pending past the launch timeout: marked unhealthy, the group replaces it. */
+static int inst_launch(struct plan_ctx *x, struct ppool *p, struct pinst *t)
+{
+	char desired[128], obs[128], remedy[128];
+	int rc = 0;
+
+	if (!t->stuck)
+		return 0;
+	snprintf(desired, sizeof(desired), "InService within %llds of launch",
+		 (long long)(x->cfg->launch_timeout_ms / 1000));
+	snprintf(obs, sizeof(obs), "Pending for %llds",
+		 (long long)((x->now - inst_launched(t)) / 1000));
+	if (t->mark) {
+		rc = plan_act(x, p, p->acting, ACT_SET_UNHEALTHY, 0, t, 0, NULL, "LaunchTimedOut");
+		if (rc == 1)
+			t->rec.marked_unhealthy = 1;
+		if (rc >= 0)
+			held_remedy(p, remedy, sizeof(remedy),
+				    "mark instance unhealthy, the group replaces it");
+		if (rc > 0)
+			rc = 0;
+	} else if (t->rec.marked_unhealthy) {
+		snprintf(remedy, sizeof(remedy), "marked unhealthy, waiting for replacement");
+	} else {
+		snprintf(remedy, sizeof(remedy), "none: its agent reports containers");
+	}
+	if (!rc)
+		rc = inst_drift(x, p, t, DRIFT_CHANGED, "LaunchTimedOut", desired, obs, remedy);
+	return rc;
+}
+
+/* Workspaces of p that should run and whose last status places them on t: count, first name. */
+static int placed_on(struct plan_ctx *x, const struct ppool *p, const struct pinst *t,
+		     const char **first)
+{
+	const struct plan_input *in = x->in;
+	size_t k;
+	int n = 0;
+
+	*first = NULL;
+	for (k = p->wlo; k < p->whi; k++) {
+		size_t wi = x->ws[k];
+		const struct workspace_spec *w = &in->workspaces[wi];
+
+		if (w->state != WS_STATE_RUNNING || w->deletion_requested_at || !in->has_status ||
+		    !in->has_status[wi] || strcmp(in->status[wi].instance_id, t->id))
+			continue;
+		if (!n++)
+			*first = w->name;
+	}
+	return n;
+}
+
+/*
+ * An instance we knew (it has a record) that left without our asking while
+ * a workspace that should run was placed on it: missing from a complete
+ * listing past the launch grace, or listed Terminating or Terminated though
+ * we never marked it (we terminate idle instances only). A `missing`
+ * finding; plan_ws.c places its workspaces elsewhere in this same pass.
+ */
+static int inst_lost(struct plan_ctx *x, struct ppool *p, const struct pinst *t)
+{
+	char desired[128], obs[128], remedy[128];
+	const char *first;
+	int n, leaving = t->oi && (t->oi->lifecycle == LC_TERMINATING ||
+				   t->oi->lifecycle == LC_TERMINATED);
+
+	if (!p->group || !t->rec_in || t->rec_in->marked_unhealthy || (!t->gone && !leaving))
+		return 0;
+	n = placed_on(x, p, t, &first);
+	if (!n)
+		return 0;
+	if (n > 1)
+		snprintf(desired, sizeof(desired), "InService, holding %s and %d more", first, n - 1);
+	else
+		snprintf(desired, sizeof(desired), "InService, holding %s", first);
+	if (t->gone)
+		snprintf(obs, sizeof(obs), "not listed by group %s", p->spec->asg_name);
+	else
+		snprintf(obs, sizeof(obs), "%s, not asked by spinup",
+			 inst_lifecycle_name(t->oi->lifecycle));
+	held_remedy(p, remedy, sizeof(remedy),
+		    n > 1 ? "place its workspaces elsewhere, files from their last sync" :
+			    "place its workspace elsewhere, files from its last sync");
+	return inst_drift(x, p, t, DRIFT_MISSING, "InstanceLost", desired, obs, remedy);
+}
+
 static int inst_protect(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 {
 	int want = t->used > 0, rc;
@@ -815,16 +919,19 @@ static int choose_terminations(struct plan_ctx *x, struct ppool *p, int n)
 
 /*
  * Desired capacity is computed (invariant 3): slots needed plus the warm
- * buffer, clamped. Raising is immediate. Lowering needs complete evidence:
- * capacity with no instance behind it is lowered by an absolute
- * SetDesiredCapacity; otherwise idle instances past the cooldown are
- * terminated one by one with ShouldDecrementDesiredCapacity (never both in
- * one pass, so the two cannot double-count).
+ * buffer, clamped, and the only value ever set. Raising is immediate.
+ * Lowering needs complete evidence: when the live instances fit in the
+ * computed value, SetDesiredCapacity(computed) gives back capacity with
+ * nothing behind it and the group has nothing to remove; otherwise idle
+ * instances past the cooldown are terminated with
+ * ShouldDecrementDesiredCapacity, at most the live ones above the computed
+ * value (never both in one pass, so the two cannot double-count), and the
+ * rest of the capacity goes once the live ones fit.
  */
 static int plan_capacity(struct plan_ctx *x, struct ppool *p, int *newcap)
 {
 	const struct obs_group *g = p->group;
-	int cur, live = 0, surplus, phantom, lower;
+	int cur, live = 0, surplus;
 	size_t i;
 
 	*newcap = -1;
@@ -842,14 +949,12 @@ static int plan_capacity(struct plan_ctx *x, struct ppool *p, int *newcap)
 	for (i = p->ilo; i < p->ihi; i++)
 		if (x->insts[i].oi && x->insts[i].alive)
 			live++;
-	surplus = cur - p->target;
-	phantom = cur > live ? cur - live : 0;
-	lower = surplus < phantom ? surplus : phantom;
-	if (lower > 0) {
-		*newcap = cur - lower;
+	if (live <= p->target) {
+		*newcap = p->target;
 		return 0;
 	}
-	return choose_terminations(x, p, surplus);
+	surplus = cur - p->target;
+	return choose_terminations(x, p, live - p->target < surplus ? live - p->target : surplus);
 }
 
 static int capacity_action(struct plan_ctx *x, struct ppool *p, int newcap)
@@ -977,6 +1082,10 @@ static int pool_instances(struct plan_ctx *x, struct ppool *p)
 		if (!rc)
 			rc = inst_health(x, p, t);
 		if (!rc)
+			rc = inst_launch(x, p, t);
+		if (!rc)
+			rc = inst_lost(x, p, t);
+		if (!rc)
 			rc = inst_terminate(x, p, t);
 		if (!rc && t->grace)
 			rc = inst_drift(x, p, t, DRIFT_UNOBSERVABLE, "InstanceNotYetVisible",
@@ -1011,9 +1120,16 @@ static int pool_once(struct plan_ctx *x, struct ppool *p)
 	int rc = 0, newcap = -1;
 	size_t i;
 
-	p->lowering = p->unsettled = 0;
-	for (i = p->ilo; i < p->ihi; i++)
-		inst_prepare(x, p, &x->insts[i]);
+	p->lowering = p->unsettled = p->launch_marks = 0;
+	p->stuck = NULL;
+	for (i = p->ilo; i < p->ihi; i++) {
+		struct pinst *t = &x->insts[i];
+
+		inst_prepare(x, p, t);
+		if (t->stuck && !p->stuck)
+			p->stuck = t;
+		p->launch_marks += t->stuck && t->mark && p->acting;
+	}
 	pool_evidence(x, p);
 	pool_need(x, p);
 	if (!p->group)
@@ -1078,9 +1194,52 @@ static void pool_controls(struct plan_ctx *x, struct ppool *p)
 }
 
 /*
+ * Entering a safety stop: one SAFETY_STOP event on every workspace of the
+ * pool (events belong to workspaces, and these are the ones whose actions
+ * are now held), its phase unchanged, after the pool's phase events. The
+ * pass after it is already stopped and writes none. A pool with no
+ * workspace rows gets the drift finding only.
+ */
+static int safety_stop_events(struct plan_ctx *x, struct ppool *p, size_t changes_from,
+			      int needed)
+{
+	const struct plan_input *in = x->in;
+	const struct plan_output *o = x->out;
+	size_t k, c = changes_from;
+
+	for (k = p->wlo; k < p->whi; k++) {
+		size_t wi = x->ws[k];
+		int64_t id = in->workspaces[wi].id;
+		enum ws_phase ph = in->has_status && in->has_status[wi] ? in->status[wi].phase :
+									    PHASE_PENDING;
+		struct ws_event *ev;
+
+		while (c < o->nchanges && o->changes[c].status.workspace_id < id)
+			c++;
+		if (c < o->nchanges && o->changes[c].status.workspace_id == id)
+			ph = o->changes[c].status.phase;
+		ev = plan_push_event(x->out);
+		if (!ev)
+			return SP_ENOMEM;
+		ev->workspace_id = id;
+		str_copy(ev->type, sizeof(ev->type), "SAFETY_STOP");
+		ev->from = ev->to = ph;
+		str_copy(ev->reason, sizeof(ev->reason), "SafetyStop");
+		snprintf(ev->message, sizeof(ev->message), "pool %s safety-stopped: the plan "
+			 "needed %d destructive actions, %d used, budget %d per %llds; observe-only "
+			 "until an operator clears it", p->spec->name, needed,
+			 p->rec.destructive_in_window, x->cfg->destructive_budget,
+			 (long long)(x->cfg->budget_window_ms / 1000));
+		ev->at = x->now;
+	}
+	return 0;
+}
+
+/*
  * Plan a pool, then check its destructive budget (invariant 9): over budget,
  * the whole pool plan is discarded and made again with every action held,
- * the pool is safety-stopped (observe-only until an operator clears it).
+ * the pool is safety-stopped (observe-only until an operator clears it),
+ * with a SafetyStop finding and SAFETY_STOP events.
  */
 static int plan_pool(struct plan_ctx *x, struct ppool *p)
 {
@@ -1118,6 +1277,8 @@ static int plan_pool(struct plan_ctx *x, struct ppool *p)
 		if (!rc)
 			rc = pool_drift(x, p, DRIFT_UNMANAGED, "SafetyStop", desired, observed,
 					"observe-only until an operator clears the safety stop");
+		if (!rc)
+			rc = safety_stop_events(x, p, m.nchanges, n);
 	} else {
 		p->rec.destructive_in_window += n;
 		if (!rc && p->rec.safety_stopped)

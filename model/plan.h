@@ -20,10 +20,22 @@
  *    reports fewer). A placement whose agent is unobserved, or an instance
  *    unlisted inside launch_grace_ms, is waited for, never duplicated.
  *  - Capacity: ceil(workspaces to run / slots) + warm, clamped to
- *    [min, max], set absolutely when raising. Lowering needs complete
- *    evidence and nobody waiting for a slot: capacity with no live instance
- *    behind it is lowered by SetDesiredCapacity, else idle instances past
- *    idle_cooldown_ms are terminated with decrement (never both in a pass).
+ *    [min, max]; SetDesiredCapacity only ever sets that value. Lowering
+ *    needs complete evidence and nobody waiting for a slot: when the live
+ *    instances fit in the computed value it is set, else idle instances
+ *    past idle_cooldown_ms are terminated with decrement, at most the live
+ *    ones above the computed value (never both in a pass).
+ *  - Launch timeout: an instance listed Pending launch_timeout_ms after
+ *    its launch (EC2's launch time, or first sight) is marked unhealthy so
+ *    the group replaces it (a LaunchTimedOut instance finding), never on a
+ *    partial group answer. Workspaces waiting for a slot meanwhile say
+ *    LaunchTimedOut (Retryable; NeedsOperator once PLAN_LAUNCH_FAILURES
+ *    launches failed while they waited) until they get one.
+ *  - Lost instances: one we remembered that left without our asking
+ *    (missing from a complete listing past launch_grace_ms, or listed
+ *    Terminating/Terminated though never marked) while the last status of a
+ *    workspace that should run placed it there: a `missing` InstanceLost
+ *    finding; the workspace is placed elsewhere in the same pass.
  *  - Output order per pool: workspace actions (by id), instance actions (by
  *    id: orphan removals, protection, health, termination), then capacity.
  *    Changes and events follow workspace order; pool_records are parallel
@@ -47,6 +59,9 @@
 #include "spec.h"
 #include "status.h"
 #include "strbuf.h"
+
+/* Launches timed out while a workspace waited before it needs an operator. */
+#define PLAN_LAUNCH_FAILURES 3
 
 enum action_type {
 	ACT_SET_CAPACITY,      /* pool: SetDesiredCapacity(capacity), absolute */
@@ -83,7 +98,11 @@ struct action {
 	char reason[64];                      /* CamelCase why: "ScaleForWaitingWorkspaces" */
 };
 
-/* Events: one per phase change (ALLOCATION_STARTED, INSTANCE_ASSIGNED, ...). */
+/*
+ * Events: one per phase change (ALLOCATION_STARTED, INSTANCE_ASSIGNED, ...),
+ * plus SAFETY_STOP (from == to, reason SafetyStop) on each workspace of a
+ * pool in the pass it enters a safety stop.
+ */
 struct ws_event {
 	int64_t workspace_id;
 	char type[48];
@@ -136,6 +155,7 @@ struct pool_record {
 struct plan_config {
 	int64_t launch_grace_ms;        /* a new instance may be invisible this long (default 120 s) */
 	int64_t register_timeout_ms;    /* launched but agent never healthy (default 600 s) */
+	int64_t launch_timeout_ms;      /* Pending this long after launch -> unhealthy (600 s) */
 	int unhealthy_after_passes;     /* agent down this many passes -> unhealthy (default 3) */
 	int64_t idle_cooldown_ms;       /* idle beyond the warm buffer this long -> terminate (300 s) */
 	int64_t orphan_grace_ms;        /* unowned container kept this long (120 s) */

@@ -33,6 +33,7 @@ struct pinst {
 	int grace;      /* not listed, but remembered and inside launch grace */
 	int gone;       /* surely gone: group complete, not listed, grace over */
 	int mark;       /* to be marked unhealthy this pass */
+	int stuck;      /* listed Pending past launch_timeout_ms (marked or to be) */
 	int used;       /* slots taken: containers present + new placements */
 	int cap;        /* slots: the pool's, or fewer when the agent reports fewer */
 	int active;     /* containers running or created (what the agent counts) */
@@ -61,6 +62,8 @@ struct ppool {
 	int exhausted;  /* need exceeds what max_instances can hold */
 	int lowering;   /* count of destructive capacity decreases emitted */
 	int unsettled;  /* workspaces waiting for a slot or moving: no scale-in meanwhile */
+	const struct pinst *stuck;  /* the first instance stuck in Pending, or NULL */
+	int launch_marks;           /* stuck instances marked unhealthy this pass */
 };
 
 struct plan_ctx {

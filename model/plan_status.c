@@ -47,6 +47,7 @@ void plan_config_defaults(struct plan_config *c)
 	memset(c, 0, sizeof(*c));
 	c->launch_grace_ms = 120000;
 	c->register_timeout_ms = 600000;
+	c->launch_timeout_ms = 600000;
 	c->unhealthy_after_passes = 3;
 	c->idle_cooldown_ms = 300000;
 	c->orphan_grace_ms = 120000;

@@ -348,6 +348,11 @@ static int assign(struct wsx *s, struct pinst *t)
 	int backing_off = s->st.next_attempt_at > s->now && !s->retry_now;
 	int rc = 0;
 
+	if (!strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut")) {
+		/* the wait is over: failed launches are not failed container starts */
+		s->st.attempts = 0;
+		s->st.error_class = SP_CLASS_NONE;
+	}
 	t->used++;
 	set_placement(s, t);
 	s->st.url[0] = '\0';
@@ -394,6 +399,34 @@ static int wait_unknown(struct wsx *s, const char *reason)
 		     "unknown", "wait for the observation");
 }
 
+/*
+ * Waiting for a slot while the pool's launches time out: Retryable, and
+ * NeedsOperator after PLAN_LAUNCH_FAILURES launches failed during this wait
+ * (counted in attempts, one per stuck instance marked while it waited): the
+ * launch template, the image or the subnets are likely wrong. The reason
+ * stays until the workspace gets a slot.
+ */
+static void launch_timed_out(struct wsx *s)
+{
+	const struct ppool *p = s->p;
+	int64_t secs = s->x->cfg->launch_timeout_ms / 1000;
+	char msg[COND_MESSAGE_MAX + 1];
+
+	if (strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut"))
+		s->st.attempts = 0;
+	if (p->launch_marks && s->st.attempts < 1000000)
+		s->st.attempts += p->launch_marks;
+	s->st.error_class = s->st.attempts >= PLAN_LAUNCH_FAILURES ? SP_CLASS_NEEDS_OPERATOR :
+								      SP_CLASS_RETRYABLE;
+	if (p->stuck)
+		snprintf(msg, sizeof(msg), "instance %s not InService %llds after launch, "
+			 "replaced; %d launches failed while waiting", p->stuck->id,
+			 (long long)secs, s->st.attempts);
+	else
+		snprintf(msg, sizeof(msg), "%s", s->old.conds[COND_SCHEDULED].message);
+	not_placed(s, CSTAT_FALSE, "LaunchTimedOut", "%s", msg);
+}
+
 static int place(struct wsx *s)
 {
 	struct ppool *p = s->p;
@@ -431,11 +464,15 @@ static int place(struct wsx *s)
 		s->st.error_class = SP_CLASS_NEEDS_OPERATOR;
 		snprintf(buf, sizeof(buf), "%d", p->spec->max_instances);
 		not_placed(s, CSTAT_FALSE, "PoolExhausted", "pool is at maxInstances %s", buf);
+	} else if (p->stuck || !strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut")) {
+		launch_timed_out(s);
 	} else {
 		not_placed(s, CSTAT_FALSE, "WaitingForCapacity", "%s", "waiting for an instance");
 	}
 	rc = drift(s, DRIFT_MISSING, "ContainerMissing", "container running", "no container",
 		   p->exhausted ? "wait: pool exhausted, raise maxInstances" :
+		   !strcmp(s->st.conds[COND_SCHEDULED].reason, "LaunchTimedOut") ?
+				  "wait for a replacement instance (launch timed out)" :
 				  "wait for capacity");
 	return rc;
 }

@@ -64,6 +64,7 @@ static const struct key keys[] = {
 	KL(sim_container_ready_ms, 0, 3600000), KL(sim_terminate_ms, 0, 3600000),
 	PL("plan_launch_grace_ms", launch_grace_ms, 0, 86400000),
 	PL("plan_register_timeout_ms", register_timeout_ms, 0, 86400000),
+	PL("plan_launch_timeout_ms", launch_timeout_ms, 0, 86400000),
 	PL("plan_idle_cooldown_ms", idle_cooldown_ms, 0, 86400000),
 	PL("plan_orphan_grace_ms", orphan_grace_ms, 0, 86400000),
 	PL("plan_backoff_base_ms", backoff_base_ms, 1, 86400000),

@@ -23,8 +23,8 @@
  *   holder (host:pid)                       our lease value
  *   sim_seed (1), sim_tick_ms (100), sim_launch_ms (3000), sim_agent_boot_ms (500),
  *   sim_container_start_ms (1000), sim_container_ready_ms (500), sim_terminate_ms (2000)
- *   plan_launch_grace_ms, plan_register_timeout_ms, plan_idle_cooldown_ms,
- *   plan_orphan_grace_ms, plan_backoff_base_ms, plan_backoff_max_ms,
+ *   plan_launch_grace_ms, plan_register_timeout_ms, plan_launch_timeout_ms,
+ *   plan_idle_cooldown_ms, plan_orphan_grace_ms, plan_backoff_base_ms, plan_backoff_max_ms,
  *   plan_destructive_budget, plan_budget_window_ms   (plan_config_defaults)
  *   aws_region, aws_endpoint, agent_secret_file       (aws / http drivers)
  *   debug_stop_at = pending|record          fault injection for tests: the

@@ -53,13 +53,29 @@ static const struct mix mixes[] = {
 
 /* ---- the harness: the daemon's memory between passes ------------------------------------ */
 
+/* One journal entry of this pass: pending until done (invariant 6). */
+#define JLOG_MAX 1024
+struct jentry {
+	char key[ACTION_KEY_MAX + 1];
+	int64_t epoch;
+	int flag;
+	int open;
+};
+
 struct harness {
 	uint64_t seed, rng;
 	int verbose;
 	const struct mix *mix;
 	struct sim_world *w;
-	struct cloud *cloud;
+	struct cloud *cloud;            /* the checked drivers below, over raw_* */
 	struct agentc *agents;
+	struct cloud *raw_cloud, checked_cloud;
+	struct agentc *raw_agents, checked_agents;
+	/* invariant 6: this pass's journal, and the mutating calls the drivers saw */
+	struct jentry *jlog;
+	size_t njlog;
+	int64_t pass_epoch;
+	unsigned long mut_calls;
 	struct plan_config pcfg;
 	struct pool_spec pools[NPOOLS];
 	struct pool_record precs[NPOOLS];
@@ -82,7 +98,7 @@ struct harness {
 	char failure[1024];
 	/* figures */
 	int health_replacements, stale_passes, replays, fragmented, approvals;
-	int health_idle, deaths, fast;
+	int health_idle, deaths, fast, launch_timeouts, lost_findings;
 	int max_mutations;              /* the executor's per-pass limit */
 };
 
@@ -216,17 +232,12 @@ static int needed_instances(const struct harness *h, int p)
 
 /*
  * Invariant 3: the capacity computed from declared state, slots needed plus
- * the warm buffer, clamped to the pool's min/max. With busy > 0, busy
- * instances (they hold a container and are protected, so cannot be scaled
- * in) are a floor for the slots part: the most a planner may keep.
+ * the warm buffer, clamped to the pool's min/max (DESIGN.md), computed here
+ * without the planner: every SetDesiredCapacity must set exactly this.
  */
-static int computed_capacity(const struct harness *h, int p, int busy)
+static int computed_capacity(const struct harness *h, int p)
 {
-	int n = needed_instances(h, p);
-
-	if (busy > n)
-		n = busy;
-	return clamp_pool(h, p, n + h->pools[p].warm_instances);
+	return clamp_pool(h, p, needed_instances(h, p) + h->pools[p].warm_instances);
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */
@@ -256,6 +267,8 @@ static void add_workspace(struct harness *h, int p, enum ws_state s)
 	     ws_state_name(s));
 }
 
+static void checked_drivers(struct harness *h);
+
 static int harness_open(struct harness *h, uint64_t seed, int verbose)
 {
 	struct sim_config cfg;
@@ -271,16 +284,20 @@ static int harness_open(struct harness *h, uint64_t seed, int verbose)
 	sim_config_defaults(&cfg);
 	cfg.faults = h->mix->f;
 	h->w = sim_world_new(seed, &cfg);
-	h->cloud = sim_cloud(h->w);
-	h->agents = sim_agentc(h->w);
-	if (!h->w || !h->cloud || !h->agents)
+	h->raw_cloud = sim_cloud(h->w);
+	h->raw_agents = sim_agentc(h->w);
+	h->jlog = calloc(JLOG_MAX, sizeof(*h->jlog));
+	if (!h->w || !h->raw_cloud || !h->raw_agents || !h->jlog)
 		return -1;
+	checked_drivers(h);
 	plan_config_defaults(&h->pcfg);
 	h->fast = (seed / NMIXES) % 2;
 	h->max_mutations = (seed / (2 * NMIXES)) % 3 == 0 ? 4 : 40;
 	if (h->fast) {   /* half the seeds run with short timers: more paths within a run */
 		h->pcfg.launch_grace_ms = 60000;
 		h->pcfg.register_timeout_ms = 120000;
+		/* the sim launches in 30-40 s: some launches time out and are replaced */
+		h->pcfg.launch_timeout_ms = 36000;
 		h->pcfg.idle_cooldown_ms = 60000;
 		h->pcfg.orphan_grace_ms = 60000;
 		h->pcfg.budget_window_ms = 300000;
@@ -313,8 +330,9 @@ static int harness_open(struct harness *h, uint64_t seed, int verbose)
 
 static void harness_close(struct harness *h)
 {
-	cloud_free(h->cloud);
-	agentc_free(h->agents);
+	cloud_free(h->raw_cloud);
+	agentc_free(h->raw_agents);
+	free(h->jlog);
 	sim_world_free(h->w);
 	free(h->irecs);
 }
@@ -529,6 +547,7 @@ static int check_destructive(struct harness *h, const struct observation *o, int
 {
 	const struct obs_group *g = &o->groups[p];
 	const struct obs_agent *ag;
+	struct sim_instance_info info;
 
 	if (!o->group_ok[p] || !g->complete)
 		return violation(h, "invariant 7: %s on %s from an incomplete group observation",
@@ -539,6 +558,17 @@ static int check_destructive(struct harness *h, const struct observation *o, int
 		if (!ag || !ag->observed)
 			return violation(h, "invariant 7: remove of workspace %lld on %s whose agent "
 				    "was not observed", (long long)a->workspace_id, a->instance_id);
+		break;
+	case ACT_SET_UNHEALTHY:
+		if (strcmp(a->reason, "LaunchTimedOut"))
+			break;
+		memset(&info, 0, sizeof(info));
+		if (sim_instance_find(h->w, a->instance_id, &info) < 0 ||
+		    info.lifecycle != LC_PENDING ||
+		    sim_now(h->w) - info.launched_at < h->pcfg.launch_timeout_ms)
+			return violation(h, "launch timeout: %s marked, but it is %s, launched %llds "
+					 "ago", a->instance_id, inst_lifecycle_name(info.lifecycle),
+					 (long long)(sim_now(h->w) - info.launched_at) / 1000);
 		break;
 	case ACT_DELETE_ROW:
 		if (!pool_fully_observed(o, p))
@@ -583,6 +613,56 @@ static int observe_only(const struct harness *h, int p, int64_t now)
 	return 0;
 }
 
+/* Invariant 9: entering a safety stop (only then) writes one SAFETY_STOP per workspace of the pool. */
+static int check_safety_events(struct harness *h, const struct plan_output *out)
+{
+	size_t i, k;
+	int p;
+
+	for (p = 0; p < NPOOLS; p++) {
+		int was = 0, now = 0, want = 0, got = 0;
+
+		for (i = 0; i < h->nprecs; i++)
+			was |= h->precs[i].pool_id == h->pools[p].id && h->precs[i].safety_stopped;
+		for (i = 0; i < out->npool_records; i++)
+			now |= out->pool_records[i].pool_id == h->pools[p].id &&
+			       out->pool_records[i].safety_stopped;
+		for (k = 0; now && !was && k < h->nws; k++)
+			want += pool_index(h, h->ws[k].pool) == p;
+		for (i = 0; i < out->nevents; i++) {
+			int w = ws_index(h, out->events[i].workspace_id);
+
+			got += !strcmp(out->events[i].type, "SAFETY_STOP") && w >= 0 &&
+			       pool_index(h, h->ws[w].pool) == p;
+		}
+		if (got != want)
+			return violation(h, "invariant 9: pool %s %s: %d SAFETY_STOP events, want %d",
+					 h->pools[p].name, now && !was ? "safety-stopped" :
+					 "not entering a safety stop", got, want);
+	}
+	return 0;
+}
+
+/* Invariant 7: an InstanceLost finding names an instance the world has really lost. */
+static int check_lost(struct harness *h, const struct plan_output *out)
+{
+	struct sim_instance_info info;
+	size_t i;
+
+	for (i = 0; i < out->ndrift; i++) {
+		const char *id = out->drift[i].subject + strlen("instance/");
+
+		if (strcmp(out->drift[i].reason, "InstanceLost"))
+			continue;
+		h->lost_findings++;
+		if (sim_instance_find(h->w, id, &info) == 0 &&
+		    (info.lifecycle == LC_PENDING || info.lifecycle == LC_IN_SERVICE))
+			return violation(h, "invariant 7: %s reported lost, but it is %s", id,
+					 inst_lifecycle_name(info.lifecycle));
+	}
+	return 0;
+}
+
 static int check_plan(struct harness *h, const struct observation *o, const struct plan_output *out)
 {
 	int destr[NPOOLS] = { 0 };
@@ -601,18 +681,15 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 		if (observe_only(h, p, now))
 			return violation(h, "action %s on observe-only pool %s", a->key, h->pools[p].name);
 		if (a->type == ACT_SET_CAPACITY) {
-			/* between the declared need and every active instance busy */
-			int lo = computed_capacity(h, p, 0), active;
-			int hi;
+			/* exactly the value computed from declared state, never a step */
+			int want = computed_capacity(h, p);
 
-			sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, &active);
-			hi = computed_capacity(h, p, active > desired ? active : desired);
+			sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, NULL);
 			lowers = a->capacity < desired;
-			/* or an absolute step down towards it */
-			if (a->capacity < lo || (a->capacity > hi && !lowers))
+			if (a->capacity != want)
 				return violation(h, "invariant 3: %s capacity %d (was %d), computed "
-						 "%d..%d (running %d, slots %d, warm %d, min %d, max %d)",
-						 h->pools[p].name, a->capacity, desired, lo, hi,
+						 "%d (running %d, slots %d, warm %d, min %d, max %d)",
+						 h->pools[p].name, a->capacity, desired, want,
 						 running_in_pool(h, p), h->pools[p].slots_per_instance,
 						 h->pools[p].warm_instances, h->pools[p].min_instances,
 						 h->pools[p].max_instances);
@@ -630,6 +707,8 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 	for (p = 0; p < NPOOLS; p++)
 		if (check_budget(h, p, destr[p]) < 0)
 			return -1;
+	if (check_safety_events(h, out) < 0 || check_lost(h, out) < 0)
+		return -1;
 	for (i = 0; i < out->npool_records; i++)
 		if (out->pool_records[i].destructive_in_window > h->pcfg.destructive_budget)
 			return violation(h, "invariant 9: pool %lld: %d destructive actions in its "
@@ -650,11 +729,19 @@ struct journal {
 static int j_pending(void *ctx, const struct action *a, struct err *e)
 {
 	struct journal *j = ctx;
+	struct harness *h = j->h;
+	struct jentry *je;
 
-	(void)a;
-	if (j->epoch < j->h->epoch)
+	if (j->epoch < h->epoch)
 		return err_set(e, SP_EFENCED, "fencing epoch %lld is stale (current %lld)",
-			       (long long)j->epoch, (long long)j->h->epoch);
+			       (long long)j->epoch, (long long)h->epoch);
+	if (h->njlog == JLOG_MAX)
+		return err_set(e, SP_ELIMIT, "journal full");
+	je = &h->jlog[h->njlog++];
+	str_copy(je->key, sizeof(je->key), a->key);
+	je->epoch = j->epoch;
+	je->flag = a->flag;
+	je->open = 1;
 	j->pending++;
 	return 0;
 }
@@ -662,11 +749,179 @@ static int j_pending(void *ctx, const struct action *a, struct err *e)
 static void j_done(void *ctx, const struct action *a, int rc, const struct err *e)
 {
 	struct journal *j = ctx;
+	size_t i;
 
-	(void)a;
 	(void)rc;
 	(void)e;
+	for (i = j->h->njlog; i-- > 0;)
+		if (j->h->jlog[i].open && !strcmp(j->h->jlog[i].key, a->key)) {
+			j->h->jlog[i].open = 0;
+			break;
+		}
 	j->done++;
+}
+
+/*
+ * Invariant 6, at the drivers: a mutating call must find, in this pass's
+ * journal, an entry still pending, with the key the harness derives from the
+ * call itself (the planner's key format) and the pass's epoch, which is also
+ * the epoch an agent call carries. flag < 0: the flag is not compared.
+ */
+static int journaled(struct harness *h, int64_t epoch, int flag, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int journaled(struct harness *h, int64_t epoch, int flag, const char *fmt, ...)
+{
+	char key[ACTION_KEY_MAX + 1];
+	va_list ap;
+	size_t i;
+
+	va_start(ap, fmt);
+	vsnprintf(key, sizeof(key), fmt, ap);
+	va_end(ap);
+	h->mut_calls++;
+	for (i = 0; i < h->njlog; i++)
+		if (h->jlog[i].open && !strcmp(h->jlog[i].key, key) &&
+		    h->jlog[i].epoch == h->pass_epoch && (flag < 0 || h->jlog[i].flag == flag)) {
+			if (epoch != h->jlog[i].epoch)
+				return violation(h, "invariant 6: %s called with epoch %lld, journaled "
+						 "with %lld", key, (long long)epoch,
+						 (long long)h->jlog[i].epoch);
+			return 0;
+		}
+	return violation(h, "invariant 6: %s%s called without a pending journal entry of this "
+			 "pass (epoch %lld)", key, flag < 0 ? "" : flag ? " (flag 1)" : " (flag 0)",
+			 (long long)h->pass_epoch);
+}
+
+/* A refused call: the world must not see it (the violation is already recorded). */
+static int refused(struct err *e)
+{
+	return err_set(e, SP_EINTERNAL, "not journaled");
+}
+
+static int cc_describe(void *st, const char *asg, struct obs_group *g, struct err *e)
+{
+	struct harness *h = st;
+
+	return h->raw_cloud->ops->describe(h->raw_cloud->state, asg, g, e);
+}
+
+static int cc_set_capacity(void *st, const char *asg, int desired, struct err *e)
+{
+	struct harness *h = st;
+	int p = pool_of_asg(h, asg);
+
+	if (journaled(h, h->pass_epoch, -1, "capacity/%lld/%d",
+		      (long long)(p < 0 ? 0 : h->pools[p].id), desired) < 0)
+		return refused(e);
+	return h->raw_cloud->ops->set_capacity(h->raw_cloud->state, asg, desired, e);
+}
+
+static int cc_set_protection(void *st, const char *asg, const char *const *ids, size_t n,
+			     int protect, struct err *e)
+{
+	struct harness *h = st;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (journaled(h, h->pass_epoch, -1, "protect/%s/%d", ids[i], protect) < 0)
+			return refused(e);
+	return h->raw_cloud->ops->set_protection(h->raw_cloud->state, asg, ids, n, protect, e);
+}
+
+static int cc_terminate(void *st, const char *id, int decrement, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, h->pass_epoch, decrement, "terminate/%s", id) < 0)
+		return refused(e);
+	return h->raw_cloud->ops->terminate(h->raw_cloud->state, id, decrement, e);
+}
+
+static int cc_set_health(void *st, const char *id, int healthy, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, h->pass_epoch, -1, "set_%s/%s", healthy ? "healthy" : "unhealthy",
+		      id) < 0)
+		return refused(e);
+	return h->raw_cloud->ops->set_health(h->raw_cloud->state, id, healthy, e);
+}
+
+static int ca_observe(void *st, const struct agent_target *t, size_t n, int64_t epoch,
+		      struct obs_agent *out, struct err *e)
+{
+	struct harness *h = st;
+
+	return h->raw_agents->ops->observe(h->raw_agents->state, t, n, epoch, out, e);
+}
+
+static int ca_ensure(void *st, const struct agent_target *t, int64_t epoch,
+		     const struct container_req *req, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, epoch, -1, "ensure_container/%lld/%s%s", (long long)req->workspace_id,
+		      t->instance_id, req->expect_snapshot ? "/s" : "") < 0)
+		return refused(e);
+	return h->raw_agents->ops->ensure(h->raw_agents->state, t, epoch, req, e);
+}
+
+static int ca_sync(void *st, const struct agent_target *t, int64_t epoch, int64_t ws,
+		   struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, epoch, -1, "sync/%lld/%s", (long long)ws, t->instance_id) < 0)
+		return refused(e);
+	return h->raw_agents->ops->sync(h->raw_agents->state, t, epoch, ws, e);
+}
+
+static int ca_stop(void *st, const struct agent_target *t, int64_t epoch, int64_t ws,
+		   int sync_first, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, epoch, sync_first, "stop_container/%lld/%s", (long long)ws,
+		      t->instance_id) < 0)
+		return refused(e);
+	return h->raw_agents->ops->stop(h->raw_agents->state, t, epoch, ws, sync_first, e);
+}
+
+static int ca_remove(void *st, const struct agent_target *t, int64_t epoch, int64_t ws,
+		     int sync_first, struct err *e)
+{
+	struct harness *h = st;
+
+	if (journaled(h, epoch, sync_first, "remove_container/%lld/%s", (long long)ws,
+		      t->instance_id) < 0)
+		return refused(e);
+	return h->raw_agents->ops->remove(h->raw_agents->state, t, epoch, ws, sync_first, e);
+}
+
+static void checked_free(void *st)
+{
+	(void)st;   /* embedded in the harness; the raw drivers are freed by harness_close */
+}
+
+static const struct cloud_ops checked_cloud_ops = {
+	"checked-sim", cc_describe, cc_set_capacity, cc_set_protection, cc_terminate,
+	cc_set_health, checked_free,
+};
+
+static const struct agentc_ops checked_agentc_ops = {
+	"checked-sim", ca_observe, ca_ensure, ca_sync, ca_stop, ca_remove, checked_free,
+};
+
+/* The drivers the loop uses: the sim's, with every mutation checked against the journal. */
+static void checked_drivers(struct harness *h)
+{
+	h->checked_cloud.ops = &checked_cloud_ops;
+	h->checked_cloud.state = h;
+	h->checked_agents.ops = &checked_agentc_ops;
+	h->checked_agents.state = h;
+	h->cloud = &h->checked_cloud;
+	h->agents = &h->checked_agents;
 }
 
 /* ---- record: statuses, records, deleted rows -------------------------------------------- */
@@ -778,6 +1033,7 @@ static void note_destructive(struct harness *h, const struct plan_output *out,
 		if (p < 0 || !action_is_destructive(out->actions[i].type) ||
 		    r->results[i].outcome != EXEC_OK || h->ndestr[p] >= 1024)
 			continue;
+		h->launch_timeouts += !strcmp(out->actions[i].reason, "LaunchTimedOut");
 		h->destr_at[p][h->ndestr[p]++] = sim_now(h->w);
 	}
 }
@@ -890,6 +1146,27 @@ static void print_world(struct harness *h)
 }
 
 /*
+ * Invariant 6 after the executor: every mutation the world took went through
+ * a checked call (so it was journaled first), and every entry journaled as
+ * pending was closed as done, unless fencing stopped the pass.
+ */
+static int check_journal(struct harness *h, unsigned long m0, unsigned long calls0,
+			 const struct exec_report *r)
+{
+	unsigned long muts = sim_mutations(h->w) - m0, calls = h->mut_calls - calls0;
+	size_t i;
+
+	if (muts > calls)
+		return violation(h, "invariant 6: the world took %lu mutations, the checked drivers "
+				 "saw %lu calls", muts, calls);
+	for (i = 0; !r->fenced && i < h->njlog; i++)
+		if (h->jlog[i].open)
+			return violation(h, "invariant 6: %s journaled pending, never done",
+					 h->jlog[i].key);
+	return 0;
+}
+
+/*
  * Run one pass with the given epoch. A stale pass must change nothing at all.
  * With replay, the executor runs the plan twice, as a leader that crashed
  * after acting and before recording would have it replayed (invariant 6).
@@ -904,12 +1181,14 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 	struct exec_journal ej = { &j, j_pending, j_done, NULL };
 	struct exec_config ec = { epoch, h->max_mutations };
 	struct err e = ERR_INIT;
-	unsigned long m0 = sim_mutations(h->w);
+	unsigned long m0 = sim_mutations(h->w), calls0 = h->mut_calls;
 	int stale = epoch < h->epoch, rc = 0, p;
 	size_t i;
 
 	memset(&o, 0, sizeof(o));
 	memset(ps, 0, sizeof(*ps));
+	h->njlog = 0;   /* a journal entry counts for the pass that wrote it only */
+	h->pass_epoch = epoch;
 	print_world(h);
 	plan_output_init(&out);
 	exec_report_init(&r);
@@ -953,6 +1232,8 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 			print_plan(h, &out, &r);
 		h->replays++;
 	}
+	if (!rc)
+		rc = check_journal(h, m0, calls0, &r);
 	if (!rc && stale) {
 		if (sim_mutations(h->w) != m0 || j.pending)
 			rc = violation(h, "invariant 5: a stale leader (epoch %lld < %lld) changed the world",
@@ -1011,7 +1292,7 @@ static int busy_instances(struct harness *h, int p)
  */
 static int capacity_settled(struct harness *h, int p, int desired)
 {
-	int busy = busy_instances(h, p), want = computed_capacity(h, p, 0);
+	int busy = busy_instances(h, p), want = computed_capacity(h, p);
 
 	if (desired == want || (desired > want && desired == busy))
 		return 1;
@@ -1082,7 +1363,7 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 		sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, &active);
 		if (!capacity_settled(h, p, desired) || active != desired) {
 			snprintf(why, whysz, "%s: desired %d active %d computed %d", h->pools[p].name,
-				 desired, active, computed_capacity(h, p, 0));
+				 desired, active, computed_capacity(h, p));
 			return 0;
 		}
 	}
@@ -1149,7 +1430,7 @@ static int converge(struct harness *h)
 		int desired;
 
 		sim_group_sizes(h->w, h->pools[p].asg_name, NULL, NULL, &desired, NULL);
-		if (desired > computed_capacity(h, (int)p, 0))
+		if (desired > computed_capacity(h, (int)p))
 			h->fragmented = 1;
 	}
 	if (k > CONVERGE_BOUND)
@@ -1222,7 +1503,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	const char *one = getenv("SPINUP_SIM_SEED");
 	unsigned long first = 1, s, failed = 0;
 	int max_conv = 0, n_per_mix[NMIXES] = { 0 }, health = 0, stale = 0, replays = 0;
-	int fragmented = 0, approvals = 0, health_idle = 0, deaths = 0;
+	int fragmented = 0, approvals = 0, health_idle = 0, deaths = 0, launch_timeouts = 0;
+	int lost = 0;
 	size_t m;
 
 	(void)state;
@@ -1247,6 +1529,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 		approvals += h.approvals;
 		health_idle += h.health_idle;
 		deaths += h.deaths;
+		launch_timeouts += h.launch_timeouts;
+		lost += h.lost_findings;
 		stale += h.stale_passes;
 		replays += h.replays;
 		harness_close(&h);
@@ -1256,7 +1540,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	for (m = 0; m < NMIXES; m++)
 		printf(" %s=%d", mixes[m].name, n_per_mix[m]);
 	printf("; instance deaths %d, unhealthy replacements %d (containers of running "
-	       "workspaces lost with them %d)", deaths, health_idle, health);
+	       "workspaces lost with them %d), launches timed out %d, InstanceLost findings %d",
+	       deaths, health_idle, health, launch_timeouts, lost);
 	printf("; stale-leader passes %d, replays %d, safety stops "
 	       "cleared by the operator %d, seeds ending with workspaces spread over more "
 	       "instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,

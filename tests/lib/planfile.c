@@ -247,6 +247,7 @@ static int set_config(struct plan_config *c, const char *k, const char *v)
 {
 	INT_FIELD("launch_grace_ms", c->launch_grace_ms)
 	INT_FIELD("register_timeout_ms", c->register_timeout_ms)
+	INT_FIELD("launch_timeout_ms", c->launch_timeout_ms)
 	INT_FIELD("unhealthy_after_passes", c->unhealthy_after_passes)
 	INT_FIELD("idle_cooldown_ms", c->idle_cooldown_ms)
 	INT_FIELD("orphan_grace_ms", c->orphan_grace_ms)
