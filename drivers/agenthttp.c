@@ -124,6 +124,12 @@ static int xfer_setup(struct agenthttp *s, struct xfer *x, CURL *h, const struct
 	}
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	/*
+	 * Agents are addressed by IP: nothing to cache, and libcurl walks its
+	 * whole name cache on every lookup, one entry per agent - quadratic
+	 * over a pass (10,000 agents: seconds of CPU).
+	 */
+	curl_easy_setopt(h, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->connect_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -269,29 +275,91 @@ static int observe_one(const struct agent_target *t, struct xfer *hx, struct xfe
 	return 0;
 }
 
-static int run_multi(struct agenthttp *s, struct xfer *xs, size_t n)
+/* Set up transfer i of an observation: GET health (even i) or list (odd i) of targets[i / 2]. */
+static int observe_setup(struct agenthttp *s, struct xfer *x, CURL *h, const struct agent_target *t,
+			 int64_t epoch, size_t i, struct err *e)
+{
+	return xfer_setup(s, x, h, t, epoch, "GET",
+			  i % 2 ? AGENTWIRE_API "/containers" : AGENTWIRE_API "/health",
+			  NULL, NULL, s->observe_ms, e);
+}
+
+/* Take the finished transfers off the multi handle, their easy handles back into pool. */
+static void reap(struct agenthttp *s, CURL **pool, size_t *npool, size_t *inflight)
 {
 	CURLMsg *m;
-	int running = 1, left;
+	int left;
 
-	while (running) {
-		if (curl_multi_perform(s->multi, &running) != CURLM_OK)
-			return SP_EINTERNAL;
-		while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
-			struct xfer *x = NULL;
+	while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+		struct xfer *x = NULL;
 
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			x->res = m->data.result;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &x->status);
-		}
-		if (running && curl_multi_poll(s->multi, NULL, 0, 1000, NULL) != CURLM_OK)
-			return SP_EINTERNAL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		x->res = m->data.result;
+		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
+		curl_multi_remove_handle(s->multi, x->h);
+		pool[(*npool)++] = x->h;
+		x->h = NULL;
+		(*inflight)--;
 	}
-	(void)xs;
-	(void)n;
-	return 0;
+}
+
+/*
+ * Run the 2n transfers of an observation with at most max_conns in flight,
+ * reusing easy handles. Handing libcurl (7.88) every transfer at once makes
+ * it walk its queue of transfers waiting for a connection over and over:
+ * 10,000 unreachable agents took 4.2 s that way, 0.9 s windowed (loopback,
+ * 2 cores). On an error the transfers in flight are taken off and their
+ * handles freed.
+ */
+static int run_observation(struct agenthttp *s, const struct agent_target *targets,
+			   struct xfer *xs, size_t total, int64_t epoch, struct err *e)
+{
+	size_t window = (size_t)s->max_conns, next = 0, inflight = 0, npool = 0, i;
+	CURL **pool = calloc(window, sizeof(*pool));
+	int rc = 0, running;
+
+	if (!pool)
+		return err_set(e, SP_ENOMEM, "out of memory observing agents");
+	while (!rc && (next < total || inflight > 0)) {
+		while (!rc && next < total && inflight < window) {
+			CURL *h = npool ? pool[--npool] : curl_easy_init();
+			if (!h) {
+				rc = err_set(e, SP_ENOMEM, "out of memory observing agents");
+				break;
+			}
+			curl_easy_reset(h);
+			rc = observe_setup(s, &xs[next], h, &targets[next / 2], epoch, next, e);
+			if (!rc && curl_multi_add_handle(s->multi, h) != CURLM_OK)
+				rc = err_set(e, SP_EINTERNAL, "could not add an agent transfer");
+			if (rc) {
+				curl_easy_cleanup(h);
+				xs[next].h = NULL;
+				break;
+			}
+			next++;
+			inflight++;
+		}
+		if (!rc && curl_multi_perform(s->multi, &running) != CURLM_OK)
+			rc = err_set(e, SP_EINTERNAL, "agent transfers failed");
+		if (!rc)
+			reap(s, pool, &npool, &inflight);
+		if (!rc && inflight && (next == total || inflight == window) &&
+		    curl_multi_poll(s->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+			rc = err_set(e, SP_EINTERNAL, "agent transfers failed");
+	}
+	for (i = 0; i < next; i++) {
+		if (!xs[i].h)
+			continue;
+		curl_multi_remove_handle(s->multi, xs[i].h);
+		curl_easy_cleanup(xs[i].h);
+		xs[i].h = NULL;
+	}
+	while (npool)
+		curl_easy_cleanup(pool[--npool]);
+	free(pool);
+	return rc;
 }
 
 static int ah_observe(void *st, const struct agent_target *targets, size_t n, int64_t epoch,
@@ -299,32 +367,13 @@ static int ah_observe(void *st, const struct agent_target *targets, size_t n, in
 {
 	struct agenthttp *s = st;
 	struct xfer *xs = n ? calloc(2 * n, sizeof(*xs)) : NULL;
-	size_t i, added = 0;
+	size_t i;
 	int rc = 0, fenced = 0;
 
 	if (n && !xs)
 		return err_set(e, SP_ENOMEM, "out of memory observing %zu agents", n);
-	for (i = 0; i < 2 * n && !rc; i++) {
-		const struct agent_target *t = &targets[i / 2];
-		CURL *h = curl_easy_init();
-
-		if (!h) {
-			rc = err_set(e, SP_ENOMEM, "out of memory observing agents");
-			break;
-		}
-		xs[i].own_handle = 1;
-		rc = xfer_setup(s, &xs[i], h, t, epoch, "GET",
-				i % 2 ? AGENTWIRE_API "/containers" : AGENTWIRE_API "/health",
-				NULL, NULL, s->observe_ms, e);
-		if (!rc && curl_multi_add_handle(s->multi, h) != CURLM_OK)
-			rc = err_set(e, SP_EINTERNAL, "could not add an agent transfer");
-		if (!rc)
-			added = i + 1;
-	}
-	if (!rc)
-		rc = run_multi(s, xs, 2 * n);
-	for (i = 0; i < added; i++)
-		curl_multi_remove_handle(s->multi, xs[i].h);
+	if (n)
+		rc = run_observation(s, targets, xs, 2 * n, epoch, e);
 	for (i = 0; !rc && i < n; i++)
 		fenced |= observe_one(&targets[i], &xs[2 * i], &xs[2 * i + 1], &out[i]);
 	for (i = 0; rc && i < n; i++) {   /* could not try: every agent is unknown */

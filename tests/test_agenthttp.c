@@ -349,6 +349,55 @@ static void test_agenthttp__bad_answers_are_unknown(void **state)
 	}
 }
 
+/*
+ * More agents than connections: transfers go out in a window of
+ * max_connections, every target gets its answer in its own slot, the real
+ * agents (spread through the list) observed, the rest unknown.
+ */
+static void test_agenthttp__observes_more_agents_than_connections(void **state)
+{
+	enum { N = 300 };
+	struct ctx *x = *state;
+	struct agenthttp_opts o = { x->f[0]->secret, 1000, 3000, 3000, 4 };
+	static struct agent_target t[N];
+	static struct obs_agent out[N];
+	struct agentc *c;
+	struct err e = ERR_INIT;
+	int i, port = agentfx_free_port("127.0.2.1");
+
+	for (i = 0; i < NAGENTS; i++)
+		start_agent(x->f[i], NULL);
+	for (i = 0; i < N; i++) {
+		memset(&t[i], 0, sizeof(t[i]));
+		snprintf(t[i].instance_id, sizeof(t[i].instance_id), "i-%017x", i);
+		snprintf(t[i].address, sizeof(t[i].address), "127.0.2.%d", 1 + i % 250);
+		t[i].port = port;
+		obs_agent_init(&out[i]);
+	}
+	t[0] = x->f[0]->target;
+	t[N / 2] = x->f[1]->target;
+	t[N - 1] = x->f[2]->target;
+	c = agenthttp_new(&o, &e);
+	assert_non_null(c);
+	assert_int_equal(agentc_observe(c, t, N, 0, out, &e), 0);
+	for (i = 0; i < N; i++) {
+		int real = i == 0 || i == N / 2 || i == N - 1;
+		assert_string_equal(out[i].instance_id, t[i].instance_id);
+		assert_int_equal(out[i].observed, real);
+		if (real)
+			assert_int_equal(out[i].healthy, 1);
+		else
+			assert_non_null(strstr(out[i].error, t[i].instance_id));
+	}
+	/* again on the same driver: handles and connections reused, same answers */
+	assert_int_equal(agentc_observe(c, t, N, 0, out, &e), 0);
+	assert_int_equal(out[N / 2].observed, 1);
+	assert_int_equal(out[1].observed, 0);
+	for (i = 0; i < N; i++)
+		obs_agent_release(&out[i]);
+	agentc_free(c);
+}
+
 static void test_agenthttp__silent_agent_times_out_as_unknown(void **state)
 {
 	struct ctx *x = *state;
@@ -687,6 +736,7 @@ int main(void)
 		T(test_agenthttp__stale_epoch_is_fenced),
 		T(test_agenthttp__agent_errors_map_to_codes),
 		T(test_agenthttp__bad_answers_are_unknown),
+		T(test_agenthttp__observes_more_agents_than_connections),
 		T(test_agenthttp__silent_agent_times_out_as_unknown),
 		T(test_agenthttp__docker_runtime_against_recorded_engine_api),
 #undef T
