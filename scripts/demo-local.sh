@@ -79,17 +79,25 @@ up() {
 		echo "  $n  $u  -> HTTP $code"
 	done
 
-	step "a file survives a stop/start of alice-blog"
+	step "a file survives a stop, the loss of its VM, and a start elsewhere"
 	e2e_put alice-blog hello.txt "hello from the demo, $(date -u +%FT%TZ)" || give_up "could not write into alice-blog"
 	echo "  wrote hello.txt: $(e2e_get alice-blog hello.txt)"
+	inst=$(e2e_status alice-blog instance_id)
 	echo "  alice-blog: state: Stopped"
 	e2e_apply_state "$man" alice-blog Stopped
 	E2E_VERBOSE=1 e2e_wait "$TIMEOUT" STOPPED alice-blog || give_up "alice-blog did not stop"
+	e2e_bucket_has alice-blog hello.txt || give_up "stopping alice-blog did not sync hello.txt to the bucket"
+	echo "  synced on stop: $(find "$LOCALSTACK_DIR/bucket" -name hello.txt | head -1)"
+	echo "  the provider terminates $inst, alice-blog's VM (its disk is gone)"
+	curl -fsS -m 5 -X POST "$LOCALCLOUD_ADMIN_URL/instances/$inst/terminate" >/dev/null ||
+		give_up "provider admin: terminate $inst"
 	echo "  alice-blog: state: Running"
 	e2e_apply_state "$man" alice-blog Running
 	E2E_VERBOSE=1 e2e_wait "$TIMEOUT" READY alice-blog || give_up "alice-blog did not start again"
+	e2e_until "$TIMEOUT" e2e_ready_elsewhere alice-blog "$inst" || give_up "alice-blog did not start off $inst"
 	got=$(e2e_get alice-blog hello.txt) || give_up "hello.txt is gone from alice-blog"
-	echo "  read hello.txt back: $got"
+	echo "  READY on $(e2e_status alice-blog instance_id), restored from the bucket: $got"
+	e2e_wait "$TIMEOUT" READY bob-api || give_up "bob-api not READY"
 
 	step "stop bob-api (state: Stopped)"
 	e2e_apply_state "$man" bob-api Stopped
