@@ -5,7 +5,7 @@
 #
 # up: starts the stack, applies manifests/examples/, shows
 # `spinctl get workspaces` at every phase change until the Running ones are
-# READY, curls their URLs, shows a file surviving a stop/start, stops
+# READY, curls their URLs, shows a file surviving a stop and the loss of its VM, stops
 # bob-api, deletes carol-notes, and returns with the stack running.
 # Non-interactive. On a timeout (DEMO_TIMEOUT seconds per step, default 120)
 # it prints `spinctl why` for each workspace that is not READY and the tails
