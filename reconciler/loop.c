@@ -40,7 +40,8 @@ struct loop {
 	int nsim_groups;
 	int leader;
 	int64_t epoch;
-	int64_t renewed_at;           /* monotonic ms of the last lease success */
+	int64_t renewed_at;           /* monotonic ms of the last lease attempt (the renewal timer) */
+	struct exec_lease lease;      /* lease.renewed_at: when the last success STARTED */
 	int redis_down_logged;
 	int db_down_logged;
 	int stopped_once;
@@ -78,6 +79,33 @@ static uint64_t next_rand(struct loop *l)
 	l->rng ^= l->rng << 25;
 	l->rng ^= l->rng >> 27;
 	return l->rng * 2685821657736338717ULL;
+}
+
+/* ------------------------------------------------------------ lease guard */
+
+static int64_t lease_now(void *ctx)
+{
+	(void)ctx;
+	return mono_ms();
+}
+
+/* The executor's renewal before a mutation (exec.h, struct exec_lease). */
+static int lease_renew(void *ctx, int *held, struct err *e)
+{
+	struct loop *l = ctx;
+
+	return coord_lease_renew(l->rd, l->cfg.lease_key, l->cfg.lease_ttl_ms, held, e);
+}
+
+/* The guard follows the configuration (a reload may change the TTL). */
+static struct exec_lease *lease_guard(struct loop *l)
+{
+	l->lease.ctx = l;
+	l->lease.now = lease_now;
+	l->lease.renew = lease_renew;
+	l->lease.ttl_ms = l->cfg.lease_ttl_ms;
+	l->lease.margin_ms = l->cfg.lease_ttl_ms / LOOP_LEASE_MARGIN_DIV;
+	return &l->lease;
 }
 
 /* ------------------------------------------------------------ setup */
@@ -187,6 +215,7 @@ static void step_down(struct loop *l, const char *why)
 
 static int acquire(struct loop *l, struct err *e)
 {
+	int64_t t0 = mono_ms();
 	int held = 0, rc = coord_lease_acquire(l->rd, l->cfg.lease_key, l->cfg.lease_ttl_ms, &held, e);
 
 	if (rc)
@@ -198,6 +227,7 @@ static int acquire(struct loop *l, struct err *e)
 		coord_lease_release(l->rd, l->cfg.lease_key, NULL, NULL);
 		return rc;
 	}
+	l->lease.renewed_at = t0;
 	l->leader = 1;
 	l->m.leader = 1;
 	l->m.epoch = l->epoch;
@@ -209,6 +239,7 @@ static int acquire(struct loop *l, struct err *e)
 /* Hold the lease: acquire it, or renew it. 0 when we lead after the call. */
 static int lead(struct loop *l, struct err *e)
 {
+	int64_t t0 = mono_ms();
 	int held = 0, rc;
 
 	if (!l->leader) {
@@ -219,6 +250,8 @@ static int lead(struct loop *l, struct err *e)
 			rc = err_set(e, SP_EBUSY, "lease %s expired or was taken", l->cfg.lease_key);
 		if (rc)
 			step_down(l, e->msg);
+		else
+			l->lease.renewed_at = t0;
 	}
 	if (rc == SP_EBUSY || !rc) {
 		if (l->redis_down_logged)
@@ -588,7 +621,7 @@ static void count_actions(struct loop *l, const struct pass *p)
 
 static int act(struct loop *l, struct pass *p)
 {
-	struct exec_config ec = { l->epoch, l->cfg.max_mutations };
+	struct exec_config ec = { l->epoch, l->cfg.max_mutations, lease_guard(l) };
 	struct exec_journal j = { l, j_pending, j_done, j_delete_row };
 	int rc = pgstate_journal(l->pg, p->plan.actions, p->plan.nactions, &p->e);
 
@@ -887,7 +920,8 @@ static void pass_body(struct loop *l, struct pass *p)
 		}
 	}
 	if (p->rc == SP_EFENCED)
-		step_down(l, "fencing epoch is stale");
+		step_down(l, p->rep.lease_lost ? "lease not renewed before a mutation" :
+			  "fencing epoch is stale");
 }
 
 static int ensure_db(struct loop *l, struct err *e)

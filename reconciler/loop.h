@@ -14,6 +14,14 @@
  * then one summary line in the log. Without the lease nothing is acted on
  * or written (a Redis outage stops acting, loses nothing).
  *
+ * The lease guard (invariant 5; exec.h, struct exec_lease): the loop keeps
+ * when its last successful acquire or renewal STARTED, on the monotonic
+ * clock; the lease is trusted until then + lease_ttl_ms - lease_ttl_ms /
+ * LOOP_LEASE_MARGIN_DIV. Before each cloud or agent mutation, once a third
+ * of the TTL has passed, the executor renews it (so a long pass keeps it);
+ * a renewal that fails or finds the lease gone ends the pass as fenced:
+ * nothing more is issued, nothing recorded, leadership dropped.
+ *
  * Ownership: the loop owns its drivers and its config copy.
  */
 #ifndef SPINUP_RECONCILER_LOOP_H
@@ -25,6 +33,8 @@
 #include "model/err.h"
 #include "model/plan.h"
 #include "reconciler/config.h"
+
+#define LOOP_LEASE_MARGIN_DIV 5     /* safety margin: a fifth of the lease TTL */
 
 struct loop;
 

@@ -19,6 +19,9 @@
 #     changes nothing, --once, SIGHUP reloads; spinctl why and drift
 #   7 the database connection is cut: spinupd reconnects, LISTENs again (a
 #     change is picked up with a 60 s period) and converges it
+#   8 a leader SIGSTOPped between journaling and acting, resumed after
+#     another took over, issues no cloud or agent call (its lease cannot be
+#     renewed): nothing in its spinup_actions_total
 #
 # Short periods and a 3 s lease keep it fast; each wait has a deadline.
 set -uo pipefail
@@ -347,4 +350,28 @@ wait_for "ws6 picked up through LISTEN on the new connection" 10 ws6_seen
 ws6_ready() { has_phase ws6 READY; }
 wait_for "ws6 READY (busy period while it converges)" 30 ws6_ready
 echo "ok 7 database connection cut: reconnected and converged"
+
+# -------------------------------------------------- 8 a stale leader makes no cloud call
+# Each sim spinupd has a world of its own, so what i did shows in its metrics.
+kill -TERM "$pid_h"
+wait_for "h exits" 10 exited "$pid_h"
+start i "redis_url = redis://127.0.0.1:$rport/0" "debug_stop_at = pending"
+wait_for "i leads and stops itself between journaling and acting" 15 is_stopped "$pid_i"
+ep_i=$(epoch_of i)
+[ -n "$ep_i" ] || fail "i never led"
+start j "redis_url = redis://127.0.0.1:$rport/0"
+wait_for "j takes over" 15 log_has j "leadership acquired"
+kill -CONT "$pid_i"
+wait_for "i steps down" 10 log_has i "leadership lost"
+actions_of() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^spinup_actions_total/ { s += $2 } END { print s + 0 }'; }
+wait_for "i serves metrics again" 5 eval '[ -n "$(metric "$port_i" spinup_leader)" ]'
+[ "$(actions_of "$port_i")" = "0" ] || fail "the stale leader i issued $(actions_of "$port_i") actions"
+[ "$(metric "$port_i" spinup_leader)" = "0" ] || fail "i still reports leadership"
+log_has i "pass stopped before a mutation" || fail "i did not log why it stopped"
+log_has i "outcome=acted" && fail "i acted after losing its lease"
+[ "$(sql "SELECT count(*) FROM actions WHERE epoch = $ep_i AND state <> 'pending' AND coalesce(error, '') NOT LIKE 'settled%'")" -eq 0 ] ||
+	fail "a result of the stale leader i was recorded"
+j_world() { [ "$(metric "$port_j" spinup_sim_containers)" = "$1" ] && all_ready "$1"; }
+wait_for "j converges" 40 j_world "$(sql "SELECT count(*) FROM workspaces WHERE state = 'Running'")"
+echo "ok 8 stale leader i (epoch $ep_i) resumed after j took over: no mutation issued"
 exit 0
