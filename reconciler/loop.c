@@ -322,8 +322,9 @@ static void sim_follow(struct loop *l, const struct pgstate_snapshot *s, int64_t
 		sim_tick(l->sim, now - sim_now(l->sim));
 }
 
+/* epoch: what agents see with our requests (they refuse one lower than any seen). */
 static int observe_agents(struct loop *l, struct observation *o, size_t i,
-			  const struct pool_spec *p)
+			  const struct pool_spec *p, int64_t epoch)
 {
 	const struct obs_group *g = &o->groups[i];
 	struct agent_target *t;
@@ -348,14 +349,15 @@ static int observe_agents(struct loop *l, struct observation *o, size_t i,
 		n++;
 	}
 	o->nagents[i] = n;
-	rc = n ? agentc_observe(l->agents, t, n, l->epoch, o->agents[i], &e) : 0;
+	rc = n ? agentc_observe(l->agents, t, n, epoch, o->agents[i], &e) : 0;
 	if (rc)
 		log_debug("observe agents of pool %s: %s", p->name, e.msg);
 	free(t);
 	return rc == SP_EFENCED ? rc : 0;
 }
 
-static int observe(struct loop *l, const struct pgstate_snapshot *s, struct observation *o)
+static int observe(struct loop *l, const struct pgstate_snapshot *s, int64_t epoch,
+		   struct observation *o)
 {
 	size_t i;
 	int rc = 0;
@@ -380,7 +382,7 @@ static int observe(struct loop *l, const struct pgstate_snapshot *s, struct obse
 		if (drc)
 			log_debug("describe %s: %s", s->pools[i].asg_name, e.msg);
 		if (o->described[i])
-			rc = observe_agents(l, o, i, &s->pools[i]);
+			rc = observe_agents(l, o, i, &s->pools[i], epoch);
 		o->obs[i].pool_id = s->pools[i].id;
 		o->obs[i].group = o->described[i] ? &o->groups[i] : NULL;
 		o->obs[i].agents = o->agents[i];
@@ -885,17 +887,32 @@ static int unsettled(const struct pgstate_snapshot *s, int64_t now)
 	return 0;
 }
 
+/*
+ * The epoch a pass observes with: ours when leading; in a dry run, which
+ * never leads, the current one as loaded (operator_leases, read and not
+ * bumped): agents accept an epoch equal to the highest they have seen, and
+ * refuse 0 once any leader reached them.
+ */
+static int64_t observe_epoch(const struct loop *l)
+{
+	return l->mode == LOOP_DRY_RUN ? l->snap.epoch : l->epoch;
+}
+
 /* Steps after load; rc and outcome land in p. */
 static void pass_body(struct loop *l, struct pass *p)
 {
 	int dry = l->mode == LOOP_DRY_RUN;
+	int64_t ep = observe_epoch(l);
 
+	if (dry)
+		log_info("dry-run observes with the current fencing epoch=%" PRId64
+			 " (read, not bumped)", ep);
 	sim_follow(l, &l->snap, p->now);
-	p->rc = observe(l, &l->snap, &p->obs);
+	p->rc = observe(l, &l->snap, ep, &p->obs);
 	if (p->rc == SP_ENOMEM)
 		err_set(&p->e, SP_ENOMEM, "out of memory observing");
 	else if (p->rc)
-		err_set(&p->e, p->rc, "an agent refused our epoch %" PRId64 " as stale", l->epoch);
+		err_set(&p->e, p->rc, "an agent refused our epoch %" PRId64 " as stale", ep);
 	if (!p->rc && !dry)
 		p->rc = settle(l, &p->obs, &p->e);
 	if (!p->rc)

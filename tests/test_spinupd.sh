@@ -16,7 +16,8 @@
 #     nothing; Redis comes back empty: leadership again, mirror rebuilt, the
 #     change made meanwhile converges
 #   6 the command line: -n, a config error with file:line:col, --dry-run
-#     changes nothing, --once, SIGHUP reloads; spinctl why and drift
+#     changes nothing and observes with the current epoch (not bumped),
+#     --once, SIGHUP reloads; spinctl why and drift
 #   7 the database connection is cut: spinupd reconnects, LISTENs again (a
 #     change is picked up with a 60 s period) and converges it
 #   8 a leader SIGSTOPped between journaling and acting, resumed after
@@ -288,8 +289,14 @@ out=$("$bin/spinupd" -n --config "$work/bad.conf" 2>&1) && fail "-n accepted a b
 case "$out" in *"bad.conf:2:1: unknown key 'no_such_key'"*) ;; *) fail "config error not positioned: $out" ;; esac
 mark=$(sql "SELECT coalesce(max(id), 0) FROM actions")
 passes=$(sql "SELECT count(*) FROM reconcile_passes")
-out=$("$bin/spinupd" --dry-run --config "$work/f.conf" 2>/dev/null) || fail "--dry-run failed"
+lease_epoch() { sql "SELECT coalesce((SELECT epoch FROM operator_leases WHERE name = 't$$'), 0)"; }
+ep_now=$(lease_epoch)
+[ "$ep_now" -ge 1 ] || fail "no epoch in operator_leases"
+out=$("$bin/spinupd" --dry-run --config "$work/f.conf" 2>"$work/dry.log") || fail "--dry-run failed"
 [ -n "$out" ] || fail "--dry-run printed no plan"
+grep -q "dry-run observes with the current fencing epoch=$ep_now " "$work/dry.log" ||
+	fail "--dry-run did not observe with the current epoch $ep_now: $(cat "$work/dry.log")"
+[ "$(lease_epoch)" = "$ep_now" ] || fail "--dry-run bumped the epoch"
 [ "$(sql "SELECT count(*) FROM actions WHERE id > $mark")" -eq 0 ] || fail "--dry-run journaled actions"
 [ "$(sql "SELECT count(*) FROM reconcile_passes")" -eq "$passes" ] || fail "--dry-run recorded a pass"
 "$bin/spinupd" --once --config "$work/f.conf" >"$work/once.log" 2>&1 || fail "--once failed"
