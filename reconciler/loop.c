@@ -47,6 +47,8 @@ struct loop {
 	int stopped_once;
 	int64_t next_prune;           /* ms (wall clock) of the next history pruning */
 	int progressing;              /* the last pass acted, changed status, or left work on its way */
+	int stuck;                    /* the last pass made no progress and waits for a person */
+	char stuck_why[ERR_MSG_MAX];  /* what waits, for --once */
 	int64_t retry_at;             /* ms (wall clock): earliest next_attempt_at ahead, 0 none */
 	uint64_t rng;
 	struct pgstate_snapshot snap;
@@ -567,6 +569,17 @@ static int j_delete_row(void *ctx, const struct action *a, struct err *e)
 
 /* ------------------------------------------------------------ the pass */
 
+/*
+ * How the world stands after a pass (world_after): workspaces still on
+ * their way, workspaces blocked on someone (NeedsUser, NeedsOperator), and
+ * pools safety-stopped. What an operator holds (pause, observe-only) is
+ * settled by choice.
+ */
+struct world {
+	size_t moving, blocked, stopped_pools;
+	char first[SPEC_NAME_MAX + 1];    /* the first blocked workspace or stopped pool */
+};
+
 struct pass {
 	int64_t started_at, now, t0;
 	unsigned long trips0;     /* database round trips before the pass */
@@ -574,6 +587,7 @@ struct pass {
 	struct plan_output plan;
 	struct exec_report rep;
 	unsigned char *has_status;
+	struct world world;
 	const char *outcome;
 	int rc;
 	struct err e;
@@ -853,38 +867,121 @@ static int64_t earliest_retry(const struct loop *l, const struct pass *p)
 	return best;
 }
 
-/*
- * Whether some workspace of the snapshot is still on its way (no status
- * yet, deleting, or not in the phase its state asks for). Paused and
- * observe-only parts are settled: nothing will move them. A pass that issues
- * nothing while the world is on its way (an instance booting, say) is
- * "waiting", not "converged", and the next one comes after the busy period:
- * no NOTIFY will announce that the instance came up.
- */
-static int unsettled(const struct pgstate_snapshot *s, int64_t now)
+/* Held by an operator control (pause, observe-only): settled by choice. */
+static int pool_held(const struct pool_spec *p, int64_t now)
 {
+	return p->observe_only || p->paused_until > now;
+}
+
+/* The pool's safety stop after the pass: the plan's record, else the loaded one. */
+static int pool_stopped(const struct loop *l, const struct pass *p, size_t k)
+{
+	const struct pgstate_snapshot *s = &l->snap;
+	size_t i;
+
+	if (k < p->plan.npool_records)
+		return p->plan.pool_records[k].safety_stopped;
+	for (i = 0; i < s->npool_records; i++)
+		if (s->pool_records[i].pool_id == s->pools[k].id)
+			return s->pool_records[i].safety_stopped;
+	return 0;
+}
+
+/*
+ * One workspace after the pass: 0 settled, 1 on its way, 2 blocked. A
+ * FAILED one that spinupd retries itself (Retryable) is settled until its
+ * backoff time (retry_at): no busy period for it.
+ */
+static int ws_state(const struct workspace_spec *w, const struct workspace_status *st)
+{
+	enum ws_phase want = w->state == WS_STATE_RUNNING ? PHASE_READY : PHASE_STOPPED;
+
+	if (!st)
+		return 1;
+	if (!w->deletion_requested_at && st->phase == want)
+		return 0;
+	if (st->error_class == SP_CLASS_NEEDS_USER || st->error_class == SP_CLASS_NEEDS_OPERATOR)
+		return 2;
+	return st->phase == PHASE_FAILED && !w->deletion_requested_at ? 0 : 1;
+}
+
+static void world_blocked(struct world *wd, size_t *count, const char *name)
+{
+	if (!wd->blocked && !wd->stopped_pools)
+		str_copy(wd->first, sizeof(wd->first), name);
+	(*count)++;
+}
+
+/*
+ * Classify the world after the pass, from each workspace's new status (the
+ * plan's change, else the loaded one). Paused and observe-only parts are
+ * settled; a safety-stopped pool and its workspaces are blocked. A pass that
+ * issues nothing while the world is on its way (an instance booting, say)
+ * is "waiting", not "converged", and the next one comes after the busy
+ * period: no NOTIFY will announce that the instance came up.
+ */
+static void world_after(const struct loop *l, const struct pass *p, struct world *wd)
+{
+	const struct pgstate_snapshot *s = &l->snap;
+	const struct status_change **ch = calloc(p->plan.nchanges + 1, sizeof(*ch));
 	size_t i, k;
 
-	if (s->global_observe_only || s->global_paused_until > now)
-		return 0;
+	memset(wd, 0, sizeof(*wd));
+	if (s->global_observe_only || s->global_paused_until > p->now)
+		goto out;
+	if (!ch) {
+		wd->moving = 1;      /* unknown: never call it stuck */
+		goto out;
+	}
+	for (i = 0; i < p->plan.nchanges; i++)
+		ch[i] = &p->plan.changes[i];
+	qsort(ch, p->plan.nchanges, sizeof(*ch), cmp_change);
+	for (k = 0; k < s->npools; k++)
+		if (!pool_held(&s->pools[k], p->now) && pool_stopped(l, p, k))
+			world_blocked(wd, &wd->stopped_pools, s->pools[k].name);
 	for (i = 0; i < s->nworkspaces; i++) {
 		const struct workspace_spec *w = &s->workspaces[i];
-		const struct workspace_status *st = &s->status[i];
-		int held = w->paused_until > now;
+		const struct workspace_status *st = new_status(ch, p->plan.nchanges, w->id);
+		int held = w->paused_until > p->now, stopped = 0, how;
 
-		for (k = 0; k < s->npools && !held; k++)
-			if (!strcmp(s->pools[k].name, w->pool))
-				held = s->pools[k].observe_only || s->pools[k].paused_until > now;
-		if (held)
-			continue;
-		if (!s->has_status[i] || w->deletion_requested_at)
-			return 1;
-		if (st->phase == PHASE_FAILED)
-			continue;   /* retried at its backoff time (retry_at) */
-		if (st->phase != (w->state == WS_STATE_RUNNING ? PHASE_READY : PHASE_STOPPED))
-			return 1;
+		for (k = 0; k < s->npools; k++)
+			if (!strcmp(s->pools[k].name, w->pool)) {
+				held = held || pool_held(&s->pools[k], p->now);
+				stopped = pool_stopped(l, p, k);
+			}
+		if (held || stopped)
+			continue;    /* a stopped pool is counted above */
+		if (!st && s->has_status[i])
+			st = &s->status[i];
+		how = ws_state(w, st);
+		if (how == 1)
+			wd->moving++;
+		else if (how == 2)
+			world_blocked(wd, &wd->blocked, w->name);
 	}
-	return 0;
+out:
+	free(ch);
+}
+
+/* --once: no progress this pass, and something waits for a person. */
+static int world_stuck(const struct loop *l, const struct pass *p)
+{
+	int progress = l->mode == LOOP_DRY_RUN ? p->plan.nactions > 0 :
+		       p->rep.ok + p->rep.handed_off > 0;
+
+	return !progress && !p->world.moving && (p->world.blocked || p->world.stopped_pools);
+}
+
+static void note_stuck(struct loop *l, const struct pass *p)
+{
+	l->stuck = !p->rc && world_stuck(l, p);
+	if (!l->stuck)
+		l->stuck_why[0] = '\0';
+	else
+		snprintf(l->stuck_why, sizeof(l->stuck_why), "no progress: %zu workspace(s) wait for"
+			 " the user or an operator, %zu pool(s) safety-stopped (first: '%s';"
+			 " spinctl why NAME)", p->world.blocked, p->world.stopped_pools,
+			 p->world.first);
 }
 
 /*
@@ -918,15 +1015,19 @@ static void pass_body(struct loop *l, struct pass *p)
 	if (!p->rc)
 		p->rc = build_plan(l, p);
 	if (!p->rc && dry) {
+		world_after(l, p, &p->world);
 		print_dry_run(p);
 		p->outcome = "dry-run";
 		return;
 	}
 	if (!p->rc)
 		p->rc = act(l, p);
+	if (!p->rc)
+		world_after(l, p, &p->world);
 	p->outcome = p->rc == SP_EFENCED ? "fenced" : p->rc ? "error" :
 		     (p->plan.nactions || p->plan.nchanges) ? "acted" :
-		     unsettled(&l->snap, p->now) ? "waiting" : "converged";
+		     p->world.moving ? "waiting" :
+		     p->world.blocked || p->world.stopped_pools ? "stuck" : "converged";
 	if (p->rc != SP_EFENCED) {
 		int rrc = record(l, p);
 		if (rrc) {
@@ -975,8 +1076,8 @@ static int pass_run(struct loop *l)
 	l->m.healthy = p.rc == 0 || p.rc == SP_EFENCED;
 	if (!p.rc)
 		pass_body(l, &p);
-	l->progressing = !p.rc && (p.plan.nactions || p.plan.nchanges ||
-				   unsettled(&l->snap, p.now));
+	l->progressing = !p.rc && (p.plan.nactions || p.plan.nchanges || p.world.moving);
+	note_stuck(l, &p);
 	l->retry_at = p.rc ? 0 : earliest_retry(l, &p);
 	pass_metrics(l, &p);
 	sim_truth(l);
@@ -999,10 +1100,16 @@ int loop_once(struct loop *l, struct err *e)
 	}
 	if (l->leader)
 		coord_lease_release(l->rd, l->cfg.lease_key, NULL, NULL);
-	if (rc)
+	if (rc) {
 		err_set(e, rc, "pass did not complete: %s", rc == SP_EBUSY ?
 			"the lease is held by another operator" : sp_code_name(rc));
-	return rc;
+		return LOOP_EXIT_ERROR;
+	}
+	if (l->stuck) {
+		err_set(e, SP_OK, "%s", l->stuck_why);
+		return LOOP_EXIT_STUCK;
+	}
+	return LOOP_EXIT_OK;
 }
 
 /* ------------------------------------------------------------ poll loop */
