@@ -12,7 +12,8 @@ static const char usage[] =
 	"usage: spinctl why NAME [--pool POOL]\n\n"
 	"Names the one thing blocking a workspace (a pause, observe-only, or the first\n"
 	"condition that is not True), who must act (nobody, the owner, an operator),\n"
-	"when the operator tries next, and the last action it journaled.\n\n"
+	"when the operator tries next (for a pause: when it ends, or that it lasts\n"
+	"until resumed), and the last action it journaled.\n\n"
 	"  -p, --pool POOL      the pool, when the name exists in several\n"
 	"      --db URL         the database (default $DATABASE_URL)\n";
 
@@ -62,30 +63,78 @@ static const char *who(enum sp_class c)
 	}
 }
 
-/* A pause or observe-only that stops the operator from acting; NULL if none. */
-static const char *control_block(const struct workspace_spec *w, const PGresult *ctx,
-				 int64_t now, char *buf, size_t sz)
+/*
+ * A pause, observe-only or safety stop that keeps the operator from acting:
+ * what it is, when it ends (until: ms; CTL_UNTIL_RESUMED for a pause without
+ * an end, 0 for a switch that stays until turned off) and what lifts it.
+ */
+struct control {
+	char what[160];
+	int64_t until;
+	char lift[160];
+};
+
+#define CTL_UNTIL_RESUMED INT64_MAX    /* paused_until = 'infinity' (spinup_ms) */
+
+/* The first control that blocks this workspace; 0 when one does, -1 if none. */
+static int control_block(const struct workspace_spec *w, const PGresult *ctx, int64_t now,
+			 struct control *c)
 {
-	if (n(ctx, "global_paused") > now)
-		return "paused globally (operator_controls.paused_until)";
-	if (t(ctx, "global_observe"))
-		return "observe-only mode is on globally (operator_controls.observe_only)";
-	if (n(ctx, "pool_paused") > now) {
-		snprintf(buf, sz, "pool '%s' is paused", w->pool);
-		return buf;
+	const char *pool = w->pool;
+
+	memset(c, 0, sizeof(*c));
+	if (n(ctx, "global_paused") > now) {
+		c->until = n(ctx, "global_paused");
+		snprintf(c->what, sizeof(c->what), "paused globally (operator_controls.paused_until)");
+		snprintf(c->lift, sizeof(c->lift), "spinctl resume all");
+	} else if (t(ctx, "global_observe")) {
+		snprintf(c->what, sizeof(c->what),
+			 "observe-only mode is on globally (operator_controls.observe_only)");
+		snprintf(c->lift, sizeof(c->lift), "spinctl observe-only all off");
+	} else if (n(ctx, "pool_paused") > now) {
+		c->until = n(ctx, "pool_paused");
+		snprintf(c->what, sizeof(c->what), "pool '%s' is paused", pool);
+		snprintf(c->lift, sizeof(c->lift), "spinctl resume pool %s", pool);
+	} else if (t(ctx, "pool_observe")) {
+		snprintf(c->what, sizeof(c->what), "pool '%s' is observe-only", pool);
+		snprintf(c->lift, sizeof(c->lift), "spinctl observe-only pool %s off", pool);
+	} else if (t(ctx, "safety_stopped")) {
+		snprintf(c->what, sizeof(c->what), "pool '%s' is safety-stopped: a plan went over"
+			 " the destructive budget", pool);
+		snprintf(c->lift, sizeof(c->lift), "review the plan (spinctl drift), then clear"
+			 " the safety stop of pool '%s' (pool_status.safety_stopped)", pool);
+	} else if (w->paused_until > now) {
+		c->until = w->paused_until;
+		snprintf(c->what, sizeof(c->what), "the workspace is paused");
+		snprintf(c->lift, sizeof(c->lift), "spinctl resume workspace %s --pool %s",
+			 w->name, pool);
+	} else {
+		return -1;
 	}
-	if (t(ctx, "pool_observe")) {
-		snprintf(buf, sz, "pool '%s' is observe-only", w->pool);
-		return buf;
+	return 0;
+}
+
+/* blocked by, who must act, next attempt: for an operator control. */
+static void print_control(const struct control *c, int64_t now)
+{
+	char at[40];
+
+	if (c->until == CTL_UNTIL_RESUMED) {
+		printf("blocked by:    %s until resumed\n", c->what);
+		printf("who must act:  an operator: %s\n", c->lift);
+		printf("next attempt:  none until an operator resumes it\n");
+	} else if (c->until > 0) {
+		cli_format_time(c->until, at, sizeof(at));
+		printf("blocked by:    %s until %s\n", c->what, at);
+		printf("who must act:  nobody: the pause ends by itself; to end it sooner, an"
+		       " operator: %s\n", c->lift);
+		printf("next attempt:  %s, when the pause ends (in %llds)\n", at,
+		       (long long)((c->until - now + 999) / 1000));
+	} else {
+		printf("blocked by:    %s until turned off\n", c->what);
+		printf("who must act:  an operator: %s\n", c->lift);
+		printf("next attempt:  none until an operator turns it off\n");
 	}
-	if (t(ctx, "safety_stopped")) {
-		snprintf(buf, sz, "pool '%s' is safety-stopped: a plan went over the destructive"
-			 " budget", w->pool);
-		return buf;
-	}
-	if (w->paused_until > now)
-		return "the workspace is paused (paused_until)";
-	return NULL;
 }
 
 /* The first condition not True: False first, then Unknown; -1 if all True. */
@@ -156,8 +205,9 @@ static void explain(const struct pgstore_ws_row *r, const PGresult *ctx)
 {
 	const struct workspace_status *st = &r->status;
 	int64_t now = cli_now_ms();
-	char since[32], buf[160];
-	const char *ctl = control_block(&r->spec, ctx, now, buf, sizeof(buf));
+	char since[32];
+	struct control ctl;
+	int blocked = control_block(&r->spec, ctx, now, &ctl) == 0;
 	int c;
 
 	printf("workspace:     %s (pool %s, owner %s, wants %s%s)\n", r->spec.name, r->spec.pool,
@@ -165,22 +215,21 @@ static void explain(const struct pgstore_ws_row *r, const PGresult *ctx)
 	       r->spec.deletion_requested_at ? ", deletion requested" : "");
 	if (!r->has_status) {
 		printf("phase:         - (not observed yet)\n");
-		printf("blocked by:    NotYetObserved: the operator has not reconciled it yet\n");
-		printf("who must act:  %s\n", ctl ? "an operator (see below)" :
-		       "nobody if spinupd runs: it picks the row up on its next pass");
 	} else {
 		cli_format_age(st->phase_since, now, since, sizeof(since));
 		printf("phase:         %s for %s (generation %lld observed %lld)\n",
 		       ws_phase_name(st->phase), since, (long long)r->spec.generation,
 		       (long long)st->observed_generation);
 	}
-	if (ctl) {
-		printf("blocked by:    %s\n", ctl);
-		printf("who must act:  an operator: lift the pause or observe-only\n");
-	} else if (r->has_status && settled(r)) {
+	if (blocked) {
+		print_control(&ctl, now);
+	} else if (!r->has_status) {
+		printf("blocked by:    NotYetObserved: the operator has not reconciled it yet\n");
+		printf("who must act:  nobody if spinupd runs: it picks the row up on its next pass\n");
+	} else if (settled(r)) {
 		printf("blocked by:    nothing: the workspace is %s%s%s\n", ws_phase_name(st->phase),
 		       st->url[0] ? " at " : "", st->url);
-	} else if (r->has_status) {
+	} else {
 		c = blocking_cond(st, r->spec.state == WS_STATE_RUNNING && !r->spec.deletion_requested_at);
 		if (c >= 0)
 			printf("blocked by:    %s=%s %s%s%s\n", cond_type_name((enum cond_type)c),

@@ -328,14 +328,22 @@ struct pipe {
 	struct err *e;
 };
 
+/*
+ * Read every pending reply, even after an error reply: one left unread would
+ * answer the next command on this connection (a lease renewal, say). Any
+ * failure, an error reply included, marks the mirror for a rebuild: some
+ * write of this pipeline may be missing.
+ */
 static void pipe_flush(struct pipe *p)
 {
 	while (p->pending > 0) {
 		void *r = NULL;
-		if (!p->rc && redisGetReply(p->c->ctx, &r) != REDIS_OK) {
-			p->rc = ctx_err(p->c, "mirror write", p->e);
+		if (redisGetReply(p->c->ctx, &r) != REDIS_OK) {
+			int rc = ctx_err(p->c, "mirror write", p->rc ? NULL : p->e);
+			if (!p->rc)
+				p->rc = rc;
 			p->pending = 0;
-			return;
+			break;
 		}
 		if (r && ((redisReply *)r)->type == REDIS_REPLY_ERROR && !p->rc)
 			p->rc = err_set(p->e, SP_EUNAVAIL, "redis mirror write: %s",
@@ -343,6 +351,8 @@ static void pipe_flush(struct pipe *p)
 		freeReplyObject(r);
 		p->pending--;
 	}
+	if (p->rc)
+		p->c->needs_rebuild = 1;
 }
 
 static void pipe_add(struct pipe *p, int argc, const char **argv)
@@ -394,15 +404,22 @@ int coord_mirror_put(struct coord *c, const struct coord_ws *v, size_t n, struct
 	return p.rc;
 }
 
-static void del_one(struct pipe *p, int64_t wid)
+static void del_key(struct pipe *p, int64_t wid)
 {
-	char key[48], id[24];
+	char key[48];
 	const char *del[2] = { "DEL", key };
-	const char *srem[3] = { "SREM", COORD_WS_INDEX, id };
 
 	snprintf(key, sizeof(key), COORD_WS_PREFIX "%" PRId64, wid);
-	snprintf(id, sizeof(id), "%" PRId64, wid);
 	pipe_add(p, 2, del);
+}
+
+static void del_one(struct pipe *p, int64_t wid)
+{
+	char id[24];
+	const char *srem[3] = { "SREM", COORD_WS_INDEX, id };
+
+	snprintf(id, sizeof(id), "%" PRId64, wid);
+	del_key(p, wid);
 	pipe_add(p, 3, srem);
 }
 
@@ -476,6 +493,7 @@ int coord_mirror_rebuild(struct coord *c, const struct coord_ws *v, size_t n, st
 	for (i = 0; i < n && !p.rc; i++) {
 		struct coord_ws w = v[i];
 		w.phase_changed = 0;
+		del_key(&p, w.workspace_id);   /* from scratch: a key of the wrong type goes too */
 		put_one(&p, &w);
 	}
 	pipe_flush(&p);

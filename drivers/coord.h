@@ -12,10 +12,13 @@
  * spinup:ws:<id> with fields phase, instance, ip, url, updated (ms), the
  * set spinup:ws:index of mirrored ids, and a message on the channel
  * spinup:phase ({"workspace_id":N,"phase":"READY",...}) for each phase
- * change. After a reconnection coord_needs_rebuild() is true until a
- * coord_mirror_rebuild() succeeds: the whole mirror is rewritten and ids
- * no longer present are removed, so nothing written while Redis was away
- * is lost.
+ * change. After a reconnection, and after any failed mirror write (an
+ * error reply such as WRONGTYPE as much as a dropped connection),
+ * coord_needs_rebuild() is true until a coord_mirror_rebuild() succeeds:
+ * the whole mirror is rewritten (each hash deleted and written anew) and
+ * ids no longer present are removed, so nothing written while Redis was
+ * away or refusing is lost. Every reply of a pipeline is read, error or
+ * not, so the next command on the connection gets its own reply.
  *
  * Every call blocks for at most the configured timeout (connect and each
  * command: redisConnectWithTimeout, redisSetTimeout). A broken connection
@@ -79,7 +82,7 @@ struct coord_ws {
 int coord_mirror_put(struct coord *c, const struct coord_ws *v, size_t n, struct err *e);
 /* Remove workspaces from the mirror (deleted rows). */
 int coord_mirror_del(struct coord *c, const int64_t *ids, size_t n, struct err *e);
-/* Whether the mirror must be rebuilt (set on every new connection). */
+/* Whether the mirror must be rebuilt (set on every new connection and failed write). */
 int coord_needs_rebuild(const struct coord *c);
 /* Rewrite the whole mirror to exactly v (stale ids removed); clears needs_rebuild. */
 int coord_mirror_rebuild(struct coord *c, const struct coord_ws *v, size_t n, struct err *e);

@@ -183,7 +183,8 @@ struct pgstate_pass {
 	const struct plan_output *plan;       /* NULL: only the pass row and journal */
 	const struct plan_pool_obs *obs;      /* parallel to snap->pools, may be NULL */
 	int nactions;
-	const char *outcome;                  /* "converged", "acted", "fenced", "error" */
+	const char *outcome;                  /* "converged", "waiting", "stuck", "acted",
+					       * "fenced", "error" */
 	const char *error;                    /* "" or the pass's error */
 	int64_t prune_before;                 /* ms; > 0: also delete pass rows, finished
 					       * journal entries and resolved drift older

@@ -3,6 +3,7 @@
  */
 #include "exec.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ struct exec_run {
 	size_t n;
 	struct exec_report *r;
 	int stop_rc;              /* 0, or why the rest of the pass is skipped */
+	char why[ERR_MSG_MAX];    /* the lease guard's reason, when it stopped the pass */
 };
 
 const char *exec_outcome_name(enum exec_outcome o)
@@ -106,6 +108,51 @@ static int may_call(struct exec_run *x)
 		return 0;
 	}
 	return 1;
+}
+
+int64_t exec_lease_deadline(const struct exec_lease *l)
+{
+	return l->renewed_at + l->ttl_ms - l->margin_ms;
+}
+
+/* The lease guard stops the pass: every call from here on is skipped. */
+static int lease_lost(struct exec_run *x, const char *why, const char *detail)
+{
+	snprintf(x->why, sizeof(x->why), "pass stopped before a mutation: %s%s%s", why,
+		 detail[0] ? ": " : "", detail);
+	x->r->fenced = 1;
+	x->r->lease_lost = 1;
+	x->stop_rc = SP_EFENCED;
+	return SP_EFENCED;
+}
+
+/*
+ * Whether the lease is known held for a driver call starting now: renewed
+ * when a third of its TTL has passed (exec.h). 0, or SP_EFENCED with the
+ * pass stopped.
+ */
+static int lease_check(struct exec_run *x)
+{
+	struct exec_lease *l = x->cfg->lease;
+	struct err e = ERR_INIT;
+	int64_t t0;
+	int held = 0, rc;
+
+	if (!l)
+		return 0;
+	t0 = l->now(l->ctx);
+	if (t0 < l->renewed_at + l->ttl_ms / 3)
+		return 0;
+	x->r->renewals++;
+	rc = l->renew(l->ctx, &held, &e);
+	if (rc)
+		return lease_lost(x, "could not renew the lease", e.msg);
+	if (!held)
+		return lease_lost(x, "the lease is no longer ours (expired or taken)", "");
+	if (l->now(l->ctx) >= t0 + l->ttl_ms - l->margin_ms)
+		return lease_lost(x, "renewing the lease took longer than its TTL", "");
+	l->renewed_at = t0;
+	return 0;
 }
 
 /* Journal an action before its call. 0, or the pass stops (the action is failed). */
@@ -270,6 +317,10 @@ static void run_one(struct exec_run *x, size_t i)
 	}
 	if (!may_call(x) || journal_pending(x, i) < 0)
 		return;
+	if (lease_check(x)) {
+		skip(x, i, SP_EFENCED, x->why);
+		return;
+	}
 	x->r->calls++;
 	rc = call_one(x, a, &e);
 	finish(x, i, rc, &e);
@@ -306,6 +357,11 @@ static void run_protect_batch(struct exec_run *x, size_t i)
 		}
 		ids[m] = x->acts[idx[m]].instance_id;
 	}
+	if (lease_check(x)) {
+		for (m = 0; m < nb; m++)
+			skip(x, idx[m], SP_EFENCED, x->why);
+		return;
+	}
 	x->r->calls++;
 	rc = cloud_set_protection(x->cloud, x->acts[i].asg_name, ids, nb, x->acts[i].flag, &e);
 	for (m = 0; m < nb; m++)
@@ -336,7 +392,8 @@ static void tally(struct exec_run *x)
 		struct exec_result *res = &x->r->results[i];
 
 		if (res->outcome == EXEC_NOT_RUN)
-			skip(x, i, x->stop_rc ? x->stop_rc : SP_EINTERNAL, x->stop_rc == SP_EFENCED ?
+			skip(x, i, x->stop_rc ? x->stop_rc : SP_EINTERNAL, x->why[0] ? x->why :
+			     x->stop_rc == SP_EFENCED ?
 			     "pass stopped: fencing epoch is stale" : x->stop_rc == SP_ELIMIT ?
 			     "pass stopped: mutation limit reached" : "pass stopped");
 		switch (res->outcome) {
@@ -360,7 +417,7 @@ int exec_run(const struct exec_config *cfg, struct cloud *cloud, struct agentc *
 	     const struct exec_journal *j, const struct action *actions, size_t n,
 	     struct exec_report *r, struct err *e)
 {
-	struct exec_run x = { cfg, cloud, agents, j, actions, n, r, 0 };
+	struct exec_run x = { cfg, cloud, agents, j, actions, n, r, 0, "" };
 	int p;
 
 	exec_report_release(r);
@@ -371,6 +428,8 @@ int exec_run(const struct exec_config *cfg, struct cloud *cloud, struct agentc *
 	for (p = 0; p < PH_MAX; p++)
 		run_phase(&x, (enum exec_phase)p);
 	tally(&x);
+	if (r->lease_lost)
+		return err_set(e, SP_EFENCED, "executor: %s", x.why);
 	if (r->fenced)
 		return err_set(e, SP_EFENCED, "executor: pass stopped, fencing epoch %lld is stale",
 			       (long long)cfg->epoch);

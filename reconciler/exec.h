@@ -33,11 +33,15 @@
  *     pass is skipped (SP_EBUSY).
  *   - Past cfg.max_mutations driver calls the rest is skipped with
  *     SP_ELIMIT (the next pass plans again).
+ *   - No driver call is issued unless the lease is known to be held
+ *     (struct exec_lease below): a lease that cannot be renewed stops the
+ *     pass as fenced (SP_EFENCED), because the cloud API carries no epoch.
  * Idempotent answers count as success: terminating a gone instance
  * (SP_ENOTFOUND) and stopping a missing container (SP_ENOTFOUND).
  *
- * Blocking: as long as the driver calls take (each has its own timeout).
- * The executor keeps no state between passes.
+ * Blocking: as long as the driver calls take (each has its own timeout),
+ * plus a lease renewal every ttl/3 of a long pass. The executor keeps no
+ * state between passes but the lease's renewed_at, which the caller owns.
  */
 #ifndef SPINUP_EXEC_H
 #define SPINUP_EXEC_H
@@ -70,9 +74,37 @@ struct exec_journal {
 	int (*delete_row)(void *ctx, const struct action *a, struct err *e);
 };
 
+/*
+ * The lease guard (invariant 5). Postgres and the agents check our fencing
+ * epoch, the cloud API cannot: a leader stopped or cut off after journaling
+ * must not act once another may lead. Before every driver call (cloud or
+ * agent), on the caller's monotonic clock now():
+ *   - before renewed_at + ttl_ms / 3 the call goes;
+ *   - later, the lease is renewed first (renew(): compare-and-set on the
+ *     lease key); success moves renewed_at to the time the renewal started;
+ *   - a renewal that fails (Redis unreachable), finds the lease no longer
+ *     ours, or returns past the deadline renewed_at + ttl_ms - margin_ms
+ *     stops the pass as fenced: that call and every later one is skipped
+ *     with SP_EFENCED, report.lease_lost is set.
+ * So a healthy leader renews during a long pass, and a resumed stale one is
+ * stopped by its first renewal. renewed_at is in/out: the time the last
+ * successful acquire or renew STARTED (the lease runs from there at least).
+ */
+struct exec_lease {
+	void *ctx;
+	int64_t (*now)(void *ctx);                          /* monotonic ms */
+	int (*renew)(void *ctx, int *held, struct err *e);  /* 0 and *held, or SP_E* */
+	int64_t ttl_ms, margin_ms;
+	int64_t renewed_at;
+};
+
+/* The last moment a mutation may start under this lease (monotonic ms). */
+int64_t exec_lease_deadline(const struct exec_lease *l);
+
 struct exec_config {
 	int64_t epoch;            /* our fencing epoch, sent with every agent call */
 	int max_mutations;        /* driver calls allowed this pass; 0 = no limit */
+	struct exec_lease *lease; /* NULL: no lease check (tools, tests of the rest) */
 };
 
 enum exec_outcome {
@@ -100,7 +132,9 @@ struct exec_report {
 	int calls;                /* driver calls made (what max_mutations limits) */
 	int ok, failed, skipped, handed_off;
 	int fenced;               /* an SP_EFENCED stopped the pass */
+	int lease_lost;           /* ... because the lease could not be renewed */
 	int limited;              /* max_mutations stopped the pass */
+	int renewals;             /* lease renewals made */
 };
 
 void exec_report_init(struct exec_report *r);

@@ -40,12 +40,15 @@ struct loop {
 	int nsim_groups;
 	int leader;
 	int64_t epoch;
-	int64_t renewed_at;           /* monotonic ms of the last lease success */
+	int64_t renewed_at;           /* monotonic ms of the last lease attempt (the renewal timer) */
+	struct exec_lease lease;      /* lease.renewed_at: when the last success STARTED */
 	int redis_down_logged;
 	int db_down_logged;
 	int stopped_once;
 	int64_t next_prune;           /* ms (wall clock) of the next history pruning */
 	int progressing;              /* the last pass acted, changed status, or left work on its way */
+	int stuck;                    /* the last pass made no progress and waits for a person */
+	char stuck_why[ERR_MSG_MAX];  /* what waits, for --once */
 	int64_t retry_at;             /* ms (wall clock): earliest next_attempt_at ahead, 0 none */
 	uint64_t rng;
 	struct pgstate_snapshot snap;
@@ -78,6 +81,33 @@ static uint64_t next_rand(struct loop *l)
 	l->rng ^= l->rng << 25;
 	l->rng ^= l->rng >> 27;
 	return l->rng * 2685821657736338717ULL;
+}
+
+/* ------------------------------------------------------------ lease guard */
+
+static int64_t lease_now(void *ctx)
+{
+	(void)ctx;
+	return mono_ms();
+}
+
+/* The executor's renewal before a mutation (exec.h, struct exec_lease). */
+static int lease_renew(void *ctx, int *held, struct err *e)
+{
+	struct loop *l = ctx;
+
+	return coord_lease_renew(l->rd, l->cfg.lease_key, l->cfg.lease_ttl_ms, held, e);
+}
+
+/* The guard follows the configuration (a reload may change the TTL). */
+static struct exec_lease *lease_guard(struct loop *l)
+{
+	l->lease.ctx = l;
+	l->lease.now = lease_now;
+	l->lease.renew = lease_renew;
+	l->lease.ttl_ms = l->cfg.lease_ttl_ms;
+	l->lease.margin_ms = l->cfg.lease_ttl_ms / LOOP_LEASE_MARGIN_DIV;
+	return &l->lease;
 }
 
 /* ------------------------------------------------------------ setup */
@@ -187,6 +217,7 @@ static void step_down(struct loop *l, const char *why)
 
 static int acquire(struct loop *l, struct err *e)
 {
+	int64_t t0 = mono_ms();
 	int held = 0, rc = coord_lease_acquire(l->rd, l->cfg.lease_key, l->cfg.lease_ttl_ms, &held, e);
 
 	if (rc)
@@ -198,6 +229,7 @@ static int acquire(struct loop *l, struct err *e)
 		coord_lease_release(l->rd, l->cfg.lease_key, NULL, NULL);
 		return rc;
 	}
+	l->lease.renewed_at = t0;
 	l->leader = 1;
 	l->m.leader = 1;
 	l->m.epoch = l->epoch;
@@ -209,6 +241,7 @@ static int acquire(struct loop *l, struct err *e)
 /* Hold the lease: acquire it, or renew it. 0 when we lead after the call. */
 static int lead(struct loop *l, struct err *e)
 {
+	int64_t t0 = mono_ms();
 	int held = 0, rc;
 
 	if (!l->leader) {
@@ -219,6 +252,8 @@ static int lead(struct loop *l, struct err *e)
 			rc = err_set(e, SP_EBUSY, "lease %s expired or was taken", l->cfg.lease_key);
 		if (rc)
 			step_down(l, e->msg);
+		else
+			l->lease.renewed_at = t0;
 	}
 	if (rc == SP_EBUSY || !rc) {
 		if (l->redis_down_logged)
@@ -289,8 +324,9 @@ static void sim_follow(struct loop *l, const struct pgstate_snapshot *s, int64_t
 		sim_tick(l->sim, now - sim_now(l->sim));
 }
 
+/* epoch: what agents see with our requests (they refuse one lower than any seen). */
 static int observe_agents(struct loop *l, struct observation *o, size_t i,
-			  const struct pool_spec *p)
+			  const struct pool_spec *p, int64_t epoch)
 {
 	const struct obs_group *g = &o->groups[i];
 	struct agent_target *t;
@@ -315,14 +351,15 @@ static int observe_agents(struct loop *l, struct observation *o, size_t i,
 		n++;
 	}
 	o->nagents[i] = n;
-	rc = n ? agentc_observe(l->agents, t, n, l->epoch, o->agents[i], &e) : 0;
+	rc = n ? agentc_observe(l->agents, t, n, epoch, o->agents[i], &e) : 0;
 	if (rc)
 		log_debug("observe agents of pool %s: %s", p->name, e.msg);
 	free(t);
 	return rc == SP_EFENCED ? rc : 0;
 }
 
-static int observe(struct loop *l, const struct pgstate_snapshot *s, struct observation *o)
+static int observe(struct loop *l, const struct pgstate_snapshot *s, int64_t epoch,
+		   struct observation *o)
 {
 	size_t i;
 	int rc = 0;
@@ -347,7 +384,7 @@ static int observe(struct loop *l, const struct pgstate_snapshot *s, struct obse
 		if (drc)
 			log_debug("describe %s: %s", s->pools[i].asg_name, e.msg);
 		if (o->described[i])
-			rc = observe_agents(l, o, i, &s->pools[i]);
+			rc = observe_agents(l, o, i, &s->pools[i], epoch);
 		o->obs[i].pool_id = s->pools[i].id;
 		o->obs[i].group = o->described[i] ? &o->groups[i] : NULL;
 		o->obs[i].agents = o->agents[i];
@@ -532,6 +569,17 @@ static int j_delete_row(void *ctx, const struct action *a, struct err *e)
 
 /* ------------------------------------------------------------ the pass */
 
+/*
+ * How the world stands after a pass (world_after): workspaces still on
+ * their way, workspaces blocked on someone (NeedsUser, NeedsOperator), and
+ * pools safety-stopped. What an operator holds (pause, observe-only) is
+ * settled by choice.
+ */
+struct world {
+	size_t moving, blocked, stopped_pools;
+	char first[SPEC_NAME_MAX + 1];    /* the first blocked workspace or stopped pool */
+};
+
 struct pass {
 	int64_t started_at, now, t0;
 	unsigned long trips0;     /* database round trips before the pass */
@@ -539,6 +587,7 @@ struct pass {
 	struct plan_output plan;
 	struct exec_report rep;
 	unsigned char *has_status;
+	struct world world;
 	const char *outcome;
 	int rc;
 	struct err e;
@@ -588,7 +637,7 @@ static void count_actions(struct loop *l, const struct pass *p)
 
 static int act(struct loop *l, struct pass *p)
 {
-	struct exec_config ec = { l->epoch, l->cfg.max_mutations };
+	struct exec_config ec = { l->epoch, l->cfg.max_mutations, lease_guard(l) };
 	struct exec_journal j = { l, j_pending, j_done, j_delete_row };
 	int rc = pgstate_journal(l->pg, p->plan.actions, p->plan.nactions, &p->e);
 
@@ -818,65 +867,167 @@ static int64_t earliest_retry(const struct loop *l, const struct pass *p)
 	return best;
 }
 
-/*
- * Whether some workspace of the snapshot is still on its way (no status
- * yet, deleting, or not in the phase its state asks for). Paused and
- * observe-only parts are settled: nothing will move them. A pass that issues
- * nothing while the world is on its way (an instance booting, say) is
- * "waiting", not "converged", and the next one comes after the busy period:
- * no NOTIFY will announce that the instance came up.
- */
-static int unsettled(const struct pgstate_snapshot *s, int64_t now)
+/* Held by an operator control (pause, observe-only): settled by choice. */
+static int pool_held(const struct pool_spec *p, int64_t now)
 {
+	return p->observe_only || p->paused_until > now;
+}
+
+/* The pool's safety stop after the pass: the plan's record, else the loaded one. */
+static int pool_stopped(const struct loop *l, const struct pass *p, size_t k)
+{
+	const struct pgstate_snapshot *s = &l->snap;
+	size_t i;
+
+	if (k < p->plan.npool_records)
+		return p->plan.pool_records[k].safety_stopped;
+	for (i = 0; i < s->npool_records; i++)
+		if (s->pool_records[i].pool_id == s->pools[k].id)
+			return s->pool_records[i].safety_stopped;
+	return 0;
+}
+
+/*
+ * One workspace after the pass: 0 settled, 1 on its way, 2 blocked. A
+ * FAILED one that spinupd retries itself (Retryable) is settled until its
+ * backoff time (retry_at): no busy period for it.
+ */
+static int ws_state(const struct workspace_spec *w, const struct workspace_status *st)
+{
+	enum ws_phase want = w->state == WS_STATE_RUNNING ? PHASE_READY : PHASE_STOPPED;
+
+	if (!st)
+		return 1;
+	if (!w->deletion_requested_at && st->phase == want)
+		return 0;
+	if (st->error_class == SP_CLASS_NEEDS_USER || st->error_class == SP_CLASS_NEEDS_OPERATOR)
+		return 2;
+	return st->phase == PHASE_FAILED && !w->deletion_requested_at ? 0 : 1;
+}
+
+static void world_blocked(struct world *wd, size_t *count, const char *name)
+{
+	if (!wd->blocked && !wd->stopped_pools)
+		str_copy(wd->first, sizeof(wd->first), name);
+	(*count)++;
+}
+
+/*
+ * Classify the world after the pass, from each workspace's new status (the
+ * plan's change, else the loaded one). Paused and observe-only parts are
+ * settled; a safety-stopped pool and its workspaces are blocked. A pass that
+ * issues nothing while the world is on its way (an instance booting, say)
+ * is "waiting", not "converged", and the next one comes after the busy
+ * period: no NOTIFY will announce that the instance came up.
+ */
+static void world_after(const struct loop *l, const struct pass *p, struct world *wd)
+{
+	const struct pgstate_snapshot *s = &l->snap;
+	const struct status_change **ch = calloc(p->plan.nchanges + 1, sizeof(*ch));
 	size_t i, k;
 
-	if (s->global_observe_only || s->global_paused_until > now)
-		return 0;
+	memset(wd, 0, sizeof(*wd));
+	if (s->global_observe_only || s->global_paused_until > p->now)
+		goto out;
+	if (!ch) {
+		wd->moving = 1;      /* unknown: never call it stuck */
+		goto out;
+	}
+	for (i = 0; i < p->plan.nchanges; i++)
+		ch[i] = &p->plan.changes[i];
+	qsort(ch, p->plan.nchanges, sizeof(*ch), cmp_change);
+	for (k = 0; k < s->npools; k++)
+		if (!pool_held(&s->pools[k], p->now) && pool_stopped(l, p, k))
+			world_blocked(wd, &wd->stopped_pools, s->pools[k].name);
 	for (i = 0; i < s->nworkspaces; i++) {
 		const struct workspace_spec *w = &s->workspaces[i];
-		const struct workspace_status *st = &s->status[i];
-		int held = w->paused_until > now;
+		const struct workspace_status *st = new_status(ch, p->plan.nchanges, w->id);
+		int held = w->paused_until > p->now, stopped = 0, how;
 
-		for (k = 0; k < s->npools && !held; k++)
-			if (!strcmp(s->pools[k].name, w->pool))
-				held = s->pools[k].observe_only || s->pools[k].paused_until > now;
-		if (held)
-			continue;
-		if (!s->has_status[i] || w->deletion_requested_at)
-			return 1;
-		if (st->phase == PHASE_FAILED)
-			continue;   /* retried at its backoff time (retry_at) */
-		if (st->phase != (w->state == WS_STATE_RUNNING ? PHASE_READY : PHASE_STOPPED))
-			return 1;
+		for (k = 0; k < s->npools; k++)
+			if (!strcmp(s->pools[k].name, w->pool)) {
+				held = held || pool_held(&s->pools[k], p->now);
+				stopped = pool_stopped(l, p, k);
+			}
+		if (held || stopped)
+			continue;    /* a stopped pool is counted above */
+		if (!st && s->has_status[i])
+			st = &s->status[i];
+		how = ws_state(w, st);
+		if (how == 1)
+			wd->moving++;
+		else if (how == 2)
+			world_blocked(wd, &wd->blocked, w->name);
 	}
-	return 0;
+out:
+	free(ch);
+}
+
+/* --once: no progress this pass, and something waits for a person. */
+static int world_stuck(const struct loop *l, const struct pass *p)
+{
+	int progress = l->mode == LOOP_DRY_RUN ? p->plan.nactions > 0 :
+		       p->rep.ok + p->rep.handed_off > 0;
+
+	return !progress && !p->world.moving && (p->world.blocked || p->world.stopped_pools);
+}
+
+static void note_stuck(struct loop *l, const struct pass *p)
+{
+	l->stuck = !p->rc && world_stuck(l, p);
+	if (!l->stuck)
+		l->stuck_why[0] = '\0';
+	else
+		snprintf(l->stuck_why, sizeof(l->stuck_why), "no progress: %zu workspace(s) wait for"
+			 " the user or an operator, %zu pool(s) safety-stopped (first: '%s';"
+			 " spinctl why NAME)", p->world.blocked, p->world.stopped_pools,
+			 p->world.first);
+}
+
+/*
+ * The epoch a pass observes with: ours when leading; in a dry run, which
+ * never leads, the current one as loaded (operator_leases, read and not
+ * bumped): agents accept an epoch equal to the highest they have seen, and
+ * refuse 0 once any leader reached them.
+ */
+static int64_t observe_epoch(const struct loop *l)
+{
+	return l->mode == LOOP_DRY_RUN ? l->snap.epoch : l->epoch;
 }
 
 /* Steps after load; rc and outcome land in p. */
 static void pass_body(struct loop *l, struct pass *p)
 {
 	int dry = l->mode == LOOP_DRY_RUN;
+	int64_t ep = observe_epoch(l);
 
+	if (dry)
+		log_info("dry-run observes with the current fencing epoch=%" PRId64
+			 " (read, not bumped)", ep);
 	sim_follow(l, &l->snap, p->now);
-	p->rc = observe(l, &l->snap, &p->obs);
+	p->rc = observe(l, &l->snap, ep, &p->obs);
 	if (p->rc == SP_ENOMEM)
 		err_set(&p->e, SP_ENOMEM, "out of memory observing");
 	else if (p->rc)
-		err_set(&p->e, p->rc, "an agent refused our epoch %" PRId64 " as stale", l->epoch);
+		err_set(&p->e, p->rc, "an agent refused our epoch %" PRId64 " as stale", ep);
 	if (!p->rc && !dry)
 		p->rc = settle(l, &p->obs, &p->e);
 	if (!p->rc)
 		p->rc = build_plan(l, p);
 	if (!p->rc && dry) {
+		world_after(l, p, &p->world);
 		print_dry_run(p);
 		p->outcome = "dry-run";
 		return;
 	}
 	if (!p->rc)
 		p->rc = act(l, p);
+	if (!p->rc)
+		world_after(l, p, &p->world);
 	p->outcome = p->rc == SP_EFENCED ? "fenced" : p->rc ? "error" :
 		     (p->plan.nactions || p->plan.nchanges) ? "acted" :
-		     unsettled(&l->snap, p->now) ? "waiting" : "converged";
+		     p->world.moving ? "waiting" :
+		     p->world.blocked || p->world.stopped_pools ? "stuck" : "converged";
 	if (p->rc != SP_EFENCED) {
 		int rrc = record(l, p);
 		if (rrc) {
@@ -887,7 +1038,8 @@ static void pass_body(struct loop *l, struct pass *p)
 		}
 	}
 	if (p->rc == SP_EFENCED)
-		step_down(l, "fencing epoch is stale");
+		step_down(l, p->rep.lease_lost ? "lease not renewed before a mutation" :
+			  "fencing epoch is stale");
 }
 
 static int ensure_db(struct loop *l, struct err *e)
@@ -924,8 +1076,8 @@ static int pass_run(struct loop *l)
 	l->m.healthy = p.rc == 0 || p.rc == SP_EFENCED;
 	if (!p.rc)
 		pass_body(l, &p);
-	l->progressing = !p.rc && (p.plan.nactions || p.plan.nchanges ||
-				   unsettled(&l->snap, p.now));
+	l->progressing = !p.rc && (p.plan.nactions || p.plan.nchanges || p.world.moving);
+	note_stuck(l, &p);
 	l->retry_at = p.rc ? 0 : earliest_retry(l, &p);
 	pass_metrics(l, &p);
 	sim_truth(l);
@@ -948,10 +1100,16 @@ int loop_once(struct loop *l, struct err *e)
 	}
 	if (l->leader)
 		coord_lease_release(l->rd, l->cfg.lease_key, NULL, NULL);
-	if (rc)
+	if (rc) {
 		err_set(e, rc, "pass did not complete: %s", rc == SP_EBUSY ?
 			"the lease is held by another operator" : sp_code_name(rc));
-	return rc;
+		return LOOP_EXIT_ERROR;
+	}
+	if (l->stuck) {
+		err_set(e, SP_OK, "%s", l->stuck_why);
+		return LOOP_EXIT_STUCK;
+	}
+	return LOOP_EXIT_OK;
 }
 
 /* ------------------------------------------------------------ poll loop */

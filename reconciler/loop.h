@@ -14,6 +14,14 @@
  * then one summary line in the log. Without the lease nothing is acted on
  * or written (a Redis outage stops acting, loses nothing).
  *
+ * The lease guard (invariant 5; exec.h, struct exec_lease): the loop keeps
+ * when its last successful acquire or renewal STARTED, on the monotonic
+ * clock; the lease is trusted until then + lease_ttl_ms - lease_ttl_ms /
+ * LOOP_LEASE_MARGIN_DIV. Before each cloud or agent mutation, once a third
+ * of the TTL has passed, the executor renews it (so a long pass keeps it);
+ * a renewal that fails or finds the lease gone ends the pass as fenced:
+ * nothing more is issued, nothing recorded, leadership dropped.
+ *
  * Ownership: the loop owns its drivers and its config copy.
  */
 #ifndef SPINUP_RECONCILER_LOOP_H
@@ -25,6 +33,8 @@
 #include "model/err.h"
 #include "model/plan.h"
 #include "reconciler/config.h"
+
+#define LOOP_LEASE_MARGIN_DIV 5     /* safety margin: a fifth of the lease TTL */
 
 struct loop;
 
@@ -59,10 +69,21 @@ void loop_free(struct loop *l);
 int loop_run(struct loop *l, const char *config_path, volatile sig_atomic_t *stop,
 	     volatile sig_atomic_t *reload, int sigfd);
 
+/* loop_once's result: spinupd's exit code for --once and --dry-run. */
+enum loop_exit {
+	LOOP_EXIT_OK = 0,         /* the pass ran; the world is converged or progressing */
+	LOOP_EXIT_ERROR = 1,      /* the pass did not run or failed (e says why) */
+	LOOP_EXIT_STUCK = 3       /* it ran but made no progress, and a workspace waits for
+				   * its user or an operator (NeedsUser, NeedsOperator) or a
+				   * pool is safety-stopped (e says what; spinctl why NAME) */
+};
+
 /*
  * One pass now (--once / --dry-run): waits up to two lease TTLs for the
- * lease. 0 when the pass ran and the world is converged or progressing,
- * else the error.
+ * lease. Progress: an action succeeded (a dry run: one is planned), or a
+ * workspace is still on its way (an instance booting, a retry with
+ * backoff). Paused and observe-only parts count as settled. Returns a
+ * LOOP_EXIT_* code; e is filled for ERROR and STUCK.
  */
 int loop_once(struct loop *l, struct err *e);
 

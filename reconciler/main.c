@@ -76,7 +76,10 @@ static void usage(FILE *f)
 	      "  -d                       debug logging\n"
 	      "  -h, --help               this help\n"
 	      "      --version            print the version\n"
-	      "Environment: DATABASE_URL, REDIS_URL (when the file does not set them).\n", f);
+	      "Environment: DATABASE_URL, REDIS_URL (when the file does not set them).\n"
+	      "Exit (--once, --dry-run): 0 converged or progressing; 1 error; 2 usage;\n"
+	      "  3 stuck: no progress, and a workspace waits for its user or an operator\n"
+	      "  (NeedsUser, NeedsOperator) or a pool is safety-stopped (spinctl why NAME).\n", f);
 }
 
 struct opts {
@@ -168,7 +171,7 @@ int main(int argc, char **argv)
 	if (o.mode == LOOP_RUN) {
 		rc = loop_run(l, o.config, &stop_flag, &reload_flag, sigfd);
 	} else {
-		rc = loop_once(l, &e) ? 1 : 0;
+		rc = loop_once(l, &e);
 		if (rc)
 			log_warnx("%s", e.msg);
 	}

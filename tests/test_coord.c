@@ -215,6 +215,45 @@ static void test_coord__mirror_write_and_rebuild(void **state)
 	coord_free(a);
 }
 
+/*
+ * An error reply (not a dropped connection) fails a mirror write: the mirror
+ * is marked for rebuild, the connection stays in step (the pipeline's other
+ * replies are read), and the rebuild rewrites the key whatever its type.
+ */
+static void test_coord__error_reply_marks_mirror_for_rebuild(void **state)
+{
+	struct coord *a = mk("a");
+	struct err e = ERR_INIT;
+	redisContext *r = raw();
+	redisReply *rep;
+	struct coord_ws v = { 904, "READY", "i-4", "10.0.0.4", "http://10.0.0.4:8000/", 1000, 0 };
+	char holder[64] = "x";
+
+	(void)state;
+	freeReplyObject(redisCommand(r, "DEL %s " COORD_WS_PREFIX "904", COORD_WS_INDEX));
+	assert_int_equal(coord_mirror_rebuild(a, NULL, 0, &e), 0);
+	assert_false(coord_needs_rebuild(a));
+	freeReplyObject(redisCommand(r, "SET " COORD_WS_PREFIX "904 not-a-hash"));
+
+	assert_int_equal(coord_mirror_put(a, &v, 1, &e), SP_EUNAVAIL);
+	assert_non_null(strstr(e.msg, "WRONGTYPE"));
+	assert_true(coord_connected(a));          /* a reply, not a lost connection */
+	assert_true(coord_needs_rebuild(a));
+	/* the SADD reply behind the error was read: the next command gets its own */
+	assert_int_equal(coord_lease_holder(a, lease_key, holder, sizeof(holder), &e), 0);
+	assert_string_equal(holder, "");
+
+	assert_int_equal(coord_mirror_rebuild(a, &v, 1, &e), 0);
+	assert_false(coord_needs_rebuild(a));
+	rep = redisCommand(r, "HGET " COORD_WS_PREFIX "904 phase");
+	assert_int_equal(rep->type, REDIS_REPLY_STRING);
+	assert_string_equal(rep->str, "READY");
+	freeReplyObject(rep);
+	freeReplyObject(redisCommand(r, "DEL %s " COORD_WS_PREFIX "904", COORD_WS_INDEX));
+	redisFree(r);
+	coord_free(a);
+}
+
 /* A loopback port nobody listens on. */
 static int dead_port(void)
 {
@@ -283,6 +322,7 @@ int main(void)
 		cmocka_unit_test_setup(test_coord__renew_and_release_by_owner_only, setup),
 		cmocka_unit_test_setup(test_coord__expiry_lets_another_take_it, setup),
 		cmocka_unit_test_setup(test_coord__mirror_write_and_rebuild, setup),
+		cmocka_unit_test_setup(test_coord__error_reply_marks_mirror_for_rebuild, setup),
 		cmocka_unit_test_setup(test_coord__redis_down_is_a_clean_error, setup),
 		cmocka_unit_test_setup(test_coord__silent_server_times_out, setup),
 	};

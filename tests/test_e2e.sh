@@ -17,7 +17,9 @@
 #      (-9) while new workspaces boot; the standby takes over, every
 #      workspace is READY with exactly one workspace process, and no journal
 #      entry of the dead leader is left pending
-#   7. in the end `spinctl drift` reports no drift; no secret in any log
+#   7. in the end `spinctl drift` reports no drift; `spinupd --dry-run`
+#      beside the leader observes the agents with the current epoch and
+#      exits 0; no secret in any log
 # Prints one line per check; the first failure prints the diagnosis and
 # exits 1. Needs SPINUP_BIN_DIR (the binaries) and the tools of
 # scripts/install-deps.sh; DATABASE_URL/REDIS_URL of the runner are not used.
@@ -193,7 +195,19 @@ in_sync() { "$spinctl" drift >"$LOCALSTACK_DIR/drift.out" 2>&1; }
 e2e_until 60 in_sync || { cat "$LOCALSTACK_DIR/drift.out" >&2; fail "drift remains after recovery"; }
 ok "spinctl drift: in sync"
 
-# 8. no secret in any log
+# 8. a dry run next to the leader: it never leads, so it observes the agents
+# with the current fencing epoch (read, not bumped), which they accept
+ep0=$(psql -XAtq "$DATABASE_URL" -c "SELECT max(epoch) FROM operator_leases")
+"$LOCALSTACK_DIR/bin/spinupd" --dry-run --config "$LOCALSTACK_DIR/spinupd.conf" \
+	>"$LOCALSTACK_DIR/dry.out" 2>"$LOCALSTACK_DIR/dry.err" ||
+	fail "spinupd --dry-run on the live stack: $(tail -n 3 "$LOCALSTACK_DIR/dry.err")"
+grep -q "observes with the current fencing epoch=$ep0 " "$LOCALSTACK_DIR/dry.err" ||
+	fail "spinupd --dry-run did not observe with epoch $ep0"
+[ "$(psql -XAtq "$DATABASE_URL" -c "SELECT max(epoch) FROM operator_leases")" = "$ep0" ] ||
+	fail "spinupd --dry-run bumped the epoch"
+ok "spinupd --dry-run next to the leader: agents accept the current epoch $ep0"
+
+# 9. no secret in any log
 leaks=$(grep -rlF -e "$(cat "$SPINUP_AGENT_SECRET_FILE")" \
 	-e "$(sed -n 's/^aws_secret_access_key = //p' "$AWS_SHARED_CREDENTIALS_FILE")" \
 	"$LOCALSTACK_DIR/logs" 2>/dev/null)

@@ -29,6 +29,10 @@ struct journal {
 	size_t n;
 	int fail_pending_at;    /* 1-based pending call that fails; 0 never */
 	int npending;
+	int64_t *clock;         /* a fake monotonic clock each pending call advances: */
+	int64_t step_ms;        /*   by this (a long pass), */
+	int pause_at;           /*   and, at this 1-based pending call, */
+	int64_t pause_ms;       /*   by this (SIGSTOPped between journaling and acting) */
 };
 
 static void jadd(struct journal *j, char what, const struct action *a, int rc)
@@ -51,6 +55,8 @@ static int j_pending(void *ctx, const struct action *a, struct err *e)
 	if (++j->npending == j->fail_pending_at)
 		return err_set(e, SP_EUNAVAIL, "database unavailable");
 	jadd(j, 'P', a, 0);
+	if (j->clock)
+		*j->clock += j->step_ms + (j->npending == j->pause_at ? j->pause_ms : 0);
 	return 0;
 }
 
@@ -136,7 +142,7 @@ static struct action *add(struct fx *f, enum action_type t, const char *asg, siz
 
 static int run(struct fx *f, int64_t epoch, int max)
 {
-	struct exec_config cfg = { epoch, max };
+	struct exec_config cfg = { epoch, max, NULL };
 
 	return exec_run(&cfg, f->c, f->a, &f->ej, f->acts, f->n, &f->r, NULL);
 }
@@ -267,7 +273,7 @@ static void test_exec__fencing_stops_the_pass(void **state)
 	add(&f, ACT_REMOVE_CONTAINER, "asg-a", 1, 3, 1);
 	add(&f, ACT_DELETE_ROW, "asg-a", 1, 3, 0);
 	m0 = sim_mutations(f.w);
-	rc = exec_run(&(struct exec_config){ 3, 0 }, f.c, f.a, &f.ej, f.acts, f.n, &f.r, &e);
+	rc = exec_run(&(struct exec_config){ 3, 0, NULL }, f.c, f.a, &f.ej, f.acts, f.n, &f.r, &e);
 	assert_int_equal(rc, SP_EFENCED);
 	assert_true(f.r.fenced);
 	assert_int_equal(f.r.results[0].outcome, EXEC_OK);
@@ -281,6 +287,138 @@ static void test_exec__fencing_stops_the_pass(void **state)
 	assert_int_equal(sim_mutations(f.w), m0 + 1);
 	assert_int_equal(sim_stop_log(f.w, &stops), 0);
 	assert_int_equal(f.a->calls, 2);             /* our ensure above, the refused one */
+	fx_close(&f);
+}
+
+/* A lease whose renewal answers as told, on the journal's fake clock. */
+struct fake_lease {
+	int64_t now;
+	int renew_rc;           /* 0, or the error renew() returns (Redis unreachable) */
+	int held;               /* what a successful renew() says */
+	int64_t renew_ms;       /* how long a renewal takes */
+	int renewals;
+};
+
+static int64_t fl_now(void *ctx)
+{
+	return ((struct fake_lease *)ctx)->now;
+}
+
+static int fl_renew(void *ctx, int *held, struct err *e)
+{
+	struct fake_lease *fl = ctx;
+
+	fl->renewals++;
+	fl->now += fl->renew_ms;
+	if (fl->renew_rc)
+		return err_set(e, fl->renew_rc, "redis 127.0.0.1:6379: connection refused");
+	*held = fl->held;
+	return 0;
+}
+
+/* A 3 s lease taken at 0, the pass starting at 100 ms. */
+static struct exec_lease lease_of(struct fake_lease *fl)
+{
+	fl->now = 100;
+	return (struct exec_lease){ fl, fl_now, fl_renew, 3000, 600, 0 };
+}
+
+/*
+ * Protect, capacity, ensure journaled; the process stops for 6.3 s at the
+ * pause_at-th pending call (the audit's reproduction: lease TTL 3 s), then
+ * its renewal fails as told. Nothing is issued from there on.
+ */
+static void lease_lost_case(int pause_at, int renew_rc, int held, int64_t renew_ms)
+{
+	struct fake_lease fl = { 0, renew_rc, held, renew_ms, 0 };
+	struct exec_lease lease = lease_of(&fl);
+	struct exec_config cfg = { 1, 0, &lease };
+	struct err e = ERR_INIT;
+	unsigned long m0, cloud0;
+	size_t i, ran = (size_t)pause_at - 1;
+	int desired;
+	struct fx f;
+
+	fx_open(&f, 2);
+	f.j.clock = &fl.now;
+	f.j.pause_at = pause_at;
+	f.j.pause_ms = 6300;
+	add(&f, ACT_PROTECT, "asg-a", 0, 0, 1);
+	add(&f, ACT_SET_CAPACITY, "asg-a", 0, 0, 0)->capacity = 3;
+	add(&f, ACT_ENSURE_CONTAINER, "asg-a", 1, 5, 0);
+	m0 = sim_mutations(f.w);
+	cloud0 = f.c->calls;
+	assert_int_equal(exec_run(&cfg, f.c, f.a, &f.ej, f.acts, f.n, &f.r, &e), SP_EFENCED);
+	assert_true(f.r.fenced);
+	assert_true(f.r.lease_lost);
+	assert_int_equal(fl.renewals, 1);
+	assert_int_equal(lease.renewed_at, 0);            /* not moved by a failed renewal */
+	assert_non_null(strstr(e.msg, "lease"));
+	/* what ran before the pause ran; nothing after it was issued */
+	assert_int_equal(sim_mutations(f.w), m0 + ran);
+	assert_int_equal(f.c->calls, cloud0 + ran);
+	assert_int_equal(f.a->calls, 0);
+	for (i = 0; i < f.n; i++) {
+		assert_int_equal(f.r.results[i].outcome, i < ran ? EXEC_OK : EXEC_SKIPPED);
+		if (i >= ran) {
+			assert_int_equal(f.r.results[i].rc, SP_EFENCED);
+			assert_non_null(strstr(f.r.results[i].msg, "lease"));
+		}
+	}
+	assert_int_equal(sim_group_sizes(f.w, "asg-a", NULL, NULL, &desired, NULL), 0);
+	assert_int_equal(desired, ran >= 2 ? 3 : 2);   /* capacity is the 2nd */
+	assert_int_equal(sim_containers_of(f.w, 5, NULL, 0), 0);
+	/* the journal: the paused action is pending, with no done entry */
+	assert_int_equal(f.j.e[f.j.n - 1].what, 'P');
+	assert_string_equal(f.j.e[f.j.n - 1].key, f.acts[ran].key);
+	fx_close(&f);
+}
+
+static void test_exec__no_mutation_once_the_lease_is_lost(void **state)
+{
+	(void)state;
+	lease_lost_case(1, 0, 0, 10);               /* taken by another: the protect batch */
+	lease_lost_case(2, 0, 0, 10);               /* ... the set_capacity */
+	lease_lost_case(3, SP_EUNAVAIL, 0, 10);     /* Redis unreachable: the ensure */
+	lease_lost_case(2, 0, 1, 2500);             /* renewed, but past the deadline */
+}
+
+static void test_exec__renews_the_lease_in_a_long_pass(void **state)
+{
+	struct fake_lease fl = { 0, 0, 1, 50, 0 };
+	struct exec_lease lease = lease_of(&fl);
+	struct exec_config cfg = { 1, 0, &lease };
+	struct fx f;
+	int64_t ws;
+
+	(void)state;
+	fx_open(&f, 2);
+	f.j.clock = &fl.now;
+	f.j.step_ms = 1500;    /* each call takes half the TTL */
+	add(&f, ACT_SET_CAPACITY, "asg-a", 0, 0, 0)->capacity = 3;
+	for (ws = 1; ws <= 4; ws++)
+		add(&f, ACT_ENSURE_CONTAINER, "asg-a", (size_t)(ws % 2), ws, 0);
+	assert_int_equal(exec_run(&cfg, f.c, f.a, &f.ej, f.acts, f.n, &f.r, NULL), 0);
+	assert_int_equal(f.r.ok, 5);
+	assert_false(f.r.lease_lost);
+	assert_int_equal(fl.renewals, 5);
+	assert_int_equal(f.r.renewals, 5);
+	/* the lease runs from when the last renewal started */
+	assert_int_equal(lease.renewed_at, fl.now - fl.renew_ms);
+	assert_int_equal(exec_lease_deadline(&lease), lease.renewed_at + 3000 - 600);
+	fx_close(&f);
+
+	/* a fresh lease is not renewed: a third of the TTL has not passed */
+	fl = (struct fake_lease){ 0, 0, 1, 50, 0 };
+	lease = lease_of(&fl);
+	fx_open(&f, 2);
+	f.j.clock = &fl.now;
+	f.j.step_ms = 100;
+	add(&f, ACT_SET_CAPACITY, "asg-a", 0, 0, 0)->capacity = 3;
+	add(&f, ACT_ENSURE_CONTAINER, "asg-a", 0, 1, 0);
+	assert_int_equal(exec_run(&cfg, f.c, f.a, &f.ej, f.acts, f.n, &f.r, NULL), 0);
+	assert_int_equal(f.r.ok, 2);
+	assert_int_equal(fl.renewals, 0);
 	fx_close(&f);
 }
 
@@ -434,6 +572,8 @@ int main(void)
 		cmocka_unit_test(test_exec__orders_phases_whatever_the_input),
 		cmocka_unit_test(test_exec__batches_protection_by_group_and_flag),
 		cmocka_unit_test(test_exec__fencing_stops_the_pass),
+		cmocka_unit_test(test_exec__no_mutation_once_the_lease_is_lost),
+		cmocka_unit_test(test_exec__renews_the_lease_in_a_long_pass),
 		cmocka_unit_test(test_exec__rate_limit_skips_the_rest),
 		cmocka_unit_test(test_exec__failed_protect_blocks_ensure_on_that_instance),
 		cmocka_unit_test(test_exec__failed_mark_holds_ensures_and_records),

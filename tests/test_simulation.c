@@ -1179,7 +1179,7 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 	struct exec_report r;
 	struct journal j = { h, epoch, 0, 0 };
 	struct exec_journal ej = { &j, j_pending, j_done, NULL };
-	struct exec_config ec = { epoch, h->max_mutations };
+	struct exec_config ec = { epoch, h->max_mutations, NULL };
 	struct err e = ERR_INIT;
 	unsigned long m0 = sim_mutations(h->w), calls0 = h->mut_calls;
 	int stale = epoch < h->epoch, rc = 0, p;

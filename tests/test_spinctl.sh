@@ -438,9 +438,19 @@ run 0 pause workspace alice-blog
 out_has "workspace/alice-blog paused until resumed"
 [ "$(sql "SELECT paused_until FROM workspaces WHERE name = 'alice-blog'")" = infinity ] ||
 	fail "pause did not set paused_until = infinity"
+run 0 why alice-blog
+out_has "blocked by:    the workspace is paused until resumed"
+out_has "who must act:  an operator: spinctl resume workspace alice-blog --pool default"
+out_has "next attempt:  none until an operator resumes it"
 run 0 pause pool default --for 15m
 [ "$(sql "SELECT paused_until BETWEEN now() + interval '14 minutes' AND now() + interval '16 minutes' FROM pools WHERE name = 'default'")" = t ] ||
 	fail "pause --for 15m did not set paused_until to now + 15 minutes"
+run 0 why alice-blog
+ends=$(sql "SELECT to_char(paused_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM pools WHERE name = 'default'")
+out_has "blocked by:    pool 'default' is paused until $ends"
+out_has "who must act:  nobody: the pause ends by itself; to end it sooner, an operator: spinctl resume pool default"
+grep -qE "^next attempt:  $ends, when the pause ends \(in (89[0-9]|900)s\)$" "$work/out" ||
+	fail "why does not say when the pool pause ends ($ends)"
 run 2 pause pool default --for 3y
 err_has "expected a duration"
 run 2 pause pool default --pool x
@@ -448,6 +458,9 @@ run 1 pause workspace nobody-here
 err_has "workspace/nobody-here not found"
 run 0 pause all
 [ "$(sql "SELECT paused_until FROM operator_controls")" = infinity ] || fail "pause all"
+run 0 why alice-blog
+out_has "blocked by:    paused globally (operator_controls.paused_until) until resumed"
+out_has "who must act:  an operator: spinctl resume all"
 run 0 resume all
 run 0 resume workspace alice-blog
 run 0 resume pool default
@@ -455,6 +468,10 @@ run 0 resume pool default
 	fail "resume left a pause behind"
 run 0 observe-only pool default on
 [ "$(sql "SELECT observe_only FROM pools WHERE name = 'default'")" = t ] || fail "observe-only on"
+run 0 why alice-blog
+out_has "blocked by:    pool 'default' is observe-only until turned off"
+out_has "who must act:  an operator: spinctl observe-only pool default off"
+out_has "next attempt:  none until an operator turns it off"
 run 0 observe-only pool default off
 run 0 observe-only all on
 [ "$(sql "SELECT observe_only FROM operator_controls")" = t ] || fail "observe-only all on"
@@ -463,7 +480,7 @@ run 2 observe-only pool default maybe
 run 0 reconcile workspace alice-blog
 [ "$(sql "SELECT reconcile_requested_at IS NOT NULL FROM workspaces WHERE name = 'alice-blog'")" = t ] ||
 	fail "reconcile did not set reconcile_requested_at"
-ok "operator controls: pause/resume (workspace, pool, all, --for), observe-only, reconcile write rows"
+ok "operator controls: pause/resume (workspace, pool, all, --for), observe-only, reconcile write rows; why says until when and who lifts them"
 
 export DATABASE_URL=$DATABASE_URL_SAVED
 echo "test_spinctl: $checks checks passed"

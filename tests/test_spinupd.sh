@@ -16,9 +16,15 @@
 #     nothing; Redis comes back empty: leadership again, mirror rebuilt, the
 #     change made meanwhile converges
 #   6 the command line: -n, a config error with file:line:col, --dry-run
-#     changes nothing, --once, SIGHUP reloads; spinctl why and drift
+#     changes nothing and observes with the current epoch (not bumped),
+#     --once, SIGHUP reloads; spinctl why and drift
 #   7 the database connection is cut: spinupd reconnects, LISTENs again (a
 #     change is picked up with a 60 s period) and converges it
+#   8 a leader SIGSTOPped between journaling and acting, resumed after
+#     another took over, issues no cloud or agent call (its lease cannot be
+#     renewed): nothing in its spinup_actions_total
+#   9 --once exit codes on a database of its own: 0 converged, 0 progressing,
+#     3 stuck (no progress, a pool safety-stopped)
 #
 # Short periods and a 3 s lease keep it fast; each wait has a deadline.
 set -uo pipefail
@@ -55,6 +61,7 @@ cleanup() {
 		kill -KILL "$p" 2>/dev/null
 	done
 	psql -XAtq "$DATABASE_URL" -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1
+	psql -XAtq "$DATABASE_URL" -c "DROP DATABASE IF EXISTS ${dbname}_once WITH (FORCE)" >/dev/null 2>&1
 	redis-cli -u "$REDIS_URL" DEL "spinup:test:$$" >/dev/null 2>&1
 	[ -n "${rport:-}" ] && redis-cli -p "$rport" shutdown nosave >/dev/null 2>&1
 	rm -rf "$work"
@@ -285,8 +292,14 @@ out=$("$bin/spinupd" -n --config "$work/bad.conf" 2>&1) && fail "-n accepted a b
 case "$out" in *"bad.conf:2:1: unknown key 'no_such_key'"*) ;; *) fail "config error not positioned: $out" ;; esac
 mark=$(sql "SELECT coalesce(max(id), 0) FROM actions")
 passes=$(sql "SELECT count(*) FROM reconcile_passes")
-out=$("$bin/spinupd" --dry-run --config "$work/f.conf" 2>/dev/null) || fail "--dry-run failed"
+lease_epoch() { sql "SELECT coalesce((SELECT epoch FROM operator_leases WHERE name = 't$$'), 0)"; }
+ep_now=$(lease_epoch)
+[ "$ep_now" -ge 1 ] || fail "no epoch in operator_leases"
+out=$("$bin/spinupd" --dry-run --config "$work/f.conf" 2>"$work/dry.log") || fail "--dry-run failed"
 [ -n "$out" ] || fail "--dry-run printed no plan"
+grep -q "dry-run observes with the current fencing epoch=$ep_now " "$work/dry.log" ||
+	fail "--dry-run did not observe with the current epoch $ep_now: $(cat "$work/dry.log")"
+[ "$(lease_epoch)" = "$ep_now" ] || fail "--dry-run bumped the epoch"
 [ "$(sql "SELECT count(*) FROM actions WHERE id > $mark")" -eq 0 ] || fail "--dry-run journaled actions"
 [ "$(sql "SELECT count(*) FROM reconcile_passes")" -eq "$passes" ] || fail "--dry-run recorded a pass"
 "$bin/spinupd" --once --config "$work/f.conf" >"$work/once.log" 2>&1 || fail "--once failed"
@@ -347,4 +360,64 @@ wait_for "ws6 picked up through LISTEN on the new connection" 10 ws6_seen
 ws6_ready() { has_phase ws6 READY; }
 wait_for "ws6 READY (busy period while it converges)" 30 ws6_ready
 echo "ok 7 database connection cut: reconnected and converged"
+
+# -------------------------------------------------- 8 a stale leader makes no cloud call
+# Each sim spinupd has a world of its own, so what i did shows in its metrics.
+kill -TERM "$pid_h"
+wait_for "h exits" 10 exited "$pid_h"
+start i "redis_url = redis://127.0.0.1:$rport/0" "debug_stop_at = pending"
+wait_for "i leads and stops itself between journaling and acting" 15 is_stopped "$pid_i"
+ep_i=$(epoch_of i)
+[ -n "$ep_i" ] || fail "i never led"
+start j "redis_url = redis://127.0.0.1:$rport/0"
+wait_for "j takes over" 15 log_has j "leadership acquired"
+kill -CONT "$pid_i"
+wait_for "i steps down" 10 log_has i "leadership lost"
+actions_of() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^spinup_actions_total/ { s += $2 } END { print s + 0 }'; }
+wait_for "i serves metrics again" 5 eval '[ -n "$(metric "$port_i" spinup_leader)" ]'
+[ "$(actions_of "$port_i")" = "0" ] || fail "the stale leader i issued $(actions_of "$port_i") actions"
+[ "$(metric "$port_i" spinup_leader)" = "0" ] || fail "i still reports leadership"
+log_has i "pass stopped before a mutation" || fail "i did not log why it stopped"
+log_has i "outcome=acted" && fail "i acted after losing its lease"
+[ "$(sql "SELECT count(*) FROM actions WHERE epoch = $ep_i AND state <> 'pending' AND coalesce(error, '') NOT LIKE 'settled%'")" -eq 0 ] ||
+	fail "a result of the stale leader i was recorded"
+j_world() { [ "$(metric "$port_j" spinup_sim_containers)" = "$1" ] && all_ready "$1"; }
+wait_for "j converges" 40 j_world "$(sql "SELECT count(*) FROM workspaces WHERE state = 'Running'")"
+echo "ok 8 stale leader i (epoch $ep_i) resumed after j took over: no mutation issued"
+
+# -------------------------------------------------- 9 --once exit codes
+kill -TERM "$pid_i" "$pid_j"
+wait_for "i exits" 10 exited "$pid_i"
+wait_for "j exits" 10 exited "$pid_j"
+DB9=$base/${dbname}_once
+psql -XAtq "$DATABASE_URL" -c "CREATE DATABASE ${dbname}_once" || fail "create database ${dbname}_once"
+"$bin/spinctl" --db "$DB9" migrate >/dev/null || fail "spinctl migrate (9)"
+sed -e "s#^database_url = .*#database_url = $DB9#" -e "s#^lease_key = .*#lease_key = spinup:test:$$:once#" \
+	-e "s#^lease_name = .*#lease_name = once#" -e "/^metrics_addr/d" "$work/f.conf" >"$work/once.conf"
+chmod 600 "$work/once.conf"
+sed -e 's/name: ws4/name: ws9/' -e 's#bob/ws4/#bob/ws9/#' "$work/ws4.yaml" >"$work/ws9.yaml"
+echo "  state: Stopped" >>"$work/ws9.yaml"
+"$bin/spinctl" --db "$DB9" apply -f "$work/pool.yaml" -f "$work/ws9.yaml" >/dev/null || fail "apply ws9"
+once() { "$bin/spinupd" --once --config "$work/once.conf" >"$work/once9.log" 2>&1; echo $?; }
+sql9() { psql -XAtq "$DB9" -c "$1"; }
+[ "$(once)" = "0" ] || fail "--once on a stopped workspace: $(cat "$work/once9.log")"
+[ "$(once)" = "0" ] || fail "--once converged should exit 0: $(cat "$work/once9.log")"
+grep -q "outcome=converged" "$work/once9.log" || fail "the second --once was not converged"
+sql9 "UPDATE workspaces SET state = 'Running' WHERE name = 'ws9'" >/dev/null
+sql9 "INSERT INTO pool_status (pool_id, safety_stopped) SELECT id, true FROM pools
+      ON CONFLICT (pool_id) DO UPDATE SET safety_stopped = true" >/dev/null
+for i in 1 2; do   # the first pass writes ws9's new status, the second only looks
+	rc=$(once)
+	[ "$rc" = "3" ] || fail "--once $i with its only pool safety-stopped should exit 3, not $rc: $(cat "$work/once9.log")"
+	grep -q "no progress: .*1 pool(s) safety-stopped" "$work/once9.log" || fail "--once did not say why it is stuck"
+done
+grep -q "outcome=stuck" "$work/once9.log" || fail "the pass was not logged as stuck"
+[ "$(sql9 "SELECT outcome FROM reconcile_passes ORDER BY id DESC LIMIT 1")" = "stuck" ] ||
+	fail "the pass was not recorded as stuck"
+sql9 "UPDATE pool_status SET safety_stopped = false" >/dev/null
+rc=$(once)
+[ "$rc" = "0" ] || fail "--once that acts should exit 0, not $rc: $(cat "$work/once9.log")"
+grep -q "outcome=acted" "$work/once9.log" || fail "the pass after clearing the stop did not act"
+"$bin/spinupd" --help | grep -q "3 stuck" || fail "spinupd --help does not document exit 3"
+echo "ok 9 --once: 0 converged, 3 stuck on a safety stop, 0 acting"
 exit 0
