@@ -636,8 +636,9 @@ static void start(struct fx *f, ...)
 	write_file(creds, "[default]\naws_access_key_id = " KEY "\naws_secret_access_key = "
 		   SECRET "\n\n[other]\naws_access_key_id=AKIDSECOND\n"
 		   "aws_secret_access_key=second-secret\n", 0600);
-	snprintf(cmd, sizeof(cmd), "echo {ip} {port} {group} > %s/{id}.addr; echo $$ > %s/{id}.pid;"
-		 " exec sleep 60", f->dir, f->dir);
+	/* the pid file is renamed into place: once it exists, it and the addr file are complete */
+	snprintf(cmd, sizeof(cmd), "echo {ip} {port} {group} > %s/{id}.addr; echo $$ > %s/{id}.pt"
+		 " && mv %s/{id}.pt %s/{id}.pid; exec sleep 60", f->dir, f->dir, f->dir, f->dir);
 	snprintf(stopcmd, sizeof(stopcmd), "touch %s/{id}.stopped", f->dir);
 	argv[n++] = exe;
 	argv[n++] = "--listen";
@@ -787,12 +788,20 @@ static int wait_running(struct fx *f, const char *group, struct obs_group *g, si
 	return 0;
 }
 
+/*
+ * The pid of an instance's command, waiting up to ~5 s for it: the
+ * provider reports an instance running when it starts the command, which
+ * writes its pid file some time later. -1 when none came.
+ */
 static pid_t instance_pid(struct fx *f, const char *id)
 {
 	char path[128];
+	int i, pid = -1;
 
 	snprintf(path, sizeof(path), "%s/%s.pid", f->dir, id);
-	return (pid_t)read_int_file(path);
+	for (i = 0; i < 100 && (pid = read_int_file(path)) <= 0; i++)
+		sleep_ms(50);
+	return pid > 0 ? (pid_t)pid : -1;
 }
 
 static int file_exists(struct fx *f, const char *id, const char *ext)
@@ -809,6 +818,8 @@ static int wait_gone(pid_t pid)
 {
 	int i;
 
+	if (pid <= 0)
+		return 0;   /* no pid: kill() would ask about a group or every process */
 	for (i = 0; i < 100; i++) {
 		if (kill(pid, 0) && errno == ESRCH)
 			return 1;
@@ -839,6 +850,7 @@ static void test_localcloud__driver_discovers_group_and_instance_processes(void 
 		assert_int_equal(strncmp(in->private_ip, "127.0.", 6), 0);
 		assert_string_not_equal(in->private_ip, "127.0.0.1");
 		/* the instance command ran with its own address, port and group */
+		assert_true(instance_pid(f, in->id) > 0);   /* its files are written */
 		snprintf(path, sizeof(path), "%s/%s.addr", f->dir, in->id);
 		fp = fopen(path, "r");
 		assert_non_null(fp);
@@ -934,15 +946,17 @@ static void test_localcloud__driver_unhealthy_instance_is_replaced(void **state)
 	struct obs_group g;
 	struct err e = ERR_INIT;
 	char a[32];
+	pid_t pa;
 
 	obs_group_init(&g);
 	start(f, "--group", "g1:0:3:1", NULL);
 	assert_true(wait_running(f, "g1", &g, 1));
 	snprintf(a, sizeof(a), "%s", g.instances[0].id);
+	pa = instance_pid(f, a);
 	assert_int_equal(cloud_set_health(f->c, a, 0, &e), 0);
 	assert_true(wait_running(f, "g1", &g, 1));
 	assert_string_not_equal(g.instances[0].id, a);
-	assert_true(wait_gone(instance_pid(f, a)));
+	assert_true(wait_gone(pa));
 	assert_int_equal(cloud_set_health(f->c, "i-0123456789abcdef0", 1, &e), SP_ENOTFOUND);
 	obs_group_release(&g);
 }
