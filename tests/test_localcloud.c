@@ -400,6 +400,17 @@ static void test_localcloud__api_describe_instances_filters_and_errors(void **st
 	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
 		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=%5Cother");
 	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 1);
+	/* an untagged instance (attached): no tag filter matches it, the id filter does */
+	lcworld_inst(f->w, 0)->untagged = 1;
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=web%20%26%20%3Cco%3E");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 2);
+	snprintf(form, sizeof(form), "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=instance-id&Filter.1.Value.1=%s", id0);
+	api_call(f, 200, form);
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 1);
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "key"), 0);
+	lcworld_inst(f->w, 0)->untagged = 0;
 	/* InstanceId.N with an unknown id: InvalidInstanceID.NotFound, EC2's shape */
 	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
 		 "InstanceId.1=i-0123456789abcdef0");
@@ -1166,6 +1177,41 @@ static void test_localcloud__driver_eventual_consistency_and_cut_bodies(void **s
 	obs_group_release(&g);
 }
 
+/* An instance without the group tag is described by id: its address for one more call. */
+static void test_localcloud__driver_describes_untagged_instance_by_id(void **state)
+{
+	struct fx *f = *state;
+	struct obs_group g;
+	struct strbuf b = STRBUF_INIT;
+	char path[128], a[32], ip[OBS_ADDR_MAX + 1];
+	unsigned long before;
+	const struct obs_instance *in;
+
+	obs_group_init(&g);
+	start(f, "--group", "g1:0:5:3", NULL);
+	assert_true(wait_running(f, "g1", &g, 3));
+	snprintf(a, sizeof(a), "%s", g.instances[1].id);
+	snprintf(ip, sizeof(ip), "%s", g.instances[1].private_ip);
+	/* every instance tagged: 1 DescribeAutoScalingGroups + 1 page by tag */
+	before = awscloud_requests(f->c);
+	describe(f, "g1", &g, 0);
+	assert_int_equal(awscloud_requests(f->c) - before, 2);
+	snprintf(path, sizeof(path), "/_admin/instances/%s/untag", a);
+	assert_int_equal(admin_post(f, path, &b), 200);
+	/* untagged: still observed, with its address, for one call by id */
+	before = awscloud_requests(f->c);
+	describe(f, "g1", &g, 0);
+	assert_int_equal(awscloud_requests(f->c) - before, 3);
+	assert_true(g.complete);
+	assert_int_equal(n_running(&g), 3);
+	in = obs_group_find(&g, a);
+	assert_non_null(in);
+	assert_true(in->ec2_seen);
+	assert_string_equal(in->private_ip, ip);
+	strbuf_release(&b);
+	obs_group_release(&g);
+}
+
 static void test_localcloud__admin_state_kill_terminate(void **state)
 {
 	struct fx *f = *state;
@@ -1382,6 +1428,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_retries_throttling_and_5xx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_auth_and_denial_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_eventual_consistency_and_cut_bodies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_localcloud__driver_describes_untagged_instance_by_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__admin_state_kill_terminate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__real_agents_answer_on_their_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__sigterm_stops_every_instance_process, setup, teardown),
