@@ -342,24 +342,43 @@ static int filter_literal(const char *name, char *out, size_t outsz)
 	return 0;
 }
 
-/* One page of DescribeInstances for the group's tag, after the token in next (or the first). */
-static int describe_page(struct awscloud *s, struct obs_group *g, const char *value,
+/* What one DescribeInstances series asks for: the group's tag, or a batch of instance ids. */
+struct ec2_query {
+	const char *tag;            /* Filter tag:aws:autoscaling:groupName = tag, or NULL */
+	const char *const *ids;     /* else Filter instance-id = these */
+	size_t nids;                /* 1..AWSCLOUD_FILTER_VALUES */
+};
+
+static int query_params(struct awsq_params *p, const struct ec2_query *q, const char *next)
+{
+	size_t i;
+	int rc;
+
+	awsq_params_init(p, "DescribeInstances");
+	rc = awsq_params_add(p, "Version", EC2_VERSION);
+	if (!rc)
+		rc = awsq_params_add(p, "Filter.1.Name", q->tag ? "tag:" AWSCLOUD_GROUP_TAG :
+				     "instance-id");
+	if (!rc && q->tag)
+		rc = awsq_params_add(p, "Filter.1.Value.1", q->tag);
+	for (i = 0; !q->tag && i < q->nids && !rc; i++)
+		rc = awsq_params_addf(p, q->ids[i], "Filter.1.Value.%zu", i + 1);
+	if (!rc)
+		rc = awsq_params_add(p, "MaxResults", AWSCLOUD_EC2_PAGE);
+	if (!rc && next[0])
+		rc = awsq_params_add(p, "NextToken", next);
+	return rc;
+}
+
+/* One page of DescribeInstances for q, after the token in next (or the first). */
+static int describe_page(struct awscloud *s, struct obs_group *g, const struct ec2_query *q,
 			 char *next, unsigned *calls, struct err *e)
 {
 	struct awsq_params p;
 	xmlDocPtr doc;
 	int rc;
 
-	awsq_params_init(&p, "DescribeInstances");
-	rc = awsq_params_add(&p, "Version", EC2_VERSION);
-	if (!rc)
-		rc = awsq_params_add(&p, "Filter.1.Name", "tag:" AWSCLOUD_GROUP_TAG);
-	if (!rc)
-		rc = awsq_params_add(&p, "Filter.1.Value.1", value);
-	if (!rc)
-		rc = awsq_params_add(&p, "MaxResults", AWSCLOUD_EC2_PAGE);
-	if (!rc && next[0])
-		rc = awsq_params_add(&p, "NextToken", next);
+	rc = query_params(&p, q, next);
 	if (rc) {
 		awsq_params_release(&p);
 		return err_set(e, rc, "could not build DescribeInstances parameters");
@@ -374,34 +393,78 @@ static int describe_page(struct awscloud *s, struct obs_group *g, const char *va
 	return rc;
 }
 
-/*
- * Every page of DescribeInstances filtered on the group's tag. Instances
- * the group does not list are ignored by the parser; ones it lists that no
- * page returns keep ec2_seen = 0 (not yet visible).
- */
-static int describe_ec2(struct awscloud *s, struct obs_group *g, unsigned *calls,
-			struct err *e)
+/* Every page of DescribeInstances for q (at most AWSQ_MAX_PAGES). */
+static int describe_series(struct awscloud *s, struct obs_group *g, const struct ec2_query *q,
+			   unsigned *calls, struct err *e)
 {
 	char *next = calloc(1, AWSCLOUD_TOKEN_MAX + 1);
-	char value[2 * sizeof(g->name)];
 	int pages = 0, rc = 0;
 
 	if (!next)
 		return err_set(e, SP_ENOMEM, "out of memory describing instances");
-	if (filter_literal(g->name, value, sizeof(value))) {
-		rc = err_set(e, SP_EINVAL, "group name '%.64s...' is too long", g->name);
-		goto out;
-	}
 	do {
 		if (++pages > AWSQ_MAX_PAGES) {
 			rc = err_set(e, SP_ELIMIT, "DescribeInstances returned more than %d pages",
 				     AWSQ_MAX_PAGES);
 			break;
 		}
-		rc = describe_page(s, g, value, next, calls, e);
+		rc = describe_page(s, g, q, next, calls, e);
 	} while (!rc && next[0]);
-out:
 	free(next);
+	return rc;
+}
+
+/*
+ * Every page of DescribeInstances filtered on the group's tag. Instances
+ * the group does not list are ignored by the parser; ones it lists that no
+ * page returns keep ec2_seen = 0 for describe_missed.
+ */
+static int describe_tagged(struct awscloud *s, struct obs_group *g, unsigned *calls,
+			   struct err *e)
+{
+	char value[2 * sizeof(g->name)];
+	struct ec2_query q = { value, NULL, 0 };
+
+	if (filter_literal(g->name, value, sizeof(value)))
+		return err_set(e, SP_EINVAL, "group name '%.64s...' is too long", g->name);
+	return describe_series(s, g, &q, calls, e);
+}
+
+/*
+ * The instances the group lists that the tag pages did not return (attached
+ * without the tag, or the tag not yet visible), by instance id, at most
+ * AWSCLOUD_FILTER_VALUES a call: no call when there are none. One EC2 does
+ * not know yet is simply not returned and keeps ec2_seen = 0 (unknown).
+ */
+static int describe_missed(struct awscloud *s, struct obs_group *g, unsigned *calls,
+			   struct err *e)
+{
+	const char **ids = malloc((g->ninstances ? g->ninstances : 1) * sizeof(*ids));
+	struct ec2_query q = { NULL, NULL, 0 };
+	size_t i, n = 0, off;
+	int rc = 0;
+
+	if (!ids)
+		return err_set(e, SP_ENOMEM, "out of memory describing instances");
+	for (i = 0; i < g->ninstances; i++)
+		if (!g->instances[i].ec2_seen)
+			ids[n++] = g->instances[i].id;
+	for (off = 0; off < n && !rc; off += q.nids) {
+		q.ids = ids + off;
+		q.nids = n - off < AWSCLOUD_FILTER_VALUES ? n - off : AWSCLOUD_FILTER_VALUES;
+		rc = describe_series(s, g, &q, calls, e);
+	}
+	free(ids);
+	return rc;
+}
+
+static int describe_ec2(struct awscloud *s, struct obs_group *g, unsigned *calls,
+			struct err *e)
+{
+	int rc = describe_tagged(s, g, calls, e);
+
+	if (!rc)
+		rc = describe_missed(s, g, calls, e);
 	if (rc == SP_ENOTFOUND)
 		rc = err_set(e, SP_EBUSY, "some instances of group '%s' are not yet visible in "
 			     "ec2 (InvalidInstanceID.NotFound), observation incomplete", g->name);

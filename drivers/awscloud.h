@@ -12,14 +12,24 @@
  * costs 1 + 10 calls instead of 1 + 50. Pages are bounded by AWSQ_MAX_PAGES
  * and each response by the client's max_response.
  *
+ * The instances the ASG lists that no tag page returned (one attached with
+ * AttachInstances lacks the tag; a new one's tag may not be visible yet)
+ * are then asked for by id: Filter.1.Name instance-id, at most
+ * AWSCLOUD_FILTER_VALUES ids a call, MaxResults 1000, nextToken followed.
+ * A pass where the tag returned every instance costs no extra call; the
+ * odd missing instance costs one. (A filter, not InstanceId.N: one id EC2
+ * does not know yet would fail the whole InstanceId.N call, and those
+ * calls cannot be paginated.)
+ *
  * Only instances the ASG lists are observed: one EC2 returns that the ASG
  * no longer lists (terminated, detached) is ignored. One the ASG lists but
- * no page returns keeps ec2_seen = 0: not yet visible, unknown, not absent
- * (no address, so no agent call; the planner never reads it as gone). An
- * InvalidInstanceID.NotFound answer makes the observation incomplete and
- * returns SP_EBUSY. g->complete is set only when every page of both calls
- * succeeded. A group that does not exist is found = 0 with complete = 1
- * (the answer was complete: there is no such group).
+ * neither the tag nor the id query returns keeps ec2_seen = 0: not yet
+ * visible, unknown, not absent (no address, so no agent call; the planner
+ * never reads it as gone). An InvalidInstanceID.NotFound answer makes the
+ * observation incomplete and returns SP_EBUSY. g->complete is set only
+ * when every page of every call succeeded. A group that does not exist is
+ * found = 0 with complete = 1 (the answer was complete: there is no such
+ * group).
  *
  * Mutations: SetDesiredCapacity (HonorCooldown=false),
  * SetInstanceProtection (at most CLOUD_PROTECT_BATCH ids a call),
@@ -61,6 +71,12 @@
 /* The tag Auto Scaling puts on its instances, and DescribeInstances' page size. */
 #define AWSCLOUD_GROUP_TAG "aws:autoscaling:groupName"
 #define AWSCLOUD_EC2_PAGE "1000"
+/*
+ * Instance ids in one instance-id filter: the batch the driver used before
+ * the tag filter. AWS publishes no limit on filter values; EC2 has been
+ * seen to refuse more than 200 in one call.
+ */
+#define AWSCLOUD_FILTER_VALUES 200
 
 struct awscloud_config {
 	const char *region;          /* NULL: AWS_REGION / AWS_DEFAULT_REGION / config file */

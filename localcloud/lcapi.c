@@ -542,7 +542,8 @@ static int sel_match(const struct sel *s, struct lcworld *w, const struct lcworl
 	if (s->by_id && !bsearch(&(const char *){ in->id }, s->ids, s->nids, sizeof(*s->ids),
 				 cmp_str))
 		return 0;
-	if (s->by_group && !in_list(s->groups, s->ngroups, lcworld_group(w, (size_t)in->group)->name))
+	if (s->by_group && (in->untagged ||
+			    !in_list(s->groups, s->ngroups, lcworld_group(w, (size_t)in->group)->name)))
 		return 0;
 	if (s->by_state && !in_list(s->states, s->nstates, lcworld_state_ec2(in->state)))
 		return 0;
@@ -579,13 +580,18 @@ static int instance_item(struct strbuf *b, struct lcworld *w, const struct lcwor
 	if (!rc && in->state != LCWORLD_TERMINATED)
 		rc = strbuf_addf(b, "              <privateIpAddress>%s</privateIpAddress>\n",
 				 in->ip);
-	rc = rc ? rc : strbuf_addstr(b, "              <tagSet>\n                <item>\n"
-				     "                  <key>aws:autoscaling:groupName</key>\n"
-				     "                  <value>");
-	rc = rc ? rc : lcapi_xml_escape(b, gname);
-	rc = rc ? rc : strbuf_addstr(b, "</value>\n                </item>\n"
-				     "              </tagSet>\n            </item>\n"
-				     "          </instancesSet>\n        </item>\n");
+	if (in->untagged) {
+		rc = rc ? rc : strbuf_addstr(b, "              <tagSet/>\n");
+	} else {
+		rc = rc ? rc : strbuf_addstr(b, "              <tagSet>\n                <item>\n"
+					     "                  <key>aws:autoscaling:groupName</key>\n"
+					     "                  <value>");
+		rc = rc ? rc : lcapi_xml_escape(b, gname);
+		rc = rc ? rc : strbuf_addstr(b, "</value>\n                </item>\n"
+					     "              </tagSet>\n");
+	}
+	rc = rc ? rc : strbuf_addstr(b, "            </item>\n          </instancesSet>\n"
+				     "        </item>\n");
 	return rc;
 }
 

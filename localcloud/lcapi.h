@@ -14,7 +14,8 @@
  * InvalidInstanceID.NotFound, as AWS answers) or Filter.N.Name/Value.M on
  * instance-id, tag:aws:autoscaling:groupName and instance-state-name (no
  * match is simply absent; tag and state values match as EC2's do, '*' and
- * '?' wildcards, '\' escaping the next character; instance ids exactly);
+ * '?' wildcards, '\' escaping the next character; instance ids exactly; an
+ * untagged instance matches no tag filter and has an empty tagSet);
  * MaxResults 5..1000 (not with InstanceId.N), and
  * NextToken (opaque; a bad one is InvalidPaginationToken). Without
  * MaxResults every match comes in one page. Errors are

@@ -621,11 +621,12 @@ static json_t *state_json(struct lcloud *lc)
 	}
 	for (i = 0; i < lcworld_ninst(lc->w); i++) {
 		const struct lcworld_inst *in = lcworld_inst(lc->w, i);
-		json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:i, "
-				      "s:b, s:I}", "id", in->id, "group",
+		json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:b, "
+				      "s:i, s:b, s:I}", "id", in->id, "group",
 				      lcworld_group(lc->w, (size_t)in->group)->name, "ip", in->ip,
 				      "state", lcworld_state_asg(in->state), "healthy", in->healthy,
 				      "protected", in->protect, "visible", now >= in->visible_ms,
+				      "tagged", !in->untagged,
 				      "pid", in->pid, "process_running", in->proc_running,
 				      "launched_ms", (json_int_t)in->launched_ms));
 	}
@@ -704,6 +705,11 @@ static enum MHD_Result admin_instance(struct lcloud *lc, struct MHD_Connection *
 			return reply_text(c, 409, "the instance has no process\n");
 		log_info("admin: killed the processes of instance %s", in->id);
 		return reply_text(c, 200, "killed\n");
+	}
+	if (!strcmp(verb, "untag")) {
+		in->untagged = 1;
+		log_info("admin: instance %s lost its group tag", in->id);
+		return reply_text(c, 200, "untagged\n");
 	}
 	if (!strcmp(verb, "terminate")) {
 		if (lcworld_fail(lc->w, id, now_ms(), &e))

@@ -39,6 +39,8 @@
  *   GET  /_admin/state                      JSON: groups, instances, faults, calls
  *   POST /_admin/instances/ID/kill          SIGKILL the instance's processes
  *   POST /_admin/instances/ID/terminate     out of band: terminated, replaced
+ *   POST /_admin/instances/ID/untag         drop its group tag (as one attached
+ *                                           with AttachInstances): tag filters skip it
  *   POST /_admin/faults?throttle_every=N&error_every=N&cut_every=N&page_size=N
  *                      &visibility_ms=N&deny=A,B    set (only those given)
  *   POST /_admin/groups/NAME?desired=N      set a group's desired capacity

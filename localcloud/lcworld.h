@@ -73,6 +73,8 @@ struct lcworld_inst {
 	int64_t launched_ms;
 	int64_t next_ms;            /* when the current state ends (0: never) */
 	int64_t visible_ms;         /* DescribeInstances shows it from then on */
+	int untagged;               /* lacks the group tag (attached with AttachInstances): */
+				    /* a tag filter skips it, an instance-id filter finds it */
 	int proc_running;           /* the hooks' business: a process runs for it */
 	int pid;                    /* the hooks' business: its process group */
 	int64_t kill_ms;            /* the hooks' business: SIGKILL deadline, 0 none */

@@ -398,7 +398,13 @@ struct fake {
 	int ec2_page;            /* instances per DescribeInstances page */
 	int hide;                /* 1-based index EC2 does not return; 0 none */
 	int extra;               /* instances EC2 returns after the group's, not listed by it */
-	int ec2_bad_params;      /* DescribeInstances not by the group tag with MaxResults 1000 */
+	int untagged_lo;         /* 1-based range of group instances without the group */
+	int untagged_hi;         /*   tag (attached): only an instance-id filter finds them */
+	int ids_not_found;       /* instance-id queries answer InvalidInstanceID.NotFound */
+	int by_id_calls;         /* DescribeInstances calls filtered on instance-id */
+	int by_id_max;           /* most ids in one of them */
+	int ec2_bad_params;      /* DescribeInstances not by the group tag or by <= 200 ids, */
+				 /* with MaxResults 1000 */
 	char tag_value[64];      /* the group tag filter value last received */
 	const char *asg;         /* the group's name; NULL: ASG */
 	char fail_action[64];    /* Action to fail */
@@ -480,37 +486,74 @@ static void fake_describe_asg(struct fake *f, struct strbuf *b)
 		      "</DescribeAutoScalingGroupsResponse>");
 }
 
-/* DescribeInstances as EC2 answers a filter on the group tag: the group's instances, then extras. */
+/*
+ * The 1-based indices a DescribeInstances call matches, as EC2 answers a
+ * filter on the group tag (the group's tagged instances, then the extras)
+ * or on instance-id (the ids asked for that exist); hide matches neither.
+ * Counts what it is asked in f. malloc'd, n into *n.
+ */
+static int *fake_match(struct fake *f, const char *body, int *n)
+{
+	char name[64], val[64], key[48];
+	int total = f->ninst + f->extra, *m = calloc((size_t)total + 1, sizeof(*m));
+	int by_id, i, k;
+
+	assert_non_null(m);
+	*n = 0;
+	form_get(body, "Filter.1.Name", name, sizeof(name));
+	form_get(body, "MaxResults", val, sizeof(val));
+	by_id = !strcmp(name, "instance-id");
+	if ((!by_id && strcmp(name, "tag:aws:autoscaling:groupName")) || strcmp(val, "1000") ||
+	    form_get(body, "InstanceId.1", key, sizeof(key)))
+		f->ec2_bad_params++;
+	if (!by_id) {
+		form_get(body, "Filter.1.Value.1", f->tag_value, sizeof(f->tag_value));
+		if (form_get(body, "Filter.1.Value.2", val, sizeof(val)))
+			f->ec2_bad_params++;
+		for (i = 1; i <= total; i++)
+			if (i != f->hide && (i < f->untagged_lo || i > f->untagged_hi))
+				m[(*n)++] = i;
+		return m;
+	}
+	f->by_id_calls++;
+	for (k = 1;; k++) {
+		snprintf(key, sizeof(key), "Filter.1.Value.%d", k);
+		if (!form_get(body, key, val, sizeof(val)))
+			break;
+		i = (int)strtol(val + 2, NULL, 16);
+		if (i >= 1 && i <= total && i != f->hide && *n < total)
+			m[(*n)++] = i;
+	}
+	if (k - 1 > f->by_id_max)
+		f->by_id_max = k - 1;
+	if (k - 1 > 200)
+		f->ec2_bad_params++;
+	return m;
+}
+
+/* DescribeInstances: what the filter matches, ec2_page a page, tokens "tok-<offset>". */
 static void fake_describe_instances(struct fake *f, const char *body, struct strbuf *b)
 {
-	char name[64], val[64], tok[64], id[32];
-	int start = 0, total = f->ninst + f->extra, i;
+	char tok[64], id[32];
+	int start = 0, n, k, *m = fake_match(f, body, &n);
 
-	form_get(body, "Filter.1.Name", name, sizeof(name));
-	form_get(body, "Filter.1.Value.1", f->tag_value, sizeof(f->tag_value));
-	form_get(body, "MaxResults", val, sizeof(val));
-	if (strcmp(name, "tag:aws:autoscaling:groupName") || strcmp(val, "1000") ||
-	    form_get(body, "Filter.1.Value.2", tok, sizeof(tok)) ||
-	    form_get(body, "InstanceId.1", tok, sizeof(tok)))
-		f->ec2_bad_params++;
 	if (form_get(body, "NextToken", tok, sizeof(tok)))
 		start = (int)strtol(tok + 4, NULL, 10);
 	strbuf_addstr(b, "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
 		      "<requestId>r</requestId><reservationSet>");
-	for (i = start + 1; i <= total && i <= start + f->ec2_page; i++) {
-		if (i == f->hide)
-			continue;
-		inst_id(i, id, sizeof(id));
+	for (k = start; k < n && k < start + f->ec2_page; k++) {
+		inst_id(m[k], id, sizeof(id));
 		strbuf_addf(b, "<item><reservationId>r-%d</reservationId><instancesSet><item>"
 			    "<instanceId>%s</instanceId><instanceState><code>16</code><name>running"
 			    "</name></instanceState><launchTime>2026-11-22T10:00:00.000Z</launchTime>"
 			    "<privateIpAddress>127.0.%d.%d</privateIpAddress></item></instancesSet>"
-			    "</item>", i, id, i / 250, i % 250 + 1);
+			    "</item>", m[k], id, m[k] / 250, m[k] % 250 + 1);
 	}
 	strbuf_addstr(b, "</reservationSet>");
-	if (start + f->ec2_page < total)
+	if (start + f->ec2_page < n)
 		strbuf_addf(b, "<nextToken>tok-%d</nextToken>", start + f->ec2_page);
 	strbuf_addstr(b, "</DescribeInstancesResponse>");
+	free(m);
 }
 
 static void fake_handler(void *ctx, const struct awsstub_req *rq, struct awsstub_resp *rs)
@@ -563,6 +606,15 @@ static void fake_handler(void *ctx, const struct awsstub_req *rq, struct awsstub
 	}
 	if (strcmp(action, "DescribeAutoScalingGroups") && strcmp(action, "DescribeInstances"))
 		snprintf(f->last_body, sizeof(f->last_body), "%s", rq->body);
+	if (f->ids_not_found && !strcmp(action, "DescribeInstances") &&
+	    form_get(rq->body, "Filter.1.Name", ids, sizeof(ids)) && !strcmp(ids, "instance-id")) {
+		f->by_id_calls++;
+		rs->status = 400;
+		strbuf_addstr(&rs->body, "<Response><Errors><Error><Code>InvalidInstanceID.NotFound"
+			      "</Code><Message>The instance ID does not exist</Message></Error>"
+			      "</Errors><RequestID>r</RequestID></Response>");
+		return;
+	}
 	if (!strcmp(action, "DescribeAutoScalingGroups")) {
 		fake_describe_asg(f, &rs->body);
 	} else if (!strcmp(action, "DescribeInstances")) {
@@ -698,10 +750,15 @@ static void test_awsq__describe_follows_pages_and_signs_every_request(void **sta
 	}
 	assert_string_equal(g.instances[0].private_ip, "127.0.0.2");
 	assert_string_equal(g.instances[0].ec2_state, "running");
-	/* 1 DescribeAutoScalingGroups + 3 pages of DescribeInstances (9 instances, 3 a page) */
-	assert_int_equal(v->fake.nreq, 4);
-	assert_int_equal(v->cloud->calls, 4);
-	assert_int_equal(awscloud_requests(v->cloud), 4);
+	/*
+	 * 1 DescribeAutoScalingGroups + 3 pages by tag (8 instances, 3 a page)
+	 * + 1 by id for the hidden one, which stays unseen: unknown, not absent
+	 */
+	assert_int_equal(v->fake.nreq, 5);
+	assert_int_equal(v->fake.by_id_calls, 1);
+	assert_int_equal(v->fake.by_id_max, 1);
+	assert_int_equal(v->cloud->calls, 5);
+	assert_int_equal(awscloud_requests(v->cloud), 5);
 	assert_string_equal(v->fake.actions[1], "DescribeInstances");
 	assert_int_equal(v->fake.verify_failures, 0);
 	obs_group_release(&g);
@@ -748,6 +805,104 @@ static void test_awsq__describe_by_group_tag_in_pages_of_1000(void **state)
 	assert_int_equal(v->cloud->calls, 1 + 3);
 	assert_int_equal(v->fake.ec2_bad_params, 0);
 	assert_string_equal(v->fake.tag_value, ASG);
+	obs_group_release(&g);
+	env_free(v);
+}
+
+/*
+ * An instance the group lists without the group tag (attached with
+ * AttachInstances) is described by id: observed with its address for one
+ * extra call. With the tag on every instance there is no extra call.
+ */
+static void test_awsq__untagged_instance_costs_one_call_tagged_ones_none(void **state)
+{
+	struct env *v = env_new(5, 1000, 3, 2000);
+	struct obs_group g;
+	struct err e = ERR_INIT;
+	size_t i;
+
+	(void)state;
+	v->fake.untagged_lo = v->fake.untagged_hi = 3;
+	obs_group_init(&g);
+	if (cloud_describe(v->cloud, ASG, &g, &e))
+		fail_msg("describe: %s", e.msg);
+	assert_true(g.complete);
+	assert_int_equal(g.ninstances, 5);
+	for (i = 0; i < g.ninstances; i++)
+		assert_true(g.instances[i].ec2_seen);
+	assert_string_equal(g.instances[2].private_ip, "127.0.0.4");
+	assert_string_equal(g.instances[2].ec2_state, "running");
+	assert_true(g.instances[2].launch_time > 0);
+	/* 1 DescribeAutoScalingGroups + 1 by tag + 1 by id (one id) */
+	assert_int_equal(v->fake.nreq, 3);
+	assert_int_equal(v->cloud->calls, 3);
+	assert_int_equal(v->fake.by_id_calls, 1);
+	assert_int_equal(v->fake.by_id_max, 1);
+	assert_int_equal(v->fake.ec2_bad_params, 0);
+	/* tagged now: the usual pass, no call by id */
+	v->fake.untagged_lo = v->fake.untagged_hi = 0;
+	v->fake.nreq = 0;
+	if (cloud_describe(v->cloud, ASG, &g, &e))
+		fail_msg("describe: %s", e.msg);
+	assert_true(g.complete);
+	for (i = 0; i < g.ninstances; i++)
+		assert_true(g.instances[i].ec2_seen);
+	assert_int_equal(v->fake.nreq, 2);
+	assert_int_equal(v->fake.by_id_calls, 1);
+	obs_group_release(&g);
+	env_free(v);
+}
+
+/* Many untagged instances: at most 200 ids a call, each call's pages followed. */
+static void test_awsq__untagged_instances_by_id_200_a_call_pages_followed(void **state)
+{
+	struct env *v = env_new(450, 150, 3, 2000);
+	struct obs_group g;
+	struct err e = ERR_INIT;
+	size_t i;
+
+	(void)state;
+	v->fake.untagged_lo = 1;
+	v->fake.untagged_hi = 450;
+	obs_group_init(&g);
+	if (cloud_describe(v->cloud, ASG, &g, &e))
+		fail_msg("describe: %s", e.msg);
+	assert_true(g.complete);
+	assert_int_equal(g.ninstances, 450);
+	for (i = 0; i < g.ninstances; i++)
+		assert_true(g.instances[i].ec2_seen);
+	assert_string_equal(g.instances[449].private_ip, "127.0.1.201");
+	/* 1 + 1 by tag (empty) + ids 200 (2 pages of 150), 200 (2), 50 (1) */
+	assert_int_equal(v->fake.by_id_max, 200);
+	assert_int_equal(v->fake.by_id_calls, 5);
+	assert_int_equal(v->fake.nreq, 1 + 1 + 5);
+	assert_int_equal(v->cloud->calls, 1 + 1 + 5);
+	assert_int_equal(v->fake.ec2_bad_params, 0);
+	obs_group_release(&g);
+	env_free(v);
+}
+
+/* InvalidInstanceID.NotFound asking by id: incomplete, the instance unknown, never absent. */
+static void test_awsq__not_found_by_id_is_incomplete_not_absent(void **state)
+{
+	struct env *v = env_new(3, 1000, 3, 2000);
+	struct obs_group g;
+	struct err e = ERR_INIT;
+
+	(void)state;
+	v->fake.untagged_lo = v->fake.untagged_hi = 2;
+	v->fake.ids_not_found = 1;
+	obs_group_init(&g);
+	assert_int_equal(cloud_describe(v->cloud, ASG, &g, &e), SP_EBUSY);
+	assert_non_null(strstr(e.msg, "not yet visible"));
+	assert_true(g.found);
+	assert_false(g.complete);
+	assert_int_equal(g.ninstances, 3);       /* still listed: nothing reads as gone */
+	assert_true(g.instances[0].ec2_seen);
+	assert_false(g.instances[1].ec2_seen);
+	assert_string_equal(g.instances[1].private_ip, "");
+	assert_true(g.instances[2].ec2_seen);
+	assert_int_equal(v->fake.by_id_calls, 1); /* not retried within the pass */
 	obs_group_release(&g);
 	env_free(v);
 }
@@ -1179,6 +1334,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_awsq__session_token_is_sent_and_signed, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__describe_by_group_tag_in_pages_of_1000, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__group_tag_value_is_escaped, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__untagged_instance_costs_one_call_tagged_ones_none, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__untagged_instances_by_id_200_a_call_pages_followed, env_teardown),
+		cmocka_unit_test_teardown(test_awsq__not_found_by_id_is_incomplete_not_absent, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__throttling_retried_with_backoff_and_resigned, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__throttling_exhausted_is_ethrottled, env_teardown),
 		cmocka_unit_test_teardown(test_awsq__5xx_and_html_retried_then_unavailable, env_teardown),

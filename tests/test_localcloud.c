@@ -400,6 +400,17 @@ static void test_localcloud__api_describe_instances_filters_and_errors(void **st
 	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
 		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=%5Cother");
 	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 1);
+	/* an untagged instance (attached): no tag filter matches it, the id filter does */
+	lcworld_inst(f->w, 0)->untagged = 1;
+	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=web%20%26%20%3Cco%3E");
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 2);
+	snprintf(form, sizeof(form), "Action=DescribeInstances&Version=2016-11-15&"
+		 "Filter.1.Name=instance-id&Filter.1.Value.1=%s", id0);
+	api_call(f, 200, form);
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "instanceId"), 1);
+	assert_int_equal(count_nodes(xmlDocGetRootElement(f->doc), "key"), 0);
+	lcworld_inst(f->w, 0)->untagged = 0;
 	/* InstanceId.N with an unknown id: InvalidInstanceID.NotFound, EC2's shape */
 	api_call(f, 200, "Action=DescribeInstances&Version=2016-11-15&"
 		 "InstanceId.1=i-0123456789abcdef0");
@@ -636,8 +647,9 @@ static void start(struct fx *f, ...)
 	write_file(creds, "[default]\naws_access_key_id = " KEY "\naws_secret_access_key = "
 		   SECRET "\n\n[other]\naws_access_key_id=AKIDSECOND\n"
 		   "aws_secret_access_key=second-secret\n", 0600);
-	snprintf(cmd, sizeof(cmd), "echo {ip} {port} {group} > %s/{id}.addr; echo $$ > %s/{id}.pid;"
-		 " exec sleep 60", f->dir, f->dir);
+	/* the pid file is renamed into place: once it exists, it and the addr file are complete */
+	snprintf(cmd, sizeof(cmd), "echo {ip} {port} {group} > %s/{id}.addr; echo $$ > %s/{id}.pt"
+		 " && mv %s/{id}.pt %s/{id}.pid; exec sleep 60", f->dir, f->dir, f->dir, f->dir);
 	snprintf(stopcmd, sizeof(stopcmd), "touch %s/{id}.stopped", f->dir);
 	argv[n++] = exe;
 	argv[n++] = "--listen";
@@ -787,12 +799,20 @@ static int wait_running(struct fx *f, const char *group, struct obs_group *g, si
 	return 0;
 }
 
+/*
+ * The pid of an instance's command, waiting up to ~5 s for it: the
+ * provider reports an instance running when it starts the command, which
+ * writes its pid file some time later. -1 when none came.
+ */
 static pid_t instance_pid(struct fx *f, const char *id)
 {
 	char path[128];
+	int i, pid = -1;
 
 	snprintf(path, sizeof(path), "%s/%s.pid", f->dir, id);
-	return (pid_t)read_int_file(path);
+	for (i = 0; i < 100 && (pid = read_int_file(path)) <= 0; i++)
+		sleep_ms(50);
+	return pid > 0 ? (pid_t)pid : -1;
 }
 
 static int file_exists(struct fx *f, const char *id, const char *ext)
@@ -809,6 +829,8 @@ static int wait_gone(pid_t pid)
 {
 	int i;
 
+	if (pid <= 0)
+		return 0;   /* no pid: kill() would ask about a group or every process */
 	for (i = 0; i < 100; i++) {
 		if (kill(pid, 0) && errno == ESRCH)
 			return 1;
@@ -839,6 +861,7 @@ static void test_localcloud__driver_discovers_group_and_instance_processes(void 
 		assert_int_equal(strncmp(in->private_ip, "127.0.", 6), 0);
 		assert_string_not_equal(in->private_ip, "127.0.0.1");
 		/* the instance command ran with its own address, port and group */
+		assert_true(instance_pid(f, in->id) > 0);   /* its files are written */
 		snprintf(path, sizeof(path), "%s/%s.addr", f->dir, in->id);
 		fp = fopen(path, "r");
 		assert_non_null(fp);
@@ -934,15 +957,17 @@ static void test_localcloud__driver_unhealthy_instance_is_replaced(void **state)
 	struct obs_group g;
 	struct err e = ERR_INIT;
 	char a[32];
+	pid_t pa;
 
 	obs_group_init(&g);
 	start(f, "--group", "g1:0:3:1", NULL);
 	assert_true(wait_running(f, "g1", &g, 1));
 	snprintf(a, sizeof(a), "%s", g.instances[0].id);
+	pa = instance_pid(f, a);
 	assert_int_equal(cloud_set_health(f->c, a, 0, &e), 0);
 	assert_true(wait_running(f, "g1", &g, 1));
 	assert_string_not_equal(g.instances[0].id, a);
-	assert_true(wait_gone(instance_pid(f, a)));
+	assert_true(wait_gone(pa));
 	assert_int_equal(cloud_set_health(f->c, "i-0123456789abcdef0", 1, &e), SP_ENOTFOUND);
 	obs_group_release(&g);
 }
@@ -1148,6 +1173,41 @@ static void test_localcloud__driver_eventual_consistency_and_cut_bodies(void **s
 	assert_true(g.complete);
 	assert_int_equal(n_running(&g), 2);
 	assert_int_equal(admin_post(f, "/_admin/faults?bogus=1", &b), 400);
+	strbuf_release(&b);
+	obs_group_release(&g);
+}
+
+/* An instance without the group tag is described by id: its address for one more call. */
+static void test_localcloud__driver_describes_untagged_instance_by_id(void **state)
+{
+	struct fx *f = *state;
+	struct obs_group g;
+	struct strbuf b = STRBUF_INIT;
+	char path[128], a[32], ip[OBS_ADDR_MAX + 1];
+	unsigned long before;
+	const struct obs_instance *in;
+
+	obs_group_init(&g);
+	start(f, "--group", "g1:0:5:3", NULL);
+	assert_true(wait_running(f, "g1", &g, 3));
+	snprintf(a, sizeof(a), "%s", g.instances[1].id);
+	snprintf(ip, sizeof(ip), "%s", g.instances[1].private_ip);
+	/* every instance tagged: 1 DescribeAutoScalingGroups + 1 page by tag */
+	before = awscloud_requests(f->c);
+	describe(f, "g1", &g, 0);
+	assert_int_equal(awscloud_requests(f->c) - before, 2);
+	snprintf(path, sizeof(path), "/_admin/instances/%s/untag", a);
+	assert_int_equal(admin_post(f, path, &b), 200);
+	/* untagged: still observed, with its address, for one call by id */
+	before = awscloud_requests(f->c);
+	describe(f, "g1", &g, 0);
+	assert_int_equal(awscloud_requests(f->c) - before, 3);
+	assert_true(g.complete);
+	assert_int_equal(n_running(&g), 3);
+	in = obs_group_find(&g, a);
+	assert_non_null(in);
+	assert_true(in->ec2_seen);
+	assert_string_equal(in->private_ip, ip);
 	strbuf_release(&b);
 	obs_group_release(&g);
 }
@@ -1368,6 +1428,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_retries_throttling_and_5xx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_auth_and_denial_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__driver_eventual_consistency_and_cut_bodies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_localcloud__driver_describes_untagged_instance_by_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__admin_state_kill_terminate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__real_agents_answer_on_their_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_localcloud__sigterm_stops_every_instance_process, setup, teardown),
