@@ -36,6 +36,13 @@
  *    Terminating/Terminated though never marked) while the last status of a
  *    workspace that should run placed it there: a `missing` InstanceLost
  *    finding; the workspace is placed elsewhere in the same pass.
+ *  - Unknown is no news (invariants 7, 8): a partial or failed observation
+ *    changes no phase by itself. What status knows holds: a STOPPED
+ *    workspace stays STOPPED, a deletion that found no container keeps
+ *    knowing it (DELETING, or DELETED while its row remains), a workspace
+ *    not placed keeps its wait (PENDING stays PENDING, a wait for a slot goes
+ *    on), a placed one keeps its phase and address; conditions go Unknown
+ *    only for what is really unknown now (a container on an unobserved agent).
  *  - Output order per pool: workspace actions (by id), instance actions (by
  *    id: orphan removals, protection, health, termination), then capacity.
  *    Changes and events follow workspace order; pool_records are parallel

@@ -100,6 +100,7 @@ struct harness {
 	int health_replacements, stale_passes, replays, fragmented, approvals;
 	int health_idle, deaths, fast, launch_timeouts, lost_findings;
 	int max_mutations;              /* the executor's per-pass limit */
+	int blind_checks;               /* passes planned again with nothing observed */
 };
 
 struct pass_stats {
@@ -1167,6 +1168,56 @@ static int check_journal(struct harness *h, unsigned long m0, unsigned long call
 }
 
 /*
+ * Invariants 7 and 8, "unknown is not absent": the pass just recorded,
+ * planned again at the same time on the same desired state and records but
+ * with nothing observed (every describe failed, no agent answered), must
+ * act on nothing and change no phase. Whatever it would change could only
+ * come from missing evidence.
+ */
+static int check_blind(struct harness *h, int64_t now, uint64_t seed)
+{
+	struct plan_pool_obs obs[NPOOLS];
+	struct plan_output out;
+	struct plan_input in;
+	struct err e = ERR_INIT;
+	size_t i;
+	int p, rc = 0;
+
+	memset(obs, 0, sizeof(obs));
+	for (p = 0; p < NPOOLS; p++)
+		obs[p].pool_id = h->pools[p].id;
+	memset(&in, 0, sizeof(in));
+	in.now = now;
+	in.seed = seed;
+	in.cfg = &h->pcfg;
+	in.pools = h->pools;
+	in.npools = NPOOLS;
+	in.pool_records = h->precs;
+	in.npool_records = h->nprecs;
+	in.workspaces = h->ws;
+	in.nworkspaces = h->nws;
+	in.status = h->st;
+	in.has_status = h->has;
+	in.obs = obs;
+	in.instances = h->irecs;
+	in.ninstances = h->nirecs;
+	if (plan_compute(&in, &out, &e) < 0)
+		return violation(h, "plan_compute: %s", e.msg);
+	h->blind_checks++;
+	if (out.nactions)
+		rc = violation(h, "invariant 7: with nothing observed the plan still acts: %s",
+			       out.actions[0].key);
+	for (i = 0; !rc && i < out.nevents; i++)
+		if (out.events[i].from != out.events[i].to)
+			rc = violation(h, "invariant 8: with nothing observed workspace %lld moves "
+				       "%s -> %s (%s)", (long long)out.events[i].workspace_id,
+				       ws_phase_name(out.events[i].from),
+				       ws_phase_name(out.events[i].to), out.events[i].reason);
+	plan_output_release(&out);
+	return rc;
+}
+
+/*
  * Run one pass with the given epoch. A stale pass must change nothing at all.
  * With replay, the executor runs the plan twice, as a leader that crashed
  * after acting and before recording would have it replayed (invariant 6).
@@ -1252,6 +1303,8 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 			rc = delete_row(h, out.actions[i].workspace_id);
 	if (!rc)
 		rc = check_world(h);
+	if (!rc)
+		rc = check_blind(h, in.now, in.seed);
 	ps->nactions = out.nactions;
 	ps->nchanges = out.nchanges;
 	ps->mutations = sim_mutations(h->w) - m0;
@@ -1504,7 +1557,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	unsigned long first = 1, s, failed = 0;
 	int max_conv = 0, n_per_mix[NMIXES] = { 0 }, health = 0, stale = 0, replays = 0;
 	int fragmented = 0, approvals = 0, health_idle = 0, deaths = 0, launch_timeouts = 0;
-	int lost = 0;
+	int lost = 0, blind = 0;
 	size_t m;
 
 	(void)state;
@@ -1531,6 +1584,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 		deaths += h.deaths;
 		launch_timeouts += h.launch_timeouts;
 		lost += h.lost_findings;
+		blind += h.blind_checks;
 		stale += h.stale_passes;
 		replays += h.replays;
 		harness_close(&h);
@@ -1542,6 +1596,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	printf("; instance deaths %d, unhealthy replacements %d (containers of running "
 	       "workspaces lost with them %d), launches timed out %d, InstanceLost findings %d",
 	       deaths, health_idle, health, launch_timeouts, lost);
+	printf("; passes planned again with nothing observed %d", blind);
 	printf("; stale-leader passes %d, replays %d, safety stops "
 	       "cleared by the operator %d, seeds ending with workspaces spread over more "
 	       "instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
