@@ -100,7 +100,7 @@ struct harness {
 	int health_replacements, stale_passes, replays, fragmented, approvals;
 	int health_idle, deaths, fast, launch_timeouts, lost_findings;
 	int max_mutations;              /* the executor's per-pass limit */
-	int blind_checks;               /* passes planned again with nothing observed */
+	int blind_checks;               /* passes planned again with less observed */
 };
 
 struct pass_stats {
@@ -1170,11 +1170,13 @@ static int check_journal(struct harness *h, unsigned long m0, unsigned long call
 /*
  * Invariants 7 and 8, "unknown is not absent": the pass just recorded,
  * planned again at the same time on the same desired state and records but
- * with nothing observed (every describe failed, no agent answered), must
- * act on nothing and change no phase. Whatever it would change could only
- * come from missing evidence.
+ * with less observed - no group listing (a partial answer), or nothing at
+ * all (every describe failed, no agent answered) - must act on nothing and
+ * change no phase. Whatever it would change could only come from missing
+ * evidence.
  */
-static int check_blind(struct harness *h, int64_t now, uint64_t seed)
+static int check_blind(struct harness *h, int64_t now, uint64_t seed,
+		       const struct observation *o, int keep_agents)
 {
 	struct plan_pool_obs obs[NPOOLS];
 	struct plan_output out;
@@ -1184,8 +1186,12 @@ static int check_blind(struct harness *h, int64_t now, uint64_t seed)
 	int p, rc = 0;
 
 	memset(obs, 0, sizeof(obs));
-	for (p = 0; p < NPOOLS; p++)
+	for (p = 0; p < NPOOLS; p++) {
+		if (keep_agents)
+			obs[p] = o->obs[p];
 		obs[p].pool_id = h->pools[p].id;
+		obs[p].group = NULL;
+	}
 	memset(&in, 0, sizeof(in));
 	in.now = now;
 	in.seed = seed;
@@ -1205,12 +1211,25 @@ static int check_blind(struct harness *h, int64_t now, uint64_t seed)
 		return violation(h, "plan_compute: %s", e.msg);
 	h->blind_checks++;
 	if (out.nactions)
-		rc = violation(h, "invariant 7: with nothing observed the plan still acts: %s",
+		rc = violation(h, "invariant 7: with %s the plan still acts: %s",
+			       keep_agents ? "no group listing" : "nothing observed",
 			       out.actions[0].key);
+	for (i = 0; !rc && i < out.nchanges; i++) {
+		const struct workspace_status *ns = &out.changes[i].status;
+		int k = ws_index(h, ns->workspace_id);
+
+		if (k >= 0 && h->has[k] && !strcmp(h->st[k].instance_id, ns->instance_id) &&
+		    strcmp(h->st[k].address, ns->address))
+			rc = violation(h, "invariant 7: with %s workspace %lld on %s has address "
+				       "'%s', was '%s'", keep_agents ? "no group listing" :
+				       "nothing observed", (long long)ns->workspace_id,
+				       ns->instance_id, ns->address, h->st[k].address);
+	}
 	for (i = 0; !rc && i < out.nevents; i++)
 		if (out.events[i].from != out.events[i].to)
-			rc = violation(h, "invariant 8: with nothing observed workspace %lld moves "
-				       "%s -> %s (%s)", (long long)out.events[i].workspace_id,
+			rc = violation(h, "invariant 8: with %s workspace %lld moves %s -> %s (%s)",
+				       keep_agents ? "no group listing" : "nothing observed",
+				       (long long)out.events[i].workspace_id,
 				       ws_phase_name(out.events[i].from),
 				       ws_phase_name(out.events[i].to), out.events[i].reason);
 	plan_output_release(&out);
@@ -1304,7 +1323,9 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 	if (!rc)
 		rc = check_world(h);
 	if (!rc)
-		rc = check_blind(h, in.now, in.seed);
+		rc = check_blind(h, in.now, in.seed, &o, 1);
+	if (!rc)
+		rc = check_blind(h, in.now, in.seed, &o, 0);
 	ps->nactions = out.nactions;
 	ps->nchanges = out.nchanges;
 	ps->mutations = sim_mutations(h->w) - m0;
@@ -1596,7 +1617,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	printf("; instance deaths %d, unhealthy replacements %d (containers of running "
 	       "workspaces lost with them %d), launches timed out %d, InstanceLost findings %d",
 	       deaths, health_idle, health, launch_timeouts, lost);
-	printf("; passes planned again with nothing observed %d", blind);
+	printf("; passes planned again with less observed %d", blind);
 	printf("; stale-leader passes %d, replays %d, safety stops "
 	       "cleared by the operator %d, seeds ending with workspaces spread over more "
 	       "instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
