@@ -36,6 +36,10 @@
  *    Terminating/Terminated though never marked) while the last status of a
  *    workspace that should run placed it there: a `missing` InstanceLost
  *    finding; the workspace is placed elsewhere in the same pass.
+ *  - Error class: who must act about the current blocker only. A workspace
+ *    not placed carries its wait's class (PoolExhausted: NeedsOperator;
+ *    LaunchTimedOut: see above; WaitingForCapacity, Paused: none), a new
+ *    start none; a failed container sets its class again when seen.
  *  - Unknown is no news (invariants 7, 8): a partial or failed observation
  *    changes no phase by itself. What status knows holds: a STOPPED
  *    workspace stays STOPPED, a deletion that found no container keeps

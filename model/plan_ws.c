@@ -358,11 +358,9 @@ static int assign(struct wsx *s, struct pinst *t)
 	int backing_off = s->st.next_attempt_at > s->now && !s->retry_now;
 	int rc = 0;
 
-	if (!strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut")) {
-		/* the wait is over: failed launches are not failed container starts */
+	/* the wait is over: failed launches are not failed container starts */
+	if (!strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut"))
 		s->st.attempts = 0;
-		s->st.error_class = SP_CLASS_NONE;
-	}
 	t->used++;
 	set_placement(s, t);
 	s->st.url[0] = '\0';
@@ -374,6 +372,8 @@ static int assign(struct wsx *s, struct pinst *t)
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "BackingOff", "next attempt at %lld",
 		     (long long)s->st.next_attempt_at);
 	} else {
+		/* a new start: nothing blocks it yet, whatever stopped the last one */
+		s->st.error_class = SP_CLASS_NONE;
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "ContainerMissing", "starting on %s",
 		     t->id);
 		rc = act(s, ACT_ENSURE_CONTAINER, t, 0, "StartContainer");
@@ -386,9 +386,16 @@ static int assign(struct wsx *s, struct pinst *t)
 		     backing_off ? "start after backoff" : "start container");
 }
 
+/*
+ * Not on any instance. The error class is then that of the wait alone,
+ * none unless the caller sets one after: a class from an earlier blocker
+ * (a failed restore on an instance it left, an exhausted pool since
+ * enlarged) would tell the wrong party to act.
+ */
 static void not_placed(struct wsx *s, enum cond_status sched, const char *reason,
 		       const char *fmt, const char *arg)
 {
+	s->st.error_class = SP_CLASS_NONE;
 	cond(s, COND_SCHEDULED, sched, reason, fmt, arg);
 	cond(s, COND_INSTANCE_READY, CSTAT_FALSE, "NoInstance", "%s", "");
 	cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "NoContainer", "%s", "");
@@ -426,8 +433,6 @@ static void launch_timed_out(struct wsx *s)
 		s->st.attempts = 0;
 	if (p->launch_marks && s->st.attempts < 1000000)
 		s->st.attempts += p->launch_marks;
-	s->st.error_class = s->st.attempts >= PLAN_LAUNCH_FAILURES ? SP_CLASS_NEEDS_OPERATOR :
-								      SP_CLASS_RETRYABLE;
 	if (p->stuck)
 		snprintf(msg, sizeof(msg), "instance %s not InService %llds after launch, "
 			 "replaced; %d launches failed while waiting", p->stuck->id,
@@ -435,6 +440,8 @@ static void launch_timed_out(struct wsx *s)
 	else
 		snprintf(msg, sizeof(msg), "%s", s->old.conds[COND_SCHEDULED].message);
 	not_placed(s, CSTAT_FALSE, "LaunchTimedOut", "%s", msg);
+	s->st.error_class = s->st.attempts >= PLAN_LAUNCH_FAILURES ? SP_CLASS_NEEDS_OPERATOR :
+								      SP_CLASS_RETRYABLE;
 }
 
 /* No slot for it: the pool is exhausted, its launches time out, or capacity is on the way. */
@@ -445,9 +452,9 @@ static int wait_slot(struct wsx *s)
 
 	p->unsettled++;
 	if (p->exhausted) {
-		s->st.error_class = SP_CLASS_NEEDS_OPERATOR;
 		snprintf(buf, sizeof(buf), "%d", p->spec->max_instances);
 		not_placed(s, CSTAT_FALSE, "PoolExhausted", "pool is at maxInstances %s", buf);
+		s->st.error_class = SP_CLASS_NEEDS_OPERATOR;
 	} else if (p->stuck || !strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut")) {
 		launch_timed_out(s);
 	} else {
@@ -551,8 +558,17 @@ static int no_room(const struct pinst *t, const struct obs_container *c)
 
 static int mode_run(struct wsx *s)
 {
+	const char *was = s->old.conds[COND_SCHEDULED].reason;
 	size_t k = choose_keeper(s), i;
 	int rc = 0;
+
+	/*
+	 * The class a wait for a slot set (PoolExhausted: the operator;
+	 * LaunchTimedOut) is about that wait only: it goes when the wait does,
+	 * and wait_slot() sets it again while the wait goes on.
+	 */
+	if (!strcmp(was, "PoolExhausted") || !strcmp(was, "LaunchTimedOut"))
+		s->st.error_class = SP_CLASS_NONE;
 
 	for (i = 0; !rc && i < s->nc; i++) {
 		const struct pinst *t = inst_of(s, &s->c[i]);

@@ -945,6 +945,28 @@ static void print_status_diff(const struct workspace_status *a, const struct wor
 	printf("\n");
 }
 
+/*
+ * The error class says who must act about the current blocker (DESIGN.md
+ * "Status"): NeedsOperator only while a condition names an operator's
+ * blocker (an exhausted pool, launches that keep failing, a failed restore).
+ */
+static int check_class(struct harness *h, const struct workspace_status *st)
+{
+	static const char *const blockers[] = { "PoolExhausted", "LaunchTimedOut", "RestoreFailed" };
+	size_t c, b;
+
+	if (st->error_class != SP_CLASS_NEEDS_OPERATOR)
+		return 0;
+	for (c = 0; c < COND_MAX; c++)
+		for (b = 0; b < sizeof(blockers) / sizeof(blockers[0]); b++)
+			if (!strcmp(st->conds[c].reason, blockers[b]))
+				return 0;
+	return violation(h, "workspace %lld says NeedsOperator, but %s is %s/%s",
+			 (long long)st->workspace_id, ws_phase_name(st->phase),
+			 cond_status_name(st->conds[COND_READY].status),
+			 st->conds[COND_READY].reason);
+}
+
 static int apply_changes(struct harness *h, const struct plan_output *out)
 {
 	size_t i;
@@ -959,6 +981,8 @@ static int apply_changes(struct harness *h, const struct plan_output *out)
 		if (h->has[k] && !workspace_status_differs(&h->st[k], ns))
 			return violation(h, "invariant 8: unchanged status of workspace %lld written",
 				    (long long)ns->workspace_id);
+		if (check_class(h, ns) < 0)
+			return -1;
 		if (h->verbose)
 			print_status_diff(h->has[k] ? &h->st[k] : NULL, ns);
 		h->st[k] = *ns;
