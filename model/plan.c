@@ -557,8 +557,13 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 		return;
 	}
 	if (!t->oi) {
+		/*
+		 * Not listed: gone, unless just launched (EC2 may not list it yet).
+		 * One we asked to go (marked or terminated) is expected gone.
+		 */
 		t->alive = t->in_service = t->usable = 0;
-		t->grace = t->rec_in && x->now - t->rec_in->first_seen < cfg->launch_grace_ms;
+		t->grace = t->rec_in && !t->rec.marked_unhealthy &&
+			   x->now - t->rec_in->first_seen < cfg->launch_grace_ms;
 		t->gone = !t->grace;
 		return;
 	}
@@ -571,6 +576,13 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	 */
 	if (t->rec.marked_unhealthy && t->alive && t->oi->healthy)
 		t->rec.marked_unhealthy = 0;
+	/*
+	 * Listed leaving: expected gone, as if marked, whoever asked (a mark
+	 * whose record a crash or a failed report lost; InstanceLost reports
+	 * the ones nobody asked for, from the record as it came in).
+	 */
+	if (!t->alive)
+		t->rec.marked_unhealthy = 1;
 	if (t->in_service && t->healthy) {
 		t->rec.unhealthy_passes = 0;
 		t->rec.ever_healthy = 1;
@@ -861,6 +873,9 @@ static int inst_terminate(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	rc = plan_act(x, p, p->acting, ACT_TERMINATE, 0, t, 1, NULL, "IdleBeyondWarmBuffer");
 	if (rc < 0)
 		return rc;
+	/* asked to go, like a mark: a failed call is forgotten once listed healthy again */
+	if (rc == 1)
+		t->rec.marked_unhealthy = 1;
 	held_remedy(p, remedy, sizeof(remedy), "terminate and decrement capacity");
 	snprintf(obs, sizeof(obs), "idle since %lld", (long long)t->rec.idle_since);
 	return inst_drift(x, p, t, DRIFT_UNMANAGED, "IdleBeyondWarmBuffer",

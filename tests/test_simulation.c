@@ -664,6 +664,32 @@ static int check_lost(struct harness *h, const struct plan_output *out)
 	return 0;
 }
 
+/*
+ * Invariant 7's launch grace is for instances EC2 may not list yet: one we
+ * asked to go (terminated, or marked unhealthy and replaced) that left the
+ * listing is gone, never InstanceNotYetVisible (which holds scale-in).
+ */
+static int check_not_yet_visible(struct harness *h, const struct plan_output *out)
+{
+	const struct sim_term_record *terms;
+	size_t i, j, nt = sim_term_log(h->w, &terms);
+
+	for (i = 0; i < out->ndrift; i++) {
+		const char *id = out->drift[i].subject + strlen("instance/");
+
+		if (strcmp(out->drift[i].reason, "InstanceNotYetVisible") ||
+		    strncmp(out->drift[i].subject, "instance/", 9))
+			continue;
+		for (j = 0; j < nt; j++)
+			if (!strcmp(terms[j].instance_id, id) &&
+			    (terms[j].cause == SIM_TERM_API || terms[j].cause == SIM_TERM_HEALTH))
+				return violation(h, "invariant 7: %s, which we asked to go (%s), "
+						 "reported not yet visible", id,
+						 sim_term_cause_name(terms[j].cause));
+	}
+	return 0;
+}
+
 static int check_plan(struct harness *h, const struct observation *o, const struct plan_output *out)
 {
 	int destr[NPOOLS] = { 0 };
@@ -708,7 +734,8 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 	for (p = 0; p < NPOOLS; p++)
 		if (check_budget(h, p, destr[p]) < 0)
 			return -1;
-	if (check_safety_events(h, out) < 0 || check_lost(h, out) < 0)
+	if (check_safety_events(h, out) < 0 || check_lost(h, out) < 0 ||
+	    check_not_yet_visible(h, out) < 0)
 		return -1;
 	for (i = 0; i < out->npool_records; i++)
 		if (out->pool_records[i].destructive_in_window > h->pcfg.destructive_budget)
