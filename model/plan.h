@@ -4,8 +4,9 @@
  *
  * Pure and deterministic (DESIGN.md "Layers"): no I/O, no clock, no
  * randomness. Time (now) and the jitter seed are inputs, so the same inputs
- * give the same plan byte for byte. Outputs are ordered (by pool, then
- * workspace id, then instance id) so plans can be compared as text.
+ * give the same plan byte for byte. Outputs are ordered (fresh changes
+ * first, then by pool, workspace id, instance id: see "Action order" below)
+ * so plans can be compared as text.
  *
  * The planner keeps every invariant in DESIGN.md; in particular it emits a
  * destructive action (ACT_TERMINATE, ACT_REMOVE_CONTAINER, lowering capacity,
@@ -49,10 +50,19 @@
  *    not placed keeps its wait (PENDING stays PENDING, a wait for a slot goes
  *    on), a placed one keeps its phase and address; conditions go Unknown
  *    only for what is really unknown now (a container on an unobserved agent).
- *  - Output order per pool: workspace actions (by id), instance actions (by
- *    id: orphan removals, protection, health, termination), then capacity.
- *    Changes and events follow workspace order; pool_records are parallel
- *    to the input pools; plan_output_format prints them by pool id.
+ *  - Action order: fresh changes first (DESIGN.md "Performance
+ *    principles"): the actions of workspaces with a desired-state change
+ *    not yet acted on (no status yet, generation newer than the status'
+ *    observed_generation, or reconcile_requested_at after
+ *    reconcile_handled_at), by pool then workspace id; then, per pool,
+ *    the other workspace actions (by id), instance actions (by id: orphan
+ *    removals, protection, health, termination), then capacity. The
+ *    executor (reconciler/exec.h) runs its phases in its own fixed order
+ *    and keeps this order within each phase, so under its per-pass
+ *    mutation limit a fresh change is not queued behind routine work.
+ *    Changes and events follow pool then workspace id order; pool_records
+ *    are parallel to the input pools; plan_output_format prints them by
+ *    pool id.
  *  - Every action with flag 0 for sync_first is one whose files must not (or
  *    need not) go back to S3: restore failed, never ran, already synced.
  *  - Actions are held (not emitted) while paused or observe-only; a held

@@ -101,6 +101,7 @@ struct harness {
 	int health_idle, deaths, fast, launch_timeouts, lost_findings;
 	int max_mutations;              /* the executor's per-pass limit */
 	int blind_checks;               /* passes planned again with less observed */
+	int fresh_actions;              /* actions of workspaces with a change not yet acted on */
 };
 
 struct pass_stats {
@@ -690,6 +691,36 @@ static int check_not_yet_visible(struct harness *h, const struct plan_output *ou
 	return 0;
 }
 
+/* An action of a workspace with a change not yet acted on (new, newer spec, reconcile request). */
+static int fresh_action(const struct harness *h, const struct action *a)
+{
+	int k = a->workspace_id ? ws_index(h, a->workspace_id) : -1;
+
+	if (k < 0 || a->type == ACT_SET_CAPACITY || a->type == ACT_PROTECT ||
+	    a->type == ACT_TERMINATE || a->type == ACT_SET_UNHEALTHY)
+		return 0;
+	return !h->has[k] || h->ws[k].generation != h->st[k].observed_generation ||
+	       h->ws[k].reconcile_requested_at > h->st[k].reconcile_handled_at;
+}
+
+/* "Fresh changes go first" (DESIGN.md): no fresh workspace's action after a routine one. */
+static int check_fresh_first(struct harness *h, const struct plan_output *out)
+{
+	size_t i, routine = out->nactions;
+
+	for (i = 0; i < out->nactions; i++) {
+		int fresh = fresh_action(h, &out->actions[i]);
+
+		if (!fresh && routine == out->nactions)
+			routine = i;
+		else if (fresh && routine < i)
+			return violation(h, "fresh changes first: %s planned after %s",
+					 out->actions[i].key, out->actions[routine].key);
+		h->fresh_actions += fresh;
+	}
+	return 0;
+}
+
 static int check_plan(struct harness *h, const struct observation *o, const struct plan_output *out)
 {
 	int destr[NPOOLS] = { 0 };
@@ -735,7 +766,7 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 		if (check_budget(h, p, destr[p]) < 0)
 			return -1;
 	if (check_safety_events(h, out) < 0 || check_lost(h, out) < 0 ||
-	    check_not_yet_visible(h, out) < 0)
+	    check_not_yet_visible(h, out) < 0 || check_fresh_first(h, out) < 0)
 		return -1;
 	for (i = 0; i < out->npool_records; i++)
 		if (out->pool_records[i].destructive_in_window > h->pcfg.destructive_budget)
@@ -1629,7 +1660,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	unsigned long first = 1, s, failed = 0;
 	int max_conv = 0, n_per_mix[NMIXES] = { 0 }, health = 0, stale = 0, replays = 0;
 	int fragmented = 0, approvals = 0, health_idle = 0, deaths = 0, launch_timeouts = 0;
-	int lost = 0, blind = 0;
+	int lost = 0, blind = 0, fresh = 0;
 	size_t m;
 
 	(void)state;
@@ -1657,6 +1688,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 		launch_timeouts += h.launch_timeouts;
 		lost += h.lost_findings;
 		blind += h.blind_checks;
+		fresh += h.fresh_actions;
 		stale += h.stale_passes;
 		replays += h.replays;
 		harness_close(&h);
@@ -1668,7 +1700,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	printf("; instance deaths %d, unhealthy replacements %d (containers of running "
 	       "workspaces lost with them %d), launches timed out %d, InstanceLost findings %d",
 	       deaths, health_idle, health, launch_timeouts, lost);
-	printf("; passes planned again with less observed %d", blind);
+	printf("; passes planned again with less observed %d, actions of fresh changes (all "
+	       "planned first) %d", blind, fresh);
 	printf("; stale-leader passes %d, replays %d, safety stops "
 	       "cleared by the operator %d, seeds ending with workspaces spread over more "
 	       "instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
