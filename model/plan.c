@@ -5,8 +5,10 @@
  *
  * Action order in the output, per pool: workspace actions by workspace id,
  * then instance actions by instance id (orphan removals, protection, health,
- * termination), then the pool's capacity. Changes and events follow the
- * workspace order, drift the order in which it is found, records by id.
+ * termination), then the pool's capacity; at the end the actions of
+ * workspaces with a fresh change move ahead of all others (fresh_first).
+ * Changes and events follow the workspace order, drift the order in which
+ * it is found, records by id.
  */
 #include "plan_impl.h"
 
@@ -557,8 +559,13 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 		return;
 	}
 	if (!t->oi) {
+		/*
+		 * Not listed: gone, unless just launched (EC2 may not list it yet).
+		 * One we asked to go (marked or terminated) is expected gone.
+		 */
 		t->alive = t->in_service = t->usable = 0;
-		t->grace = t->rec_in && x->now - t->rec_in->first_seen < cfg->launch_grace_ms;
+		t->grace = t->rec_in && !t->rec.marked_unhealthy &&
+			   x->now - t->rec_in->first_seen < cfg->launch_grace_ms;
 		t->gone = !t->grace;
 		return;
 	}
@@ -571,6 +578,13 @@ static void inst_prepare(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	 */
 	if (t->rec.marked_unhealthy && t->alive && t->oi->healthy)
 		t->rec.marked_unhealthy = 0;
+	/*
+	 * Listed leaving: expected gone, as if marked, whoever asked (a mark
+	 * whose record a crash or a failed report lost; InstanceLost reports
+	 * the ones nobody asked for, from the record as it came in).
+	 */
+	if (!t->alive)
+		t->rec.marked_unhealthy = 1;
 	if (t->in_service && t->healthy) {
 		t->rec.unhealthy_passes = 0;
 		t->rec.ever_healthy = 1;
@@ -861,6 +875,9 @@ static int inst_terminate(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 	rc = plan_act(x, p, p->acting, ACT_TERMINATE, 0, t, 1, NULL, "IdleBeyondWarmBuffer");
 	if (rc < 0)
 		return rc;
+	/* asked to go, like a mark: a failed call is forgotten once listed healthy again */
+	if (rc == 1)
+		t->rec.marked_unhealthy = 1;
 	held_remedy(p, remedy, sizeof(remedy), "terminate and decrement capacity");
 	snprintf(obs, sizeof(obs), "idle since %lld", (long long)t->rec.idle_since);
 	return inst_drift(x, p, t, DRIFT_UNMANAGED, "IdleBeyondWarmBuffer",
@@ -1291,6 +1308,77 @@ static int plan_pool(struct plan_ctx *x, struct ppool *p)
 	return rc;
 }
 
+/*
+ * Whether workspace i carries a desired-state change not yet acted on: no
+ * status yet, a spec newer than its status reflects, or an unhandled
+ * reconcile request.
+ */
+static int ws_fresh(const struct plan_input *in, size_t i)
+{
+	const struct workspace_spec *w = &in->workspaces[i];
+	const struct workspace_status *st;
+
+	if (!in->status || !in->has_status || !in->has_status[i])
+		return 1;
+	st = &in->status[i];
+	return w->generation != st->observed_generation ||
+	       w->reconcile_requested_at > st->reconcile_handled_at;
+}
+
+static int action_fresh(const struct action *a, const int64_t *fresh, size_t nfresh)
+{
+	return a->workspace_id && a->type != ACT_SET_CAPACITY && a->type != ACT_PROTECT &&
+	       a->type != ACT_TERMINATE && a->type != ACT_SET_UNHEALTHY &&
+	       bsearch(&a->workspace_id, fresh, nfresh, sizeof(*fresh), cmp_i64);
+}
+
+/*
+ * Fresh changes first (DESIGN.md "Performance principles"): the executor
+ * keeps this order within each of its phases and stops after its mutation
+ * limit, so the actions of workspaces with a change not yet acted on move
+ * ahead of all others (a stable partition: each part keeps pool, then
+ * workspace id order). Orphan removals name no input workspace and stay.
+ */
+static int fresh_first(struct plan_ctx *x)
+{
+	const struct plan_input *in = x->in;
+	struct plan_output *o = x->out;
+	struct action *v = NULL;
+	int64_t *fresh;
+	size_t i, k = 0, nfresh = 0;
+	int rc = SP_ENOMEM;
+
+	fresh = calloc(in->nworkspaces ? in->nworkspaces : 1, sizeof(*fresh));
+	if (!fresh)
+		return SP_ENOMEM;
+	for (i = 0; i < in->nworkspaces; i++)
+		if (ws_fresh(in, i))
+			fresh[nfresh++] = in->workspaces[i].id;
+	qsort(fresh, nfresh, sizeof(*fresh), cmp_i64);
+	for (i = 0; i < o->nactions && !k; i++)
+		k = action_fresh(&o->actions[i], fresh, nfresh) && i > 0 &&
+		    !action_fresh(&o->actions[i - 1], fresh, nfresh);
+	if (!k) {     /* already in order (the usual case): nothing to move */
+		rc = 0;
+		goto out;
+	}
+	v = malloc(o->nactions * sizeof(*v));
+	if (!v)
+		goto out;
+	for (i = 0, k = 0; i < o->nactions; i++)
+		if (action_fresh(&o->actions[i], fresh, nfresh))
+			v[k++] = o->actions[i];
+	for (i = 0; i < o->nactions; i++)
+		if (!action_fresh(&o->actions[i], fresh, nfresh))
+			v[k++] = o->actions[i];
+	memcpy(o->actions, v, o->nactions * sizeof(*v));
+	rc = 0;
+out:
+	free(v);
+	free(fresh);
+	return rc;
+}
+
 int plan_compute(const struct plan_input *in, struct plan_output *out, struct err *e)
 {
 	struct plan_config defaults;
@@ -1318,6 +1406,8 @@ int plan_compute(const struct plan_input *in, struct plan_output *out, struct er
 		rc = plan_pool(&x, &x.pools[i]);
 	if (!rc)
 		rc = plan_workspaces(&x, NULL);
+	if (!rc)
+		rc = fresh_first(&x);
 	ctx_release(&x);
 	if (rc) {
 		plan_output_release(out);

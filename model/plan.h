@@ -4,8 +4,9 @@
  *
  * Pure and deterministic (DESIGN.md "Layers"): no I/O, no clock, no
  * randomness. Time (now) and the jitter seed are inputs, so the same inputs
- * give the same plan byte for byte. Outputs are ordered (by pool, then
- * workspace id, then instance id) so plans can be compared as text.
+ * give the same plan byte for byte. Outputs are ordered (fresh changes
+ * first, then by pool, workspace id, instance id: see "Action order" below)
+ * so plans can be compared as text.
  *
  * The planner keeps every invariant in DESIGN.md; in particular it emits a
  * destructive action (ACT_TERMINATE, ACT_REMOVE_CONTAINER, lowering capacity,
@@ -18,7 +19,9 @@
  *    usable instance (InService, agent observed and healthy, not marked),
  *    else the fullest with room (slots = the pool's, or fewer if the agent
  *    reports fewer). A placement whose agent is unobserved, or an instance
- *    unlisted inside launch_grace_ms, is waited for, never duplicated.
+ *    unlisted inside launch_grace_ms, is waited for, never duplicated. The
+ *    grace is for launches EC2 may not list yet: an instance we asked to go
+ *    (marked, terminated) or saw leaving is gone once unlisted.
  *  - Capacity: ceil(workspaces to run / slots) + warm, clamped to
  *    [min, max]; SetDesiredCapacity only ever sets that value. Lowering
  *    needs complete evidence and nobody waiting for a slot: when the live
@@ -36,10 +39,30 @@
  *    Terminating/Terminated though never marked) while the last status of a
  *    workspace that should run placed it there: a `missing` InstanceLost
  *    finding; the workspace is placed elsewhere in the same pass.
- *  - Output order per pool: workspace actions (by id), instance actions (by
- *    id: orphan removals, protection, health, termination), then capacity.
- *    Changes and events follow workspace order; pool_records are parallel
- *    to the input pools; plan_output_format prints them by pool id.
+ *  - Error class: who must act about the current blocker only. A workspace
+ *    not placed carries its wait's class (PoolExhausted: NeedsOperator;
+ *    LaunchTimedOut: see above; WaitingForCapacity, Paused: none), a new
+ *    start none; a failed container sets its class again when seen.
+ *  - Unknown is no news (invariants 7, 8): a partial or failed observation
+ *    changes no phase by itself. What status knows holds: a STOPPED
+ *    workspace stays STOPPED, a deletion that found no container keeps
+ *    knowing it (DELETING, or DELETED while its row remains), a workspace
+ *    not placed keeps its wait (PENDING stays PENDING, a wait for a slot goes
+ *    on), a placed one keeps its phase and address; conditions go Unknown
+ *    only for what is really unknown now (a container on an unobserved agent).
+ *  - Action order: fresh changes first (DESIGN.md "Performance
+ *    principles"): the actions of workspaces with a desired-state change
+ *    not yet acted on (no status yet, generation newer than the status'
+ *    observed_generation, or reconcile_requested_at after
+ *    reconcile_handled_at), by pool then workspace id; then, per pool,
+ *    the other workspace actions (by id), instance actions (by id: orphan
+ *    removals, protection, health, termination), then capacity. The
+ *    executor (reconciler/exec.h) runs its phases in its own fixed order
+ *    and keeps this order within each phase, so under its per-pass
+ *    mutation limit a fresh change is not queued behind routine work.
+ *    Changes and events follow pool then workspace id order; pool_records
+ *    are parallel to the input pools; plan_output_format prints them by
+ *    pool id.
  *  - Every action with flag 0 for sync_first is one whose files must not (or
  *    need not) go back to S3: restore failed, never ran, already synced.
  *  - Actions are held (not emitted) while paused or observe-only; a held
@@ -138,7 +161,10 @@ struct instance_record {
 	int64_t first_seen;       /* ms */
 	int64_t idle_since;       /* ms; 0 when busy */
 	int unhealthy_passes;     /* consecutive passes with the agent down or unhealthy */
-	int marked_unhealthy;     /* SetInstanceHealth(Unhealthy) issued */
+	int marked_unhealthy;     /* expected gone: we asked it to go (SetInstanceHealth
+				     (Unhealthy) or terminate issued), or the group listed
+				     it leaving; forgotten when the group lists it alive
+				     and healthy again (the call did not take) */
 	int64_t orphan_seen;      /* ms; an unowned container first seen (grace period) */
 	int ever_healthy;         /* its agent has been healthy at least once; 0 when not
 				     remembered: the register timeout then applies */

@@ -221,6 +221,9 @@ enum ws_phase status_derive_phase(const struct workspace_spec *w,
 	    (cond_is(st, COND_SCHEDULED, CSTAT_FALSE) &&
 	     reason_is(st, COND_SCHEDULED, "PoolNotFound")))
 		return PHASE_FAILED;
+	/* not placed and the group unknown: no allocation started, none ended */
+	if (unobserved(st, COND_SCHEDULED) && st->phase <= PHASE_ALLOCATING_VM)
+		return st->phase;
 	if (cond_is(st, COND_SCHEDULED, CSTAT_UNKNOWN) &&
 	    reason_is(st, COND_SCHEDULED, "NotYetObserved"))
 		return PHASE_PENDING;

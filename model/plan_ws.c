@@ -169,10 +169,18 @@ static void clear_placement(struct wsx *s)
 	s->st.url[0] = '\0';
 }
 
+/*
+ * Place status on t. Its address comes from the group's listing; when the
+ * group was not seen this pass (t known from its agent only), the address
+ * status already holds for t stays: an unknown address is not an empty one.
+ */
 static void set_placement(struct wsx *s, const struct pinst *t)
 {
+	if (t->oi)
+		str_copy(s->st.address, sizeof(s->st.address), t->oi->private_ip);
+	else if (strcmp(s->st.instance_id, t->id))
+		s->st.address[0] = '\0';
 	str_copy(s->st.instance_id, sizeof(s->st.instance_id), t->id);
-	str_copy(s->st.address, sizeof(s->st.address), t->oi ? t->oi->private_ip : "");
 }
 
 /*
@@ -209,15 +217,17 @@ static void clear_retry(struct wsx *s)
 	s->st.error_class = SP_CLASS_NONE;
 }
 
-static int container_running(struct wsx *s, const struct pinst *t, const struct obs_container *c)
+/* Running: ready (its URL from the placed address, when one is known) or starting. */
+static int container_running(struct wsx *s, const struct obs_container *c)
 {
 	cond(s, COND_FILES_RESTORED, c->restore_failed ? CSTAT_FALSE : CSTAT_TRUE,
 	     c->restore_failed ? "RestoreFailed" : "Restored", "%s",
 	     c->restore_failed ? c->message : "");
 	if (c->ready && !c->restore_failed) {
 		clear_retry(s);
-		snprintf(s->st.url, sizeof(s->st.url), "http://%s:%d/",
-			 t->oi ? t->oi->private_ip : s->st.address, c->port);
+		if (s->st.address[0])
+			snprintf(s->st.url, sizeof(s->st.url), "http://%s:%d/", s->st.address,
+				 c->port);
 		cond(s, COND_CONTAINER_READY, CSTAT_TRUE, "ContainerRunning", "%s", c->name);
 	} else if (c->restore_failed) {
 		s->st.error_class = SP_CLASS_NEEDS_OPERATOR;
@@ -259,7 +269,7 @@ static int run_on(struct wsx *s, const struct pinst *t, const struct obs_contain
 	}
 	switch (c->state) {
 	case CS_RUNNING:
-		return container_running(s, t, c);
+		return container_running(s, c);
 	case CS_CREATED:
 	case CS_STOPPED:
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE,
@@ -348,11 +358,9 @@ static int assign(struct wsx *s, struct pinst *t)
 	int backing_off = s->st.next_attempt_at > s->now && !s->retry_now;
 	int rc = 0;
 
-	if (!strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut")) {
-		/* the wait is over: failed launches are not failed container starts */
+	/* the wait is over: failed launches are not failed container starts */
+	if (!strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut"))
 		s->st.attempts = 0;
-		s->st.error_class = SP_CLASS_NONE;
-	}
 	t->used++;
 	set_placement(s, t);
 	s->st.url[0] = '\0';
@@ -364,6 +372,8 @@ static int assign(struct wsx *s, struct pinst *t)
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "BackingOff", "next attempt at %lld",
 		     (long long)s->st.next_attempt_at);
 	} else {
+		/* a new start: nothing blocks it yet, whatever stopped the last one */
+		s->st.error_class = SP_CLASS_NONE;
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "ContainerMissing", "starting on %s",
 		     t->id);
 		rc = act(s, ACT_ENSURE_CONTAINER, t, 0, "StartContainer");
@@ -376,9 +386,16 @@ static int assign(struct wsx *s, struct pinst *t)
 		     backing_off ? "start after backoff" : "start container");
 }
 
+/*
+ * Not on any instance. The error class is then that of the wait alone,
+ * none unless the caller sets one after: a class from an earlier blocker
+ * (a failed restore on an instance it left, an exhausted pool since
+ * enlarged) would tell the wrong party to act.
+ */
 static void not_placed(struct wsx *s, enum cond_status sched, const char *reason,
 		       const char *fmt, const char *arg)
 {
+	s->st.error_class = SP_CLASS_NONE;
 	cond(s, COND_SCHEDULED, sched, reason, fmt, arg);
 	cond(s, COND_INSTANCE_READY, CSTAT_FALSE, "NoInstance", "%s", "");
 	cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "NoContainer", "%s", "");
@@ -416,8 +433,6 @@ static void launch_timed_out(struct wsx *s)
 		s->st.attempts = 0;
 	if (p->launch_marks && s->st.attempts < 1000000)
 		s->st.attempts += p->launch_marks;
-	s->st.error_class = s->st.attempts >= PLAN_LAUNCH_FAILURES ? SP_CLASS_NEEDS_OPERATOR :
-								      SP_CLASS_RETRYABLE;
 	if (p->stuck)
 		snprintf(msg, sizeof(msg), "instance %s not InService %llds after launch, "
 			 "replaced; %d launches failed while waiting", p->stuck->id,
@@ -425,6 +440,50 @@ static void launch_timed_out(struct wsx *s)
 	else
 		snprintf(msg, sizeof(msg), "%s", s->old.conds[COND_SCHEDULED].message);
 	not_placed(s, CSTAT_FALSE, "LaunchTimedOut", "%s", msg);
+	s->st.error_class = s->st.attempts >= PLAN_LAUNCH_FAILURES ? SP_CLASS_NEEDS_OPERATOR :
+								      SP_CLASS_RETRYABLE;
+}
+
+/* No slot for it: the pool is exhausted, its launches time out, or capacity is on the way. */
+static int wait_slot(struct wsx *s)
+{
+	struct ppool *p = s->p;
+	char buf[96];
+
+	p->unsettled++;
+	if (p->exhausted) {
+		snprintf(buf, sizeof(buf), "%d", p->spec->max_instances);
+		not_placed(s, CSTAT_FALSE, "PoolExhausted", "pool is at maxInstances %s", buf);
+		s->st.error_class = SP_CLASS_NEEDS_OPERATOR;
+	} else if (p->stuck || !strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut")) {
+		launch_timed_out(s);
+	} else {
+		not_placed(s, CSTAT_FALSE, "WaitingForCapacity", "%s", "waiting for an instance");
+	}
+	return drift(s, DRIFT_MISSING, "ContainerMissing", "container running", "no container",
+		     p->exhausted ? "wait: pool exhausted, raise maxInstances" :
+		     !strcmp(s->st.conds[COND_SCHEDULED].reason, "LaunchTimedOut") ?
+				    "wait for a replacement instance (launch timed out)" :
+				    "wait for capacity");
+}
+
+/*
+ * Not placed, and the group not seen this pass: what is still known holds
+ * (invariant 7: unknown is no news). Exhaustion is a fact of the spec; a
+ * wait for a slot seen last pass goes on, since only this loop places
+ * workspaces; otherwise the group is what is missing (the phase then holds,
+ * see status_derive_phase).
+ */
+static int wait_unobserved(struct wsx *s)
+{
+	const char *was = s->old.conds[COND_SCHEDULED].reason;
+
+	if (s->p->exhausted || !strcmp(was, "WaitingForCapacity") ||
+	    !strcmp(was, "LaunchTimedOut"))
+		return wait_slot(s);
+	not_placed(s, CSTAT_UNKNOWN, "GroupUnobservable", "group %s", s->p->spec->asg_name);
+	return drift(s, DRIFT_UNOBSERVABLE, "GroupUnobservable", "container running",
+		     "unknown", "wait for the observation");
 }
 
 static int place(struct wsx *s)
@@ -432,8 +491,6 @@ static int place(struct wsx *s)
 	struct ppool *p = s->p;
 	struct pinst *cand = s->st.instance_id[0] ? plan_find_inst(s->x, s->st.instance_id) : NULL;
 	struct pinst *t;
-	char buf[96];
-	int rc;
 
 	if (cand && cand->pool != (size_t)(p - s->x->pools))
 		cand = NULL;
@@ -446,35 +503,17 @@ static int place(struct wsx *s)
 	if (s->st.instance_id[0] && !cand && !p->group)
 		return wait_unknown(s, "GroupUnobservable");
 	clear_placement(s);
-	if (!p->group) {
-		not_placed(s, CSTAT_UNKNOWN, "GroupUnobservable", "group %s", p->spec->asg_name);
-		return drift(s, DRIFT_UNOBSERVABLE, "GroupUnobservable", "container running",
-			     "unknown", "wait for the observation");
-	}
 	if (!s->acting) {
 		not_placed(s, CSTAT_FALSE, "Paused", "%s", s->held);
 		return drift(s, DRIFT_MISSING, "ContainerMissing", "container running",
 			     "no container", "place and start");
 	}
+	if (!p->group)
+		return wait_unobserved(s);
 	t = pick(s);
 	if (t)
 		return assign(s, t);
-	p->unsettled++;
-	if (p->exhausted) {
-		s->st.error_class = SP_CLASS_NEEDS_OPERATOR;
-		snprintf(buf, sizeof(buf), "%d", p->spec->max_instances);
-		not_placed(s, CSTAT_FALSE, "PoolExhausted", "pool is at maxInstances %s", buf);
-	} else if (p->stuck || !strcmp(s->old.conds[COND_SCHEDULED].reason, "LaunchTimedOut")) {
-		launch_timed_out(s);
-	} else {
-		not_placed(s, CSTAT_FALSE, "WaitingForCapacity", "%s", "waiting for an instance");
-	}
-	rc = drift(s, DRIFT_MISSING, "ContainerMissing", "container running", "no container",
-		   p->exhausted ? "wait: pool exhausted, raise maxInstances" :
-		   !strcmp(s->st.conds[COND_SCHEDULED].reason, "LaunchTimedOut") ?
-				  "wait for a replacement instance (launch timed out)" :
-				  "wait for capacity");
-	return rc;
+	return wait_slot(s);
 }
 
 static int is_gone_inst(const struct pinst *t)
@@ -519,8 +558,17 @@ static int no_room(const struct pinst *t, const struct obs_container *c)
 
 static int mode_run(struct wsx *s)
 {
+	const char *was = s->old.conds[COND_SCHEDULED].reason;
 	size_t k = choose_keeper(s), i;
 	int rc = 0;
+
+	/*
+	 * The class a wait for a slot set (PoolExhausted: the operator;
+	 * LaunchTimedOut) is about that wait only: it goes when the wait does,
+	 * and wait_slot() sets it again while the wait goes on.
+	 */
+	if (!strcmp(was, "PoolExhausted") || !strcmp(was, "LaunchTimedOut"))
+		s->st.error_class = SP_CLASS_NONE;
 
 	for (i = 0; !rc && i < s->nc; i++) {
 		const struct pinst *t = inst_of(s, &s->c[i]);
@@ -613,6 +661,17 @@ static void stop_conds(struct wsx *s, const char *why)
 	clear_retry(s);
 }
 
+/*
+ * Whether the last status already said STOPPED: that was decided on
+ * evidence, and only a spec change (which moves the workspace out of stop
+ * mode) starts its container again, so an observation that sees nothing
+ * now is no news (invariants 7 and 8).
+ */
+static int was_stopped(const struct wsx *s)
+{
+	return s->has_old && s->old.phase == PHASE_STOPPED;
+}
+
 static int mode_stop(struct wsx *s)
 {
 	int active = 0, rc = 0;
@@ -636,6 +695,15 @@ static int mode_stop(struct wsx *s)
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, s->nc ? "ContainerStopped" : "NoContainer",
 		     "%s", "");
 		cond(s, COND_READY, CSTAT_FALSE, "Stopped", "%s", "");
+	} else if (was_stopped(s)) {
+		/* nothing starts a stopped workspace's container: no news holds STOPPED */
+		s->st.conds[COND_CONTAINER_READY] = s->old.conds[COND_CONTAINER_READY];
+		cond(s, COND_READY, CSTAT_FALSE, "Stopped", "%s",
+		     !strcmp(s->old.conds[COND_READY].reason, "Stopped") ?
+			     s->old.conds[COND_READY].message : "");
+		if (s->st.instance_id[0])
+			rc = drift(s, DRIFT_UNOBSERVABLE, "AgentUnobservable", "no container",
+				   "unknown", "wait for the observation");
 	} else {
 		cond(s, COND_CONTAINER_READY, CSTAT_UNKNOWN, "Unobservable", "%s",
 		     s->st.instance_id);
@@ -644,6 +712,13 @@ static int mode_stop(struct wsx *s)
 			   "unknown", "wait for the observation");
 	}
 	return rc;
+}
+
+/* Whether the last status said, on complete evidence, that no container is left. */
+static int known_gone(const struct wsx *s)
+{
+	return s->has_old && (s->old.phase == PHASE_DELETING || s->old.phase == PHASE_DELETED) &&
+	       !strcmp(s->old.conds[COND_CONTAINER_READY].reason, "NoContainer");
 }
 
 /* Delete: sync and remove every container, then, on complete evidence, the row. */
@@ -669,8 +744,17 @@ static int mode_delete(struct wsx *s)
 	}
 	files_synced(s, NULL);
 	if (!s->p->evidence || !absence_sure(s)) {
-		cond(s, COND_CONTAINER_READY, CSTAT_UNKNOWN, "Unobservable", "%s", "");
-		cond(s, COND_READY, CSTAT_FALSE, "Deleting", "waiting for complete evidence");
+		/*
+		 * Known gone once (on complete evidence) stays known: nothing
+		 * starts a container of a workspace being deleted. DELETED holds
+		 * too (its row outlived the pass that deleted it: the delete is
+		 * planned again on complete evidence).
+		 */
+		if (!known_gone(s))
+			cond(s, COND_CONTAINER_READY, CSTAT_UNKNOWN, "Unobservable", "%s", "");
+		if (s->old.phase != PHASE_DELETED || !known_gone(s))
+			cond(s, COND_READY, CSTAT_FALSE, "Deleting", "%s",
+			     s->held ? s->held : "waiting for complete evidence");
 		return drift(s, DRIFT_UNOBSERVABLE, "EvidenceIncomplete", "no container anywhere",
 			     "unknown", "wait for complete evidence before deleting");
 	}

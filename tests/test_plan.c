@@ -196,8 +196,8 @@ static void test_plan__phase_is_derived_from_conditions(void **state)
 		{ R, 0, U, U, U, U, U, nyo, nyo, nyo, PHASE_PENDING },
 		{ R, 0, F, F, F, U, F, "Paused", "NoContainer", "Paused", PHASE_PENDING },
 		{ R, 0, F, F, F, U, F, "WaitingForCapacity", "NoContainer", "x", PHASE_ALLOCATING_VM },
-		{ R, 0, U, F, F, U, F, "GroupUnobservable", "NoContainer", "x", PHASE_ALLOCATING_VM },
 		/* unobservable keeps the last phase (PENDING here, as initialised) */
+		{ R, 0, U, F, F, U, F, "GroupUnobservable", "NoContainer", "x", PHASE_PENDING },
 		{ R, 0, T, U, U, U, U, "InstanceAssigned", "AgentUnobservable", "x", PHASE_PENDING },
 		{ R, 0, T, T, F, U, F, "InstanceAssigned", "ContainerMissing", "x", PHASE_BOOTING_CONTAINER },
 		{ R, 0, T, T, F, U, F, "InstanceAssigned", "ContainerCrashed", "x", PHASE_BOOTING_CONTAINER },

@@ -100,6 +100,8 @@ struct harness {
 	int health_replacements, stale_passes, replays, fragmented, approvals;
 	int health_idle, deaths, fast, launch_timeouts, lost_findings;
 	int max_mutations;              /* the executor's per-pass limit */
+	int blind_checks;               /* passes planned again with less observed */
+	int fresh_actions;              /* actions of workspaces with a change not yet acted on */
 };
 
 struct pass_stats {
@@ -663,6 +665,62 @@ static int check_lost(struct harness *h, const struct plan_output *out)
 	return 0;
 }
 
+/*
+ * Invariant 7's launch grace is for instances EC2 may not list yet: one we
+ * asked to go (terminated, or marked unhealthy and replaced) that left the
+ * listing is gone, never InstanceNotYetVisible (which holds scale-in).
+ */
+static int check_not_yet_visible(struct harness *h, const struct plan_output *out)
+{
+	const struct sim_term_record *terms;
+	size_t i, j, nt = sim_term_log(h->w, &terms);
+
+	for (i = 0; i < out->ndrift; i++) {
+		const char *id = out->drift[i].subject + strlen("instance/");
+
+		if (strcmp(out->drift[i].reason, "InstanceNotYetVisible") ||
+		    strncmp(out->drift[i].subject, "instance/", 9))
+			continue;
+		for (j = 0; j < nt; j++)
+			if (!strcmp(terms[j].instance_id, id) &&
+			    (terms[j].cause == SIM_TERM_API || terms[j].cause == SIM_TERM_HEALTH))
+				return violation(h, "invariant 7: %s, which we asked to go (%s), "
+						 "reported not yet visible", id,
+						 sim_term_cause_name(terms[j].cause));
+	}
+	return 0;
+}
+
+/* An action of a workspace with a change not yet acted on (new, newer spec, reconcile request). */
+static int fresh_action(const struct harness *h, const struct action *a)
+{
+	int k = a->workspace_id ? ws_index(h, a->workspace_id) : -1;
+
+	if (k < 0 || a->type == ACT_SET_CAPACITY || a->type == ACT_PROTECT ||
+	    a->type == ACT_TERMINATE || a->type == ACT_SET_UNHEALTHY)
+		return 0;
+	return !h->has[k] || h->ws[k].generation != h->st[k].observed_generation ||
+	       h->ws[k].reconcile_requested_at > h->st[k].reconcile_handled_at;
+}
+
+/* "Fresh changes go first" (DESIGN.md): no fresh workspace's action after a routine one. */
+static int check_fresh_first(struct harness *h, const struct plan_output *out)
+{
+	size_t i, routine = out->nactions;
+
+	for (i = 0; i < out->nactions; i++) {
+		int fresh = fresh_action(h, &out->actions[i]);
+
+		if (!fresh && routine == out->nactions)
+			routine = i;
+		else if (fresh && routine < i)
+			return violation(h, "fresh changes first: %s planned after %s",
+					 out->actions[i].key, out->actions[routine].key);
+		h->fresh_actions += fresh;
+	}
+	return 0;
+}
+
 static int check_plan(struct harness *h, const struct observation *o, const struct plan_output *out)
 {
 	int destr[NPOOLS] = { 0 };
@@ -707,7 +765,8 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 	for (p = 0; p < NPOOLS; p++)
 		if (check_budget(h, p, destr[p]) < 0)
 			return -1;
-	if (check_safety_events(h, out) < 0 || check_lost(h, out) < 0)
+	if (check_safety_events(h, out) < 0 || check_lost(h, out) < 0 ||
+	    check_not_yet_visible(h, out) < 0 || check_fresh_first(h, out) < 0)
 		return -1;
 	for (i = 0; i < out->npool_records; i++)
 		if (out->pool_records[i].destructive_in_window > h->pcfg.destructive_budget)
@@ -944,6 +1003,28 @@ static void print_status_diff(const struct workspace_status *a, const struct wor
 	printf("\n");
 }
 
+/*
+ * The error class says who must act about the current blocker (DESIGN.md
+ * "Status"): NeedsOperator only while a condition names an operator's
+ * blocker (an exhausted pool, launches that keep failing, a failed restore).
+ */
+static int check_class(struct harness *h, const struct workspace_status *st)
+{
+	static const char *const blockers[] = { "PoolExhausted", "LaunchTimedOut", "RestoreFailed" };
+	size_t c, b;
+
+	if (st->error_class != SP_CLASS_NEEDS_OPERATOR)
+		return 0;
+	for (c = 0; c < COND_MAX; c++)
+		for (b = 0; b < sizeof(blockers) / sizeof(blockers[0]); b++)
+			if (!strcmp(st->conds[c].reason, blockers[b]))
+				return 0;
+	return violation(h, "workspace %lld says NeedsOperator, but %s is %s/%s",
+			 (long long)st->workspace_id, ws_phase_name(st->phase),
+			 cond_status_name(st->conds[COND_READY].status),
+			 st->conds[COND_READY].reason);
+}
+
 static int apply_changes(struct harness *h, const struct plan_output *out)
 {
 	size_t i;
@@ -958,6 +1039,8 @@ static int apply_changes(struct harness *h, const struct plan_output *out)
 		if (h->has[k] && !workspace_status_differs(&h->st[k], ns))
 			return violation(h, "invariant 8: unchanged status of workspace %lld written",
 				    (long long)ns->workspace_id);
+		if (check_class(h, ns) < 0)
+			return -1;
 		if (h->verbose)
 			print_status_diff(h->has[k] ? &h->st[k] : NULL, ns);
 		h->st[k] = *ns;
@@ -1167,6 +1250,75 @@ static int check_journal(struct harness *h, unsigned long m0, unsigned long call
 }
 
 /*
+ * Invariants 7 and 8, "unknown is not absent": the pass just recorded,
+ * planned again at the same time on the same desired state and records but
+ * with less observed - no group listing (a partial answer), or nothing at
+ * all (every describe failed, no agent answered) - must act on nothing and
+ * change no phase. Whatever it would change could only come from missing
+ * evidence.
+ */
+static int check_blind(struct harness *h, int64_t now, uint64_t seed,
+		       const struct observation *o, int keep_agents)
+{
+	struct plan_pool_obs obs[NPOOLS];
+	struct plan_output out;
+	struct plan_input in;
+	struct err e = ERR_INIT;
+	size_t i;
+	int p, rc = 0;
+
+	memset(obs, 0, sizeof(obs));
+	for (p = 0; p < NPOOLS; p++) {
+		if (keep_agents)
+			obs[p] = o->obs[p];
+		obs[p].pool_id = h->pools[p].id;
+		obs[p].group = NULL;
+	}
+	memset(&in, 0, sizeof(in));
+	in.now = now;
+	in.seed = seed;
+	in.cfg = &h->pcfg;
+	in.pools = h->pools;
+	in.npools = NPOOLS;
+	in.pool_records = h->precs;
+	in.npool_records = h->nprecs;
+	in.workspaces = h->ws;
+	in.nworkspaces = h->nws;
+	in.status = h->st;
+	in.has_status = h->has;
+	in.obs = obs;
+	in.instances = h->irecs;
+	in.ninstances = h->nirecs;
+	if (plan_compute(&in, &out, &e) < 0)
+		return violation(h, "plan_compute: %s", e.msg);
+	h->blind_checks++;
+	if (out.nactions)
+		rc = violation(h, "invariant 7: with %s the plan still acts: %s",
+			       keep_agents ? "no group listing" : "nothing observed",
+			       out.actions[0].key);
+	for (i = 0; !rc && i < out.nchanges; i++) {
+		const struct workspace_status *ns = &out.changes[i].status;
+		int k = ws_index(h, ns->workspace_id);
+
+		if (k >= 0 && h->has[k] && !strcmp(h->st[k].instance_id, ns->instance_id) &&
+		    strcmp(h->st[k].address, ns->address))
+			rc = violation(h, "invariant 7: with %s workspace %lld on %s has address "
+				       "'%s', was '%s'", keep_agents ? "no group listing" :
+				       "nothing observed", (long long)ns->workspace_id,
+				       ns->instance_id, ns->address, h->st[k].address);
+	}
+	for (i = 0; !rc && i < out.nevents; i++)
+		if (out.events[i].from != out.events[i].to)
+			rc = violation(h, "invariant 8: with %s workspace %lld moves %s -> %s (%s)",
+				       keep_agents ? "no group listing" : "nothing observed",
+				       (long long)out.events[i].workspace_id,
+				       ws_phase_name(out.events[i].from),
+				       ws_phase_name(out.events[i].to), out.events[i].reason);
+	plan_output_release(&out);
+	return rc;
+}
+
+/*
  * Run one pass with the given epoch. A stale pass must change nothing at all.
  * With replay, the executor runs the plan twice, as a leader that crashed
  * after acting and before recording would have it replayed (invariant 6).
@@ -1252,6 +1404,10 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 			rc = delete_row(h, out.actions[i].workspace_id);
 	if (!rc)
 		rc = check_world(h);
+	if (!rc)
+		rc = check_blind(h, in.now, in.seed, &o, 1);
+	if (!rc)
+		rc = check_blind(h, in.now, in.seed, &o, 0);
 	ps->nactions = out.nactions;
 	ps->nchanges = out.nchanges;
 	ps->mutations = sim_mutations(h->w) - m0;
@@ -1504,7 +1660,7 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	unsigned long first = 1, s, failed = 0;
 	int max_conv = 0, n_per_mix[NMIXES] = { 0 }, health = 0, stale = 0, replays = 0;
 	int fragmented = 0, approvals = 0, health_idle = 0, deaths = 0, launch_timeouts = 0;
-	int lost = 0;
+	int lost = 0, blind = 0, fresh = 0;
 	size_t m;
 
 	(void)state;
@@ -1531,6 +1687,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 		deaths += h.deaths;
 		launch_timeouts += h.launch_timeouts;
 		lost += h.lost_findings;
+		blind += h.blind_checks;
+		fresh += h.fresh_actions;
 		stale += h.stale_passes;
 		replays += h.replays;
 		harness_close(&h);
@@ -1542,6 +1700,8 @@ static void test_simulation__seeded_runs_keep_invariants_and_converge(void **sta
 	printf("; instance deaths %d, unhealthy replacements %d (containers of running "
 	       "workspaces lost with them %d), launches timed out %d, InstanceLost findings %d",
 	       deaths, health_idle, health, launch_timeouts, lost);
+	printf("; passes planned again with less observed %d, actions of fresh changes (all "
+	       "planned first) %d", blind, fresh);
 	printf("; stale-leader passes %d, replays %d, safety stops "
 	       "cleared by the operator %d, seeds ending with workspaces spread over more "
 	       "instances than needed %d; max passes to converge %d (bound %d); failed %lu\n", stale,
