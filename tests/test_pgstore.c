@@ -527,25 +527,31 @@ static void test_pgstore__ui_role_writes_spec_but_not_status(void **state)
 				   1, p), "");
 }
 
-/* The constraint a UI insert violates, "" if it succeeded. */
-static const char *ui_insert_violation(const char *pool, const char *name, const char *cpu,
-				       const char *state, const char *labels)
+/* The constraint a statement run as spinup_ui violates (or its SQLSTATE), "" if it succeeded. */
+static const char *ui_violation(const char *sql, int n, const char *const *p)
 {
 	static char cname[64];
-	const char *p[5] = { pool, name, cpu, state, labels };
 	PGconn *c = testdb_connect();
 	PGresult *r;
 	const char *v;
 
 	assert_non_null(c);
-	r = testdb_exec_as(c, "spinup_ui", "INSERT INTO workspaces (pool_id, name, owner, cpu_milli,"
-			   " state, labels) VALUES ($1::bigint, $2, 'x', $3::int, $4::ws_state,"
-			   " $5::jsonb)", 5, p);
+	r = testdb_exec_as(c, "spinup_ui", sql, n, p);
 	v = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
 	str_copy(cname, sizeof(cname), v ? v : testdb_sqlstate(r));
 	PQclear(r);
 	PQfinish(c);
 	return cname;
+}
+
+/* The constraint a UI insert violates, "" if it succeeded. */
+static const char *ui_insert_violation(const char *pool, const char *name, const char *cpu,
+				       const char *state, const char *labels)
+{
+	const char *p[5] = { pool, name, cpu, state, labels };
+
+	return ui_violation("INSERT INTO workspaces (pool_id, name, owner, cpu_milli, state, labels)"
+			    " VALUES ($1::bigint, $2, 'x', $3::int, $4::ws_state, $5::jsonb)", 5, p);
 }
 
 static void test_pgstore__ui_constraint_violation_names_the_constraint(void **state)
@@ -570,24 +576,14 @@ static void test_pgstore__ui_constraint_violation_names_the_constraint(void **st
 			    "workspaces_pool_name_unique");
 }
 
-/* The constraint a UI update "SET <assignment>" of workspace wid violates, "" if none. */
+/* The constraint a UI "UPDATE table SET assignment" of row id violates, "" if none. */
 static const char *ui_update_violation(const char *table, const char *id, const char *assignment)
 {
-	static char cname[64];
 	char sql[256];
 	const char *p[1] = { id };
-	PGconn *c = testdb_connect();
-	PGresult *r;
-	const char *v;
 
-	assert_non_null(c);
 	snprintf(sql, sizeof(sql), "UPDATE %s SET %s WHERE id = $1::bigint", table, assignment);
-	r = testdb_exec_as(c, "spinup_ui", sql, 1, p);
-	v = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
-	str_copy(cname, sizeof(cname), v ? v : testdb_sqlstate(r));
-	PQclear(r);
-	PQfinish(c);
-	return cname;
+	return ui_violation(sql, 1, p);
 }
 
 /*
