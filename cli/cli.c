@@ -408,3 +408,30 @@ void cli_apply_error(const struct manifest_set *set, const struct pgstore_apply_
 	d = &set->docs[r->failed_doc];
 	fprintf(stderr, "%s:%d:%d: %s\n", d->file, d->line, d->col, e->msg);
 }
+
+/* "90s", "15m", "2h", "1d" -> a Postgres interval text "N seconds". */
+int cli_parse_duration(const char *s, char *out, size_t outsz)
+{
+	char *end;
+	long v;
+	long mult;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || v <= 0 || v > 100000000)
+		return -1;
+	if (!strcmp(end, "s") || !*end)
+		mult = 1;
+	else if (!strcmp(end, "m"))
+		mult = 60;
+	else if (!strcmp(end, "h"))
+		mult = 3600;
+	else if (!strcmp(end, "d"))
+		mult = 86400;
+	else
+		return -1;
+	if (v > 100000000 / mult)
+		return -1;
+	snprintf(out, outsz, "%ld seconds", v * mult);
+	return 0;
+}

@@ -49,6 +49,15 @@ int cmd_pause(int argc, char **argv, const struct cli *g);
 int cmd_resume(int argc, char **argv, const struct cli *g);
 int cmd_observe_only(int argc, char **argv, const struct cli *g);
 int cmd_reconcile(int argc, char **argv, const struct cli *g);
+int cmd_silence(int argc, char **argv, const struct cli *g);
+int cmd_unsilence(int argc, char **argv, const struct cli *g);
+
+/*
+ * "90s", "15m", "2h", "1d" (a bare number is seconds; at most 100,000,000 s)
+ * into a Postgres interval text "N seconds" in out. 0, or -1 when s is not
+ * such a duration (out untouched).
+ */
+int cli_parse_duration(const char *s, char *out, size_t outsz);
 
 /* "spinctl: error: <msg>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

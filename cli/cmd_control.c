@@ -33,33 +33,6 @@ static enum target target_of(const char *k)
 	return T_BAD;
 }
 
-/* "90s", "15m", "2h", "1d" -> a Postgres interval text "N seconds". */
-static int parse_duration(const char *s, char *out, size_t outsz)
-{
-	char *end;
-	long v;
-	long mult;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || v <= 0 || v > 100000000)
-		return -1;
-	if (!strcmp(end, "s") || !*end)
-		mult = 1;
-	else if (!strcmp(end, "m"))
-		mult = 60;
-	else if (!strcmp(end, "h"))
-		mult = 3600;
-	else if (!strcmp(end, "d"))
-		mult = 86400;
-	else
-		return -1;
-	if (v > 100000000 / mult)
-		return -1;
-	snprintf(out, outsz, "%ld seconds", v * mult);
-	return 0;
-}
-
 /*
  * Run one UPDATE that must touch exactly one row. sql's $1 is the value
  * expression's parameter (may be unused), $2 the name, $3 the pool (NULL:
@@ -159,7 +132,7 @@ static int pause_or_resume(int argc, char **argv, const struct cli *g, int resum
 		case 'F':
 			if (resume)
 				return cli_usage_error(cmd, "--for applies to pause only");
-			if (parse_duration(optarg, interval, sizeof(interval)))
+			if (cli_parse_duration(optarg, interval, sizeof(interval)))
 				return cli_usage_error(cmd, "--for '%s': expected a duration like 90s, "
 						       "15m, 2h or 1d", optarg);
 			break;

@@ -17,19 +17,21 @@ static const char usage[] =
 	"usage: spinctl drift [-o table|json] [--all]\n\n"
 	"Drift the operator found between what is declared and what is there: class\n"
 	"(missing, unmanaged, changed, unobservable), reason, desired and observed\n"
-	"values, the remedy in progress, first and last seen, flap count. Silenced\n"
-	"findings are hidden unless --all and never count as drift.\n"
+	"values, the remedy in progress, first and last seen, flap count. Findings\n"
+	"matched by a silence (spinctl silence) are hidden unless --all and never\n"
+	"count as drift.\n"
 	"Exit status: 0 in sync, 1 drift, 2 error.\n\n"
 	"  -o, --output FORMAT  table (default) or json\n"
 	"  -a, --all            also silenced and recently resolved findings (last hour)\n"
 	"      --db URL         the database (default $DATABASE_URL)\n";
 
+/* drift_view (migration 005) adds the end of the silences matching each finding. */
 static const char DRIFT_SQL[] =
 	"SELECT id, subject, cls::text AS cls, reason, desired, observed, remedy,"
 	" spinup_ms(first_seen) AS first_seen, spinup_ms(last_seen) AS last_seen, flap_count,"
-	" spinup_ms(resolved_at) AS resolved_at, spinup_ms(silenced_until) AS silenced_until,"
-	" (silenced_until IS NOT NULL AND silenced_until > now()) AS silenced"
-	" FROM drift WHERE (resolved_at IS NULL AND (silenced_until IS NULL OR silenced_until <= now()))"
+	" spinup_ms(resolved_at) AS resolved_at, spinup_ms(silenced_by_until) AS silenced_until,"
+	" (silenced_by_until IS NOT NULL) AS silenced"
+	" FROM drift_view WHERE (resolved_at IS NULL AND silenced_by_until IS NULL)"
 	" OR ($1::boolean AND (resolved_at IS NULL OR resolved_at > now() - interval '1 hour'))"
 	" ORDER BY resolved_at DESC NULLS FIRST, subject, reason LIMIT 10001";
 

@@ -35,6 +35,8 @@ static const struct command commands[] = {
 	{ "resume", cmd_resume, "end a pause" },
 	{ "observe-only", cmd_observe_only, "plan and report but change nothing (pool or all)" },
 	{ "reconcile", cmd_reconcile, "ask the operator to look at a workspace now" },
+	{ "silence", cmd_silence, "hide matching drift findings for a while, or list silences" },
+	{ "unsilence", cmd_unsilence, "end a drift silence" },
 };
 
 static void usage(FILE *f)

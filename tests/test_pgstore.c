@@ -511,6 +511,15 @@ static void test_pgstore__ui_role_writes_spec_but_not_status(void **state)
 				   0, NULL), "42501");
 	assert_string_equal(sql_as("spinup_ui", "INSERT INTO instances (instance_id, pool_id)"
 				   " VALUES ('i-0123456789abcdef0', 1)", 0, NULL), "42501");
+	/* drift silences are the UI's to declare (migration 005), findings are not */
+	assert_string_equal(sql_as("spinup_ui", "INSERT INTO drift_silences (subject, until, comment)"
+				   " VALUES ('instance/*', now() + interval '1 hour', 'ui')", 0, NULL), "");
+	assert_string_equal(sql_as("spinup_ui", "UPDATE drift_silences SET created_by = 'spinctl'",
+				   0, NULL), "42501");
+	assert_string_equal(sql_value("SELECT created_by FROM drift_silences WHERE comment = 'ui'",
+				      0, NULL), "ui");
+	assert_string_equal(sql_as("spinup_ui", "DELETE FROM drift_silences WHERE comment = 'ui'",
+				   0, NULL), "");
 
 	/* the operator: status and events yes, spec no, events never rewritten */
 	assert_string_equal(sql_as("spinup_operator", "INSERT INTO workspace_status (workspace_id)"

@@ -66,9 +66,11 @@ run 0 --version
 out_has "spinctl 0.1.0 (schema version"
 run 0 --help
 out_has "usage: spinctl"
-for cmd in migrate apply diff get delete events why drift; do
+for cmd in migrate apply diff get delete events why drift pause resume observe-only reconcile \
+	silence unsilence; do
 	run 0 "$cmd" --help
-	out_has "usage: spinctl $cmd"
+	out_has "usage: spinctl"
+	out_has "spinctl $cmd "
 done
 ok "--help on spinctl and every command"
 
@@ -481,6 +483,44 @@ run 0 reconcile workspace alice-blog
 [ "$(sql "SELECT reconcile_requested_at IS NOT NULL FROM workspaces WHERE name = 'alice-blog'")" = t ] ||
 	fail "reconcile did not set reconcile_requested_at"
 ok "operator controls: pause/resume (workspace, pool, all, --for), observe-only, reconcile write rows; why says until when and who lifts them"
+
+# ---------------------------------------------------------------- drift silences
+
+sql "INSERT INTO drift (subject, cls, reason, first_seen, last_seen) VALUES
+	('instance/i-0123456789abcdef0', 'missing', 'InstanceLost', now(), now()),
+	('workspace/alice-blog', 'changed', 'ImageChanged', now(), now())" >/dev/null
+run 1 drift
+out_has "instance/i-0123456789abcdef0"
+run 0 silence 'instance/*' --for 2h -m "maintenance window"
+out_has "silence/"
+run 1 drift
+grep -q "instance/i-0123" "$work/out" && fail "a silenced instance finding is still listed"
+out_has "workspace/alice-blog"
+run 0 silence workspace/alice-blog --reason OtherReason --for 10m
+run 1 drift
+out_has "workspace/alice-blog"
+run 0 silence workspace/alice-blog --reason ImageChanged --for 10m
+run 0 drift
+out_has "in sync"
+run 0 drift --all
+out_has "missing (silenced)"
+run 0 silence --list
+out_has "maintenance window"
+out_has "ImageChanged"
+id=$(sql "SELECT id FROM drift_silences WHERE reason = 'ImageChanged'")
+run 0 unsilence "$id"
+run 1 unsilence "$id"
+err_has "no silence $id"
+run 1 drift
+out_has "workspace/alice-blog"
+run 2 silence workspace/alice-blog
+err_has "--for is required"
+run 1 silence "bad subject" --for 1h
+err_has "drift_silences_subject_valid"
+sql "UPDATE drift_silences SET until = created_at + interval '1 ms'" >/dev/null
+run 1 drift
+out_has "instance/i-0123456789abcdef0"
+ok "drift silences: hide matching findings (subject, prefix*, reason) until they expire; list; unsilence; bad input refused by name"
 
 export DATABASE_URL=$DATABASE_URL_SAVED
 echo "test_spinctl: $checks checks passed"
