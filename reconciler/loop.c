@@ -808,6 +808,7 @@ static void pass_metrics(struct loop *l, struct pass *p)
 		l->m.fenced++;
 	l->m.last_pass_ms = ms;
 	l->m.pass_ms_sum += ms;
+	str_copy(l->m.last_outcome, sizeof(l->m.last_outcome), p->outcome ? p->outcome : "");
 	for (b = 0; b < 7 && ms > bounds[b]; b++)
 		;
 	l->m.pass_ms_buckets[b]++;
@@ -964,6 +965,36 @@ out:
 }
 
 /* --once: no progress this pass, and something waits for a person. */
+/* The metrics' picture of the world after the pass: workspaces by new phase, findings. */
+static void count_phases(struct loop *l, const struct pass *p)
+{
+	const struct pgstate_snapshot *s = &l->snap;
+	const struct status_change **ch = calloc(p->plan.nchanges + 1, sizeof(*ch));
+	size_t i;
+
+	if (!ch)
+		return;      /* the gauges keep the last pass's values */
+	for (i = 0; i < p->plan.nchanges; i++)
+		ch[i] = &p->plan.changes[i];
+	qsort(ch, p->plan.nchanges, sizeof(*ch), cmp_change);
+	memset(l->m.phases, 0, sizeof(l->m.phases));
+	for (i = 0; i < s->nworkspaces; i++) {
+		const struct workspace_status *st = new_status(ch, p->plan.nchanges,
+							       s->workspaces[i].id);
+		enum ws_phase ph;
+
+		if (!st && s->has_status[i])
+			st = &s->status[i];
+		ph = st ? st->phase : PHASE_PENDING;
+		if ((int)ph >= 0 && ph < PHASE_MAX)
+			l->m.phases[ph]++;
+	}
+	l->m.workspaces = s->nworkspaces;
+	l->m.drift_findings = p->plan.ndrift;
+	l->m.actions_planned = p->plan.nactions;
+	free(ch);
+}
+
 static int world_stuck(const struct loop *l, const struct pass *p)
 {
 	int progress = l->mode == LOOP_DRY_RUN ? p->plan.nactions > 0 :
@@ -1016,14 +1047,17 @@ static void pass_body(struct loop *l, struct pass *p)
 		p->rc = build_plan(l, p);
 	if (!p->rc && dry) {
 		world_after(l, p, &p->world);
+		count_phases(l, p);
 		print_dry_run(p);
 		p->outcome = "dry-run";
 		return;
 	}
 	if (!p->rc)
 		p->rc = act(l, p);
-	if (!p->rc)
+	if (!p->rc) {
 		world_after(l, p, &p->world);
+		count_phases(l, p);
+	}
 	p->outcome = p->rc == SP_EFENCED ? "fenced" : p->rc ? "error" :
 		     (p->plan.nactions || p->plan.nchanges) ? "acted" :
 		     p->world.moving ? "waiting" :

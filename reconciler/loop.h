@@ -49,6 +49,10 @@ struct loop_metrics {
 	int healthy;                            /* the database answered the last pass */
 	int64_t last_pass_at;                   /* ms */
 	unsigned long db_trips;                 /* database round trips so far */
+	/* the last pass that reached its plan (leader or dry run) */
+	unsigned long phases[PHASE_MAX];        /* workspaces by phase after it */
+	unsigned long workspaces, drift_findings, actions_planned;
+	char last_outcome[16];                  /* converged, acted, waiting, stuck, error ... */
 	/* --cloud sim only: the world's ground truth after the last pass */
 	int sim;
 	unsigned long sim_containers;           /* containers of loaded workspaces */

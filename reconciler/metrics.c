@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -36,6 +37,17 @@ static int format_actions(const struct loop_metrics *m, struct strbuf *sb)
 		rc = strbuf_addf(sb, "spinup_actions_total{type=\"%s\"} %lu\n",
 				 i == ACT_MAX ? "failed" : action_type_name((enum action_type)i),
 				 m->actions[i]);
+	return rc;
+}
+
+static int format_phases(const struct loop_metrics *m, struct strbuf *sb)
+{
+	int i, rc = strbuf_addstr(sb, "# HELP spinup_workspaces Workspaces by phase after the last pass\n"
+				  "# TYPE spinup_workspaces gauge\n");
+
+	for (i = 0; !rc && i < PHASE_MAX; i++)
+		rc = strbuf_addf(sb, "spinup_workspaces{phase=\"%s\"} %lu\n",
+				 ws_phase_name((enum ws_phase)i), m->phases[i]);
 	return rc;
 }
 
@@ -94,9 +106,49 @@ int metrics_format(const struct loop_metrics *m, struct strbuf *sb)
 		rc = addf(sb, "spinup_sim_duplicate_workspaces", "gauge",
 			  "Sim world: workspaces with more than one container", (double)m->sim_duplicates);
 	if (!rc)
+		rc = addf(sb, "spinup_drift_findings", "gauge",
+			  "Drift findings of the last pass (spinctl drift lists them)",
+			  (double)m->drift_findings);
+	if (!rc)
+		rc = format_phases(m, sb);
+	if (!rc)
 		rc = format_actions(m, sb);
 	if (!rc)
 		rc = format_hist(m, sb);
+	return rc;
+}
+
+int metrics_status(const struct loop_metrics *m, int64_t now_ms, struct strbuf *sb)
+{
+	int i, rc, any = 0;
+
+	rc = strbuf_addf(sb, "spinupd\nleader:      %s", m->leader ? "yes" : "no");
+	if (!rc && m->leader)
+		rc = strbuf_addf(sb, " (fencing epoch %lld)", (long long)m->epoch);
+	if (!rc && !m->passes)
+		rc = strbuf_addstr(sb, "\nlast pass:   none yet");
+	else if (!rc)
+		rc = strbuf_addf(sb, "\nlast pass:   %s, %.0f ms, %lld s ago, %lu actions planned",
+				 m->last_outcome[0] ? m->last_outcome : "-", m->last_pass_ms,
+				 (long long)((now_ms - m->last_pass_at) / 1000), m->actions_planned);
+	if (!rc)
+		rc = strbuf_addf(sb, "\ndatabase:    %s", m->healthy ? "ok" : "unreachable");
+	if (!rc)
+		rc = strbuf_addf(sb, "\nworkspaces:  %lu", m->workspaces);
+	for (i = 0; !rc && i < PHASE_MAX; i++) {
+		if (!m->phases[i])
+			continue;
+		rc = strbuf_addf(sb, "%s%s %lu", any ? ", " : " (", ws_phase_name((enum ws_phase)i),
+				 m->phases[i]);
+		any = 1;
+	}
+	if (!rc && any)
+		rc = strbuf_addstr(sb, ")");
+	if (!rc)
+		rc = strbuf_addf(sb, "\ndrift:       %lu findings (spinctl drift)"
+				 "\npasses:      %lu (%lu failed, %lu fenced), %lu woken by NOTIFY\n",
+				 m->drift_findings, m->passes, m->passes_failed, m->fenced,
+				 m->notify_wakeups);
 	return rc;
 }
 
@@ -148,7 +200,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		}
 		return reply(c, 200, "text/plain; version=0.0.4", &sb);
 	}
-	strbuf_addstr(&sb, "not found\n");
+	if (!strcmp(url, "/status") || !strcmp(url, "/")) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (metrics_status(s->m, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &sb)) {
+			strbuf_release(&sb);
+			return MHD_NO;
+		}
+		return reply(c, 200, "text/plain; charset=utf-8", &sb);
+	}
+	strbuf_addstr(&sb, "not found (try /status, /metrics, /healthz)\n");
 	return reply(c, 404, "text/plain", &sb);
 }
 

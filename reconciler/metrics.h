@@ -5,7 +5,9 @@
  *
  *   GET /healthz   200 "ok" when the last pass reached the database, else 503
  *   GET /metrics   Prometheus text: passes, failed passes, actions by type,
- *                  pass duration histogram, leader, epoch, notify wakeups
+ *                  pass duration histogram, leader, epoch, notify wakeups,
+ *                  workspaces by phase and drift findings after the last pass
+ *   GET /status    (and /) the same for a person, a few lines of text
  *
  * The server reads the loop's counters (borrowed, same thread) when it
  * answers. Errors: SP_EINVAL (address not loopback host:port), SP_EUNAVAIL
@@ -13,6 +15,8 @@
  */
 #ifndef SPINUP_RECONCILER_METRICS_H
 #define SPINUP_RECONCILER_METRICS_H
+
+#include <stdint.h>
 
 #include "model/err.h"
 #include "model/strbuf.h"
@@ -31,5 +35,7 @@ void metrics_srv_run(struct metrics_srv *s);
 
 /* The Prometheus text for m. */
 int metrics_format(const struct loop_metrics *m, struct strbuf *out);
+/* The /status text for m at now_ms (ms since the epoch). */
+int metrics_status(const struct loop_metrics *m, int64_t now_ms, struct strbuf *out);
 
 #endif

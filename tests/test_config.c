@@ -172,9 +172,44 @@ static void test_config__metrics_text_is_prometheus(void **state)
 	strbuf_release(&sb);
 }
 
+/* Workspaces by phase and drift after the last pass: in /metrics and the /status text. */
+static void test_config__metrics_phases_and_status(void **state)
+{
+	struct loop_metrics m;
+	struct strbuf sb = STRBUF_INIT;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.leader = 1;
+	m.epoch = 4;
+	m.passes = 10;
+	m.healthy = 1;
+	m.last_pass_ms = 12;
+	m.last_pass_at = 1000000;
+	m.workspaces = 3;
+	m.phases[PHASE_READY] = 2;
+	m.phases[PHASE_STOPPED] = 1;
+	m.drift_findings = 5;
+	m.actions_planned = 1;
+	str_copy(m.last_outcome, sizeof(m.last_outcome), "acted");
+	assert_int_equal(metrics_format(&m, &sb), 0);
+	assert_non_null(strstr(sb.buf, "spinup_workspaces{phase=\"READY\"} 2\n"));
+	assert_non_null(strstr(sb.buf, "spinup_workspaces{phase=\"STOPPED\"} 1\n"));
+	assert_non_null(strstr(sb.buf, "spinup_workspaces{phase=\"PENDING\"} 0\n"));
+	assert_non_null(strstr(sb.buf, "spinup_drift_findings 5\n"));
+	strbuf_reset(&sb);
+	assert_int_equal(metrics_status(&m, 1030000, &sb), 0);
+	assert_non_null(strstr(sb.buf, "leader:      yes (fencing epoch 4)\n"));
+	assert_non_null(strstr(sb.buf, "last pass:   acted, 12 ms, 30 s ago, 1 actions planned\n"));
+	assert_non_null(strstr(sb.buf, "workspaces:  3 (READY 2, STOPPED 1)\n"));
+	assert_non_null(strstr(sb.buf, "drift:       5 findings"));
+	strbuf_release(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config__metrics_phases_and_status),
 		cmocka_unit_test_teardown(test_config__parses_keys_and_defaults, teardown),
 		cmocka_unit_test_teardown(test_config__errors_name_file_line_col, teardown),
 		cmocka_unit_test_teardown(test_config__secret_file_readable_by_others_refused, teardown),

@@ -315,6 +315,11 @@ curl -s "http://127.0.0.1:$port_g/metrics" | grep -q '^spinup_actions_total{type
 	fail "/metrics has no actions by type"
 g_world() { [ "$(metric "$port_g" spinup_sim_containers)" = "3" ] && all_ready 3; }
 wait_for "g converges" 40 g_world
+[ "$(metric "$port_g" 'spinup_workspaces{phase="READY"}')" -ge 3 ] ||
+	fail "/metrics does not count the READY workspaces"
+curl -s "http://127.0.0.1:$port_g/status" | grep -q "^leader: *yes (fencing epoch" ||
+	fail "/status does not say g leads: $(curl -s "http://127.0.0.1:$port_g/status")"
+curl -s "http://127.0.0.1:$port_g/status" | grep -q "^workspaces: .*READY" || fail "/status has no phases"
 "$bin/spinctl" --db "$DB" why ws3 | grep -q "blocked by: *nothing" || fail "why ws3 should say nothing blocks"
 sql "UPDATE workspaces SET paused_until = now() + interval '1 hour', state = 'Stopped' WHERE name = 'ws4'" >/dev/null
 "$bin/spinctl" --db "$DB" why ws4 | grep -q "blocked by: *the workspace is paused" || fail "why ws4 should name the pause"
@@ -331,7 +336,8 @@ sql "INSERT INTO drift (subject, reason, cls, desired, observed, first_seen, las
 out=$("$bin/spinctl" --db "$DB" drift); drc=$?
 [ "$drc" -eq 1 ] || fail "spinctl drift with drift should exit 1, not $drc"
 case "$out" in *InstanceUnmanaged*) ;; *) fail "spinctl drift does not list the finding" ;; esac
-sql "UPDATE drift SET silenced_until = now() + interval '1 hour' WHERE reason = 'InstanceUnmanaged'" >/dev/null
+"$bin/spinctl" --db "$DB" silence instance/i-zz --reason InstanceUnmanaged --for 1h >/dev/null ||
+	fail "spinctl silence"
 "$bin/spinctl" --db "$DB" drift >/dev/null; drc=$?
 [ "$drc" -eq 0 ] || fail "a silenced finding should not count as drift (exit $drc)"
 "$bin/spinctl" --db "$DB" drift --all | grep -q "(silenced)" || fail "drift --all should show the silenced finding"
