@@ -290,6 +290,57 @@ static void test_pgstate__record_writes_only_changed_rows(void **state)
 	assert_int_equal(qv(f, "SELECT unhealthy_passes FROM instances"), 1);
 }
 
+/*
+ * What the planner remembers comes back as it was written: a restarted
+ * spinupd must not give an instance whose agent was healthy the register
+ * timeout again (ever_healthy).
+ */
+static void test_pgstate__records_survive_a_round_trip(void **state)
+{
+	struct fx *f = *state;
+	struct instance_record inst[2];
+	struct plan_output o;
+	struct pgstate_record_stats st;
+	struct err e = ERR_INIT;
+	int64_t now = 1700000000000;
+
+	acquire(f->p);
+	load(f);
+	memset(&o, 0, sizeof(o));
+	memset(inst, 0, sizeof(inst));
+	str_copy(inst[0].instance_id, sizeof(inst[0].instance_id), "i-healthy");
+	inst[0].pool_id = f->s.pools[0].id;
+	inst[0].first_seen = now - 60000;
+	inst[0].unhealthy_passes = 2;
+	inst[0].orphan_seen = now - 1000;
+	inst[0].ever_healthy = 1;
+	inst[1] = inst[0];
+	str_copy(inst[1].instance_id, sizeof(inst[1].instance_id), "i-booting");
+	inst[1].ever_healthy = 0;
+	o.instances = inst;
+	o.ninstances = 2;
+	if (record(f, f->p, &o, now, &st, &e))
+		fail_msg("record: %s", e.msg);
+	assert_int_equal(st.instances_written, 2);
+
+	load(f);                                  /* a new spinupd reads them back */
+	assert_int_equal(f->s.ninstances, 2);
+	assert_string_equal(f->s.instances[0].instance_id, "i-booting");
+	assert_int_equal(f->s.instances[0].ever_healthy, 0);
+	assert_string_equal(f->s.instances[1].instance_id, "i-healthy");
+	assert_int_equal(f->s.instances[1].ever_healthy, 1);
+	assert_int_equal(f->s.instances[1].first_seen, inst[0].first_seen);
+	assert_int_equal(f->s.instances[1].unhealthy_passes, 2);
+	assert_int_equal(f->s.instances[1].orphan_seen, inst[0].orphan_seen);
+
+	/* ever_healthy alone changing is a change: that row is written */
+	inst[1].ever_healthy = 1;
+	if (record(f, f->p, &o, now + 1000, &st, &e))
+		fail_msg("record: %s", e.msg);
+	assert_int_equal(st.instances_written, 1);
+	assert_int_equal(qv(f, "SELECT count(*) FROM instances WHERE ever_healthy"), 2);
+}
+
 static void test_pgstate__record_is_one_round_trip_and_atomic(void **state)
 {
 	struct fx *f = *state;
@@ -607,6 +658,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pgstate__load_is_one_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__record_writes_only_changed_rows, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pgstate__records_survive_a_round_trip, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__record_is_one_round_trip_and_atomic, setup,
 						teardown),
