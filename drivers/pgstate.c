@@ -265,7 +265,9 @@ static const char LOAD_SQL[] =
 	" spinup_ms(orphan_seen) AS orphan_seen, ever_healthy, private_ip, lifecycle, healthy,"
 	" protected FROM instances ORDER BY instance_id LIMIT 100001;"
 	"SELECT pool_id, spinup_ms(window_start) AS window_start, destructive_in_window,"
-	" safety_stopped FROM pool_status ORDER BY pool_id LIMIT 100001;"
+	" safety_stopped, spinup_ms(safety_stopped_at) AS safety_stopped_at,"
+	" spinup_ms(safety_clear_handled_at) AS safety_clear_handled_at"
+	" FROM pool_status ORDER BY pool_id LIMIT 100001;"
 	"SELECT spinup_ms(paused_until) AS paused_until, observe_only FROM operator_controls;"
 	"SELECT id, subject, workspace_id, pool_id, cls::text AS cls, reason, desired, observed,"
 	" remedy, spinup_ms(first_seen) AS first_seen, spinup_ms(last_seen) AS last_seen,"
@@ -359,6 +361,10 @@ static int load_pool_records(const PGresult *r, struct pgstate_snapshot *s, stru
 			rc = pgstore_col_i64(r, i, "window_start", &x->window_start, e);
 		if (!rc)
 			rc = pgstore_col_int(r, i, "destructive_in_window", &x->destructive_in_window, e);
+		if (!rc)
+			rc = pgstore_col_i64(r, i, "safety_stopped_at", &x->stopped_at, e);
+		if (!rc)
+			rc = pgstore_col_i64(r, i, "safety_clear_handled_at", &x->clear_handled_at, e);
 		x->safety_stopped = pgstore_col_bool(r, i, "safety_stopped");
 	}
 	s->npool_records = rc ? 0 : (size_t)n;
@@ -1445,25 +1451,32 @@ static int rec_pools(struct rec *x)
 		json_t *j;
 		if (old && old->window_start == n->window_start &&
 		    old->destructive_in_window == n->destructive_in_window &&
-		    !old->safety_stopped == !n->safety_stopped)
+		    !old->safety_stopped == !n->safety_stopped &&
+		    old->stopped_at == n->stopped_at && old->clear_handled_at == n->clear_handled_at)
 			continue;
 		j = json_object();
 		if (!j || jint(j, "pool_id", n->pool_id) || jint(j, "window_start", n->window_start) ||
 		    jint(j, "destructive_in_window", n->destructive_in_window) ||
-		    jset(j, "safety_stopped", json_boolean(n->safety_stopped)) || append(arr, j))
+		    jset(j, "safety_stopped", json_boolean(n->safety_stopped)) ||
+		    jint(j, "stopped_at", n->stopped_at) ||
+		    jint(j, "clear_handled_at", n->clear_handled_at) || append(arr, j))
 			return json_decref(arr), err_set(x->e, SP_ENOMEM, "pools: out of memory");
 	}
 	return rec_exec(x, "write pool records",
 		"INSERT INTO pool_status (pool_id, window_start, destructive_in_window,"
-		" safety_stopped, updated_at)"
+		" safety_stopped, safety_stopped_at, safety_clear_handled_at, updated_at)"
 		" SELECT x.pool_id, spinup_ts(x.window_start), x.destructive_in_window,"
-		" x.safety_stopped, now() FROM jsonb_to_recordset($3::jsonb) AS x(pool_id bigint,"
-		" window_start bigint, destructive_in_window int, safety_stopped boolean)"
+		" x.safety_stopped, spinup_ts(x.stopped_at), spinup_ts(x.clear_handled_at), now()"
+		" FROM jsonb_to_recordset($3::jsonb) AS x(pool_id bigint, window_start bigint,"
+		" destructive_in_window int, safety_stopped boolean, stopped_at bigint,"
+		" clear_handled_at bigint)"
 		" WHERE $1::bigint > 0 AND $2::text <> ''"
 		" AND EXISTS (SELECT 1 FROM pools p WHERE p.id = x.pool_id)"
 		" ON CONFLICT (pool_id) DO UPDATE SET window_start = EXCLUDED.window_start,"
 		" destructive_in_window = EXCLUDED.destructive_in_window,"
-		" safety_stopped = EXCLUDED.safety_stopped, updated_at = now()",
+		" safety_stopped = EXCLUDED.safety_stopped,"
+		" safety_stopped_at = EXCLUDED.safety_stopped_at,"
+		" safety_clear_handled_at = EXCLUDED.safety_clear_handled_at, updated_at = now()",
 		arr, &x->st->pools_written);
 }
 

@@ -424,6 +424,9 @@ int pgstore_decode_pool(const PGresult *res, int row, struct pool_spec *out, str
 	if (!rc)
 		rc = col_bool(res, row, "observe_only", &p.observe_only);
 	if (!rc)
+		rc = pgstore_col_i64(res, row, "safety_clear_requested_at",
+				     &p.safety_clear_requested_at, e);
+	if (!rc)
 		*out = p;
 	return rc;
 }
