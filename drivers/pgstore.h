@@ -201,6 +201,10 @@ struct pgstore_pool_row {
 	int64_t deletion_requested_at;
 	int nworkspaces;
 	int ninstances;
+	/* from pool_status (the operator's), 0 when it has no row yet */
+	int safety_stopped;
+	int64_t safety_stopped_at;        /* ms */
+	int64_t safety_clear_handled_at;  /* ms; the echo of spec.safety_clear_requested_at */
 };
 
 /*
