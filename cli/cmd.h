@@ -49,6 +49,7 @@ int cmd_pause(int argc, char **argv, const struct cli *g);
 int cmd_resume(int argc, char **argv, const struct cli *g);
 int cmd_observe_only(int argc, char **argv, const struct cli *g);
 int cmd_reconcile(int argc, char **argv, const struct cli *g);
+int cmd_clear_safety_stop(int argc, char **argv, const struct cli *g);
 int cmd_silence(int argc, char **argv, const struct cli *g);
 int cmd_unsilence(int argc, char **argv, const struct cli *g);
 

@@ -7,6 +7,8 @@
  *   resume    the same set back to NULL
  *   observe-only  pools.observe_only / operator_controls.observe_only
  *   reconcile workspaces.reconcile_requested_at = now(); status echoes it
+ *   clear-safety-stop  pools.safety_clear_requested_at = now(); spinupd
+ *             lifts the pool's safety stop and pool_status echoes it
  *
  * The schema's triggers NOTIFY spinupd, which reads the rows on its next
  * pass (at once). Each command changes exactly one row or fails naming why.
@@ -93,6 +95,9 @@ static const char sql_pool_observe[] =
 static const char sql_all_observe[] =
 	"UPDATE operator_controls SET observe_only = $1::boolean, updated_at = now()"
 	" WHERE $2::text IS NULL AND $3::text IS NULL RETURNING id";
+static const char sql_pool_clear[] =
+	"UPDATE pools SET safety_clear_requested_at = now()"
+	" WHERE $1::text IS NULL AND name = $2 AND $3::text IS NULL RETURNING id";
 static const char sql_ws_reconcile[] =
 	"UPDATE workspaces SET reconcile_requested_at = now()"
 	" WHERE $1::text IS NULL AND name = $2"
@@ -111,6 +116,16 @@ static const char pause_usage[] =
 	"      --pool POOL     the pool of the workspace (needed when the name is used\n"
 	"                      in several pools)\n"
 	"      --db URL        the database (default $DATABASE_URL)\n";
+
+static const char resume_usage[] =
+	"usage: spinctl resume workspace NAME [--pool POOL]\n"
+	"       spinctl resume pool NAME\n"
+	"       spinctl resume all\n\n"
+	"End a pause (spinctl pause) now: the operator acts again on its next pass.\n"
+	"A safety stop is not a pause: see spinctl clear-safety-stop.\n\n"
+	"      --pool POOL  the pool of the workspace (needed when the name is used\n"
+	"                   in several pools)\n"
+	"      --db URL     the database (default $DATABASE_URL)\n";
 
 static int pause_or_resume(int argc, char **argv, const struct cli *g, int resume)
 {
@@ -140,7 +155,7 @@ static int pause_or_resume(int argc, char **argv, const struct cli *g, int resum
 			pool = optarg;
 			break;
 		case 'h':
-			fputs(pause_usage, stdout);
+			fputs(resume ? resume_usage : pause_usage, stdout);
 			return CLI_EXIT_OK;
 		default:
 			return cli_usage_error(cmd, "unknown option");
@@ -190,9 +205,11 @@ static const char observe_usage[] =
 	"usage: spinctl observe-only pool NAME on|off\n"
 	"       spinctl observe-only all on|off\n\n"
 	"In observe-only mode the operator plans, reports status and drift, and\n"
-	"changes nothing in the cloud or on the agents. A pool whose plan breaks its\n"
-	"destructive budget switches itself to observe-only (a SafetyStop); turning\n"
-	"it off is this command.\n\n"
+	"changes nothing in the cloud or on the agents. This is the switch an\n"
+	"operator sets (pools.observe_only, operator_controls.observe_only).\n\n"
+	"A pool whose plan breaks its destructive budget holds itself the same way\n"
+	"(a safety stop, kept by spinupd in pool_status); `off` here does not lift\n"
+	"it: `spinctl clear-safety-stop pool NAME` does.\n\n"
 	"      --db URL  the database (default $DATABASE_URL)\n";
 
 int cmd_observe_only(int argc, char **argv, const struct cli *g)
@@ -277,6 +294,52 @@ int cmd_reconcile(int argc, char **argv, const struct cli *g)
 		return CLI_EXIT_ERROR;
 	rc = update_one(s, sql_ws_reconcile, NULL, argv[optind + 1], pool, what,
 			"reconcile requested");
+	pgstore_free(s);
+	return rc;
+}
+
+static const char clear_usage[] =
+	"usage: spinctl clear-safety-stop pool NAME\n\n"
+	"A pool whose plan would destroy more than its budget in a window stops\n"
+	"itself: it plans and reports, changes nothing, and `spinctl drift` shows a\n"
+	"SafetyStop finding with what the plan needed. Once you have reviewed it,\n"
+	"this asks spinupd to lift the stop: it writes\n"
+	"pools.safety_clear_requested_at = now() (the web UI may write the same\n"
+	"column). On its next pass spinupd clears the stop, starts a fresh budget\n"
+	"window and acts again; `spinctl get pools -o wide` shows the stop, and\n"
+	"-o json its status (safetyClearHandledAt echoes the request once handled).\n\n"
+	"A clear does not approve the plan: if the same plan still needs more\n"
+	"destructive actions than the budget, the pool stops again in that pass.\n"
+	"Fix the cause first (restore the rows that went missing, or raise\n"
+	"plan_destructive_budget in spinupd's configuration if the change is wanted).\n\n"
+	"      --db URL  the database (default $DATABASE_URL)\n";
+
+int cmd_clear_safety_stop(int argc, char **argv, const struct cli *g)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "clear-safety-stop";
+	struct pgstore *s = NULL;
+	char what[160];
+	int c, rc;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(clear_usage, stdout);
+			return CLI_EXIT_OK;
+		}
+		return cli_usage_error(cmd, "unknown option");
+	}
+	if (argc - optind != 2 || target_of(argv[optind]) != T_POOL)
+		return cli_usage_error(cmd, "expected pool NAME");
+	snprintf(what, sizeof(what), "pool/%s", argv[optind + 1]);
+	if (cli_open_store(g, 1, &s))
+		return CLI_EXIT_ERROR;
+	rc = update_one(s, sql_pool_clear, NULL, argv[optind + 1], NULL, what,
+			"safety-stop clear requested: spinupd lifts the stop on its next pass");
 	pgstore_free(s);
 	return rc;
 }

@@ -132,7 +132,7 @@ static json_t *pool_json(const struct pgstore_pool_row *r)
 	const struct pool_spec *p = &r->spec;
 
 	return drop_empty(json_pack("{s:s, s:s, s:{s:s, s:I, s:I, s:o, s:o, s:o, s:b}, "
-			 "s:{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s}, s:{s:i, s:i}}",
+			 "s:{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s}, s:{s:i, s:i, s:b, s:o, s:o, s:o}}",
 		"apiVersion", MANIFEST_API_VERSION, "kind", "Pool",
 		"metadata", "name", p->name, "id", (json_int_t)p->id,
 		"generation", (json_int_t)p->generation, "createdAt", ms_json(r->created_at),
@@ -142,7 +142,10 @@ static json_t *pool_json(const struct pgstore_pool_row *r)
 		"instanceSlots", p->slots_per_instance, "warmInstances", p->warm_instances,
 		"minInstances", p->min_instances, "maxInstances", p->max_instances,
 		"agentPort", p->agent_port, "defaultImage", p->default_image,
-		"status", "workspaces", r->nworkspaces, "instances", r->ninstances), optional);
+		"status", "workspaces", r->nworkspaces, "instances", r->ninstances,
+		"safetyStopped", r->safety_stopped, "safetyStoppedAt", ms_json(r->safety_stopped_at),
+		"safetyClearRequestedAt", ms_json(p->safety_clear_requested_at),
+		"safetyClearHandledAt", ms_json(r->safety_clear_handled_at)), optional);
 }
 
 /* ------------------------------------------------------------ YAML */
@@ -294,11 +297,24 @@ static void ws_table(const struct pgstore_ws_row *rows, size_t n, int wide)
 	cli_table_release(&t);
 }
 
+/* The SAFETY column: "-", "stopped", or "stopped, clear requested" until spinupd sees it. */
+static const char *safety_cell(const struct pgstore_pool_row *r)
+{
+	int64_t req = r->spec.safety_clear_requested_at;
+
+	if (!r->safety_stopped)
+		return "-";
+	if (req > r->safety_clear_handled_at && req > r->safety_stopped_at)
+		return "stopped, clear requested";
+	return "stopped";
+}
+
 static void pool_table(const struct pgstore_pool_row *rows, size_t n, int wide)
 {
 	static const char *const head[] = { "NAME", "ASG", "REGION", "SLOTS", "WARM", "MIN", "MAX",
-		"WORKSPACES", "INSTANCES", "AGE", "GEN", "PORT", "IMAGE", "PAUSED", "OBSERVE" };
-	size_t ncols = wide ? 15 : 10, i, k;
+		"WORKSPACES", "INSTANCES", "AGE", "GEN", "PORT", "IMAGE", "PAUSED", "OBSERVE",
+		"SAFETY" };
+	size_t ncols = wide ? 16 : 10, i, k;
 	int64_t now = cli_now_ms();
 	struct cli_table t;
 	char b[10][40];
@@ -330,6 +346,7 @@ static void pool_table(const struct pgstore_pool_row *rows, size_t n, int wide)
 		cli_table_add(&t, p->default_image[0] ? p->default_image : "-");
 		cli_table_add(&t, b[9]);
 		cli_table_add(&t, p->observe_only ? "yes" : "no");
+		cli_table_add(&t, safety_cell(&rows[i]));
 	}
 	cli_table_print(&t, stdout);
 	cli_table_release(&t);

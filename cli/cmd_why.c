@@ -10,10 +10,11 @@
 
 static const char usage[] =
 	"usage: spinctl why NAME [--pool POOL]\n\n"
-	"Names the one thing blocking a workspace (a pause, observe-only, or the first\n"
-	"condition that is not True), who must act (nobody, the owner, an operator),\n"
-	"when the operator tries next (for a pause: when it ends, or that it lasts\n"
-	"until resumed), and the last action it journaled.\n\n"
+	"Names the one thing blocking a workspace (a pause, observe-only, its pool's\n"
+	"safety stop, or the first condition that is not True), who must act\n"
+	"(nobody, the owner, an operator), when the operator tries next (for a\n"
+	"pause: when it ends, or that it lasts until resumed), and the last action\n"
+	"it journaled.\n\n"
 	"  -p, --pool POOL      the pool, when the name exists in several\n"
 	"      --db URL         the database (default $DATABASE_URL)\n";
 
@@ -21,6 +22,9 @@ static const char usage[] =
 static const char CTX_SQL[] =
 	"SELECT spinup_ms(p.paused_until) AS pool_paused, p.observe_only AS pool_observe,"
 	" coalesce(ps.safety_stopped, false) AS safety_stopped,"
+	" spinup_ms(ps.safety_stopped_at) AS stopped_at,"
+	" spinup_ms(p.safety_clear_requested_at) AS clear_requested,"
+	" spinup_ms(ps.safety_clear_handled_at) AS clear_handled,"
 	" spinup_ms(c.paused_until) AS global_paused, c.observe_only AS global_observe,"
 	" (SELECT spinup_ms(max(finished_at)) FROM reconcile_passes) AS last_pass,"
 	" (SELECT holder FROM operator_leases ORDER BY acquired_at DESC NULLS LAST LIMIT 1) AS leader,"
@@ -67,14 +71,39 @@ static const char *who(enum sp_class c)
  * A pause, observe-only or safety stop that keeps the operator from acting:
  * what it is, when it ends (until: ms; CTL_UNTIL_RESUMED for a pause without
  * an end, 0 for a switch that stays until turned off) and what lifts it.
+ * A safety stop (stop) is not turned off but cleared; pending then says
+ * when a clear was requested that spinupd has not handled yet.
  */
 struct control {
 	char what[160];
 	int64_t until;
 	char lift[160];
+	int stop;
+	char pending[64];
 };
 
 #define CTL_UNTIL_RESUMED INT64_MAX    /* paused_until = 'infinity' (spinup_ms) */
+
+/*
+ * A safety stop: lifted by spinctl clear-safety-stop; a request spinupd has
+ * not handled yet (newer than the stop and the last one handled) lifts it on
+ * the next pass.
+ */
+static void safety_block(const PGresult *ctx, const char *pool, struct control *c)
+{
+	int64_t req = n(ctx, "clear_requested");
+	char at[40];
+
+	c->stop = 1;
+	snprintf(c->what, sizeof(c->what), "pool '%s' is safety-stopped: a plan went over"
+		 " the destructive budget", pool);
+	snprintf(c->lift, sizeof(c->lift), "review the plan (spinctl drift), then"
+		 " spinctl clear-safety-stop pool %s", pool);
+	if (req > n(ctx, "stopped_at") && req > n(ctx, "clear_handled")) {
+		cli_format_time(req, at, sizeof(at));
+		snprintf(c->pending, sizeof(c->pending), "%s", at);
+	}
+}
 
 /* The first control that blocks this workspace; 0 when one does, -1 if none. */
 static int control_block(const struct workspace_spec *w, const PGresult *ctx, int64_t now,
@@ -99,10 +128,7 @@ static int control_block(const struct workspace_spec *w, const PGresult *ctx, in
 		snprintf(c->what, sizeof(c->what), "pool '%s' is observe-only", pool);
 		snprintf(c->lift, sizeof(c->lift), "spinctl observe-only pool %s off", pool);
 	} else if (t(ctx, "safety_stopped")) {
-		snprintf(c->what, sizeof(c->what), "pool '%s' is safety-stopped: a plan went over"
-			 " the destructive budget", pool);
-		snprintf(c->lift, sizeof(c->lift), "review the plan (spinctl drift), then clear"
-			 " the safety stop of pool '%s' (pool_status.safety_stopped)", pool);
+		safety_block(ctx, pool, c);
 	} else if (w->paused_until > now) {
 		c->until = w->paused_until;
 		snprintf(c->what, sizeof(c->what), "the workspace is paused");
@@ -130,6 +156,15 @@ static void print_control(const struct control *c, int64_t now)
 		       " operator: %s\n", c->lift);
 		printf("next attempt:  %s, when the pause ends (in %llds)\n", at,
 		       (long long)((c->until - now + 999) / 1000));
+	} else if (c->stop && c->pending[0]) {
+		printf("blocked by:    %s; a clear was requested at %s\n", c->what, c->pending);
+		printf("who must act:  nobody: spinupd lifts the stop on its next pass (and stops"
+		       " the pool again if the same plan still breaks the budget)\n");
+		printf("next attempt:  the next pass (the request wakes spinupd)\n");
+	} else if (c->stop) {
+		printf("blocked by:    %s\n", c->what);
+		printf("who must act:  an operator: %s\n", c->lift);
+		printf("next attempt:  none until an operator clears the stop\n");
 	} else {
 		printf("blocked by:    %s until turned off\n", c->what);
 		printf("who must act:  an operator: %s\n", c->lift);

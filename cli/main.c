@@ -35,6 +35,7 @@ static const struct command commands[] = {
 	{ "resume", cmd_resume, "end a pause" },
 	{ "observe-only", cmd_observe_only, "plan and report but change nothing (pool or all)" },
 	{ "reconcile", cmd_reconcile, "ask the operator to look at a workspace now" },
+	{ "clear-safety-stop", cmd_clear_safety_stop, "let a safety-stopped pool act again" },
 	{ "silence", cmd_silence, "hide matching drift findings for a while, or list silences" },
 	{ "unsilence", cmd_unsilence, "end a drift silence" },
 };
@@ -47,7 +48,7 @@ static void usage(FILE *f)
 	      "SpinUp's command line: declare desired state in Postgres, read status.\n\n"
 	      "commands:\n", f);
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-17s %s\n", commands[i].name, commands[i].summary);
 	fputs("\noptions:\n"
 	      "  --db URL    the database (postgresql://... or key=value); default $DATABASE_URL\n"
 	      "  -h, --help  this help; 'spinctl COMMAND --help' for a command\n"

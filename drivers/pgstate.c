@@ -262,10 +262,12 @@ static const char LOAD_SQL[] =
 	" ORDER BY w.pool_id, w.id LIMIT 100001;"
 	"SELECT instance_id, pool_id, spinup_ms(first_seen) AS first_seen,"
 	" spinup_ms(idle_since) AS idle_since, unhealthy_passes, marked_unhealthy,"
-	" spinup_ms(orphan_seen) AS orphan_seen, private_ip, lifecycle, healthy, protected"
-	" FROM instances ORDER BY instance_id LIMIT 100001;"
+	" spinup_ms(orphan_seen) AS orphan_seen, ever_healthy, private_ip, lifecycle, healthy,"
+	" protected FROM instances ORDER BY instance_id LIMIT 100001;"
 	"SELECT pool_id, spinup_ms(window_start) AS window_start, destructive_in_window,"
-	" safety_stopped FROM pool_status ORDER BY pool_id LIMIT 100001;"
+	" safety_stopped, spinup_ms(safety_stopped_at) AS safety_stopped_at,"
+	" spinup_ms(safety_clear_handled_at) AS safety_clear_handled_at"
+	" FROM pool_status ORDER BY pool_id LIMIT 100001;"
 	"SELECT spinup_ms(paused_until) AS paused_until, observe_only FROM operator_controls;"
 	"SELECT id, subject, workspace_id, pool_id, cls::text AS cls, reason, desired, observed,"
 	" remedy, spinup_ms(first_seen) AS first_seen, spinup_ms(last_seen) AS last_seen,"
@@ -341,6 +343,7 @@ static int load_instances(const PGresult *r, struct pgstate_snapshot *s, struct 
 		if (!rc)
 			rc = pgstore_col_i64(r, i, "orphan_seen", &x->orphan_seen, e);
 		x->marked_unhealthy = pgstore_col_bool(r, i, "marked_unhealthy");
+		x->ever_healthy = pgstore_col_bool(r, i, "ever_healthy");
 	}
 	s->ninstances = rc ? 0 : (size_t)n;
 	return rc;
@@ -358,6 +361,10 @@ static int load_pool_records(const PGresult *r, struct pgstate_snapshot *s, stru
 			rc = pgstore_col_i64(r, i, "window_start", &x->window_start, e);
 		if (!rc)
 			rc = pgstore_col_int(r, i, "destructive_in_window", &x->destructive_in_window, e);
+		if (!rc)
+			rc = pgstore_col_i64(r, i, "safety_stopped_at", &x->stopped_at, e);
+		if (!rc)
+			rc = pgstore_col_i64(r, i, "safety_clear_handled_at", &x->clear_handled_at, e);
 		x->safety_stopped = pgstore_col_bool(r, i, "safety_stopped");
 	}
 	s->npool_records = rc ? 0 : (size_t)n;
@@ -1107,6 +1114,7 @@ static json_t *instance_json(const struct instance_record *r, const struct obs_i
 	bad = bad || jint(j, "unhealthy_passes", r->unhealthy_passes);
 	bad = bad || jset(j, "marked_unhealthy", json_boolean(r->marked_unhealthy));
 	bad = bad || jint(j, "orphan_seen", r->orphan_seen);
+	bad = bad || jset(j, "ever_healthy", json_boolean(r->ever_healthy));
 	bad = bad || jset(j, "observed", json_boolean(o != NULL));
 	if (o) {
 		bad = bad || jstr(j, "private_ip", o->private_ip);
@@ -1126,7 +1134,8 @@ static int inst_differs(const struct instance_record *a, const struct instance_r
 {
 	return a->pool_id != b->pool_id || a->first_seen != b->first_seen ||
 	       a->idle_since != b->idle_since || a->unhealthy_passes != b->unhealthy_passes ||
-	       !a->marked_unhealthy != !b->marked_unhealthy || a->orphan_seen != b->orphan_seen;
+	       !a->marked_unhealthy != !b->marked_unhealthy || a->orphan_seen != b->orphan_seen ||
+	       !a->ever_healthy != !b->ever_healthy;
 }
 
 static const struct pool_record *find_poolrec(const struct pgstate_snapshot *s, int64_t id)
@@ -1393,22 +1402,24 @@ static int rec_instances(struct rec *x)
 	}
 	rc = rec_exec(x, "write instances",
 		"INSERT INTO instances (instance_id, pool_id, first_seen, idle_since,"
-		" unhealthy_passes, marked_unhealthy, orphan_seen, private_ip, lifecycle, healthy,"
-		" protected, last_seen)"
+		" unhealthy_passes, marked_unhealthy, orphan_seen, ever_healthy, private_ip,"
+		" lifecycle, healthy, protected, last_seen)"
 		" SELECT x.instance_id, x.pool_id, coalesce(spinup_ts(x.first_seen), now()),"
 		" spinup_ts(x.idle_since), x.unhealthy_passes, x.marked_unhealthy,"
-		" spinup_ts(x.orphan_seen), coalesce(x.private_ip, ''),"
+		" spinup_ts(x.orphan_seen), coalesce(x.ever_healthy, false), coalesce(x.private_ip, ''),"
 		" coalesce(x.lifecycle, 'Other'), coalesce(x.healthy, false),"
 		" coalesce(x.protected, false), CASE WHEN x.observed THEN spinup_ts($2::bigint) END"
 		" FROM jsonb_to_recordset($3::jsonb) AS x(instance_id text, pool_id bigint,"
 		" first_seen bigint, idle_since bigint, unhealthy_passes int,"
-		" marked_unhealthy boolean, orphan_seen bigint, observed boolean, private_ip text,"
-		" lifecycle text, healthy boolean, protected boolean)"
+		" marked_unhealthy boolean, orphan_seen bigint, ever_healthy boolean,"
+		" observed boolean, private_ip text, lifecycle text, healthy boolean,"
+		" protected boolean)"
 		" WHERE $1::bigint > 0 AND EXISTS (SELECT 1 FROM pools p WHERE p.id = x.pool_id)"
 		" ON CONFLICT (instance_id) DO UPDATE SET pool_id = EXCLUDED.pool_id,"
 		" first_seen = EXCLUDED.first_seen, idle_since = EXCLUDED.idle_since,"
 		" unhealthy_passes = EXCLUDED.unhealthy_passes,"
 		" marked_unhealthy = EXCLUDED.marked_unhealthy, orphan_seen = EXCLUDED.orphan_seen,"
+		" ever_healthy = EXCLUDED.ever_healthy,"
 		" private_ip = CASE WHEN EXCLUDED.last_seen IS NULL THEN instances.private_ip"
 		" ELSE EXCLUDED.private_ip END,"
 		" lifecycle = CASE WHEN EXCLUDED.last_seen IS NULL THEN instances.lifecycle"
@@ -1440,25 +1451,32 @@ static int rec_pools(struct rec *x)
 		json_t *j;
 		if (old && old->window_start == n->window_start &&
 		    old->destructive_in_window == n->destructive_in_window &&
-		    !old->safety_stopped == !n->safety_stopped)
+		    !old->safety_stopped == !n->safety_stopped &&
+		    old->stopped_at == n->stopped_at && old->clear_handled_at == n->clear_handled_at)
 			continue;
 		j = json_object();
 		if (!j || jint(j, "pool_id", n->pool_id) || jint(j, "window_start", n->window_start) ||
 		    jint(j, "destructive_in_window", n->destructive_in_window) ||
-		    jset(j, "safety_stopped", json_boolean(n->safety_stopped)) || append(arr, j))
+		    jset(j, "safety_stopped", json_boolean(n->safety_stopped)) ||
+		    jint(j, "stopped_at", n->stopped_at) ||
+		    jint(j, "clear_handled_at", n->clear_handled_at) || append(arr, j))
 			return json_decref(arr), err_set(x->e, SP_ENOMEM, "pools: out of memory");
 	}
 	return rec_exec(x, "write pool records",
 		"INSERT INTO pool_status (pool_id, window_start, destructive_in_window,"
-		" safety_stopped, updated_at)"
+		" safety_stopped, safety_stopped_at, safety_clear_handled_at, updated_at)"
 		" SELECT x.pool_id, spinup_ts(x.window_start), x.destructive_in_window,"
-		" x.safety_stopped, now() FROM jsonb_to_recordset($3::jsonb) AS x(pool_id bigint,"
-		" window_start bigint, destructive_in_window int, safety_stopped boolean)"
+		" x.safety_stopped, spinup_ts(x.stopped_at), spinup_ts(x.clear_handled_at), now()"
+		" FROM jsonb_to_recordset($3::jsonb) AS x(pool_id bigint, window_start bigint,"
+		" destructive_in_window int, safety_stopped boolean, stopped_at bigint,"
+		" clear_handled_at bigint)"
 		" WHERE $1::bigint > 0 AND $2::text <> ''"
 		" AND EXISTS (SELECT 1 FROM pools p WHERE p.id = x.pool_id)"
 		" ON CONFLICT (pool_id) DO UPDATE SET window_start = EXCLUDED.window_start,"
 		" destructive_in_window = EXCLUDED.destructive_in_window,"
-		" safety_stopped = EXCLUDED.safety_stopped, updated_at = now()",
+		" safety_stopped = EXCLUDED.safety_stopped,"
+		" safety_stopped_at = EXCLUDED.safety_stopped_at,"
+		" safety_clear_handled_at = EXCLUDED.safety_clear_handled_at, updated_at = now()",
 		arr, &x->st->pools_written);
 }
 

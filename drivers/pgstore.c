@@ -424,6 +424,9 @@ int pgstore_decode_pool(const PGresult *res, int row, struct pool_spec *out, str
 	if (!rc)
 		rc = col_bool(res, row, "observe_only", &p.observe_only);
 	if (!rc)
+		rc = pgstore_col_i64(res, row, "safety_clear_requested_at",
+				     &p.safety_clear_requested_at, e);
+	if (!rc)
 		*out = p;
 	return rc;
 }
@@ -1343,8 +1346,12 @@ int pgstore_list_pools(struct pgstore *s, const char *name, struct pgstore_pool_
 	rc = pgstore_exec(s, "list pools",
 			  "SELECT p.*,"
 			  " (SELECT count(*) FROM workspaces w WHERE w.pool_id = p.id) AS nworkspaces,"
-			  " (SELECT count(*) FROM instances i WHERE i.pool_id = p.id) AS ninstances"
-			  " FROM pool_specs p WHERE ($1::text IS NULL OR p.name = $1)"
+			  " (SELECT count(*) FROM instances i WHERE i.pool_id = p.id) AS ninstances,"
+			  " coalesce(ps.safety_stopped, false) AS safety_stopped,"
+			  " spinup_ms(ps.safety_stopped_at) AS safety_stopped_at,"
+			  " spinup_ms(ps.safety_clear_handled_at) AS safety_clear_handled_at"
+			  " FROM pool_specs p LEFT JOIN pool_status ps ON ps.pool_id = p.id"
+			  " WHERE ($1::text IS NULL OR p.name = $1)"
 			  " ORDER BY p.name LIMIT 100001", 1, p, &res, e);
 	if (!rc) {
 		nt = PQntuples(res);
@@ -1363,6 +1370,12 @@ int pgstore_list_pools(struct pgstore *s, const char *name, struct pgstore_pool_
 			rc = pgstore_col_int(res, i, "nworkspaces", &v[i].nworkspaces, e);
 		if (!rc)
 			rc = pgstore_col_int(res, i, "ninstances", &v[i].ninstances, e);
+		if (!rc)
+			rc = pgstore_col_i64(res, i, "safety_stopped_at", &v[i].safety_stopped_at, e);
+		if (!rc)
+			rc = pgstore_col_i64(res, i, "safety_clear_handled_at",
+					     &v[i].safety_clear_handled_at, e);
+		v[i].safety_stopped = pgstore_col_bool(res, i, "safety_stopped");
 	}
 	PQclear(res);
 	if (rc) {

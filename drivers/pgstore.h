@@ -99,7 +99,7 @@ void pgstore_rollback(struct pgstore *s);
  * Row decoding, by column name. Pools: the columns of the view pool_specs
  * (id, name, asg_name, region, slots_per_instance, warm_instances,
  * min_instances, max_instances, agent_port, default_image, generation,
- * paused_until, observe_only). Workspaces: the view workspace_specs (id,
+ * paused_until, observe_only, safety_clear_requested_at). Workspaces: the view workspace_specs (id,
  * name, owner, pool, state, template_name, image, cpu_milli, memory_mib,
  * bucket, prefix, idle_timeout_s, labels, generation,
  * deletion_requested_at, paused_until, reconcile_requested_at). Status:
@@ -201,6 +201,10 @@ struct pgstore_pool_row {
 	int64_t deletion_requested_at;
 	int nworkspaces;
 	int ninstances;
+	/* from pool_status (the operator's), 0 when it has no row yet */
+	int safety_stopped;
+	int64_t safety_stopped_at;        /* ms */
+	int64_t safety_clear_handled_at;  /* ms; the echo of spec.safety_clear_requested_at */
 };
 
 /*

@@ -1253,6 +1253,28 @@ static int safety_stop_events(struct plan_ctx *x, struct ppool *p, size_t change
 }
 
 /*
+ * A declarative clear of the safety stop (pools.safety_clear_requested_at,
+ * `spinctl clear-safety-stop`): a request not seen before is echoed in
+ * clear_handled_at; if it is also newer than the stop, the stop is lifted
+ * and a fresh budget window starts, so the pool is planned as acting this
+ * pass. A request older than the stop was made before anyone could see the
+ * stop and clears nothing.
+ */
+static void safety_clear(struct plan_ctx *x, struct ppool *p)
+{
+	int64_t req = p->spec->safety_clear_requested_at;
+
+	if (req <= p->rec.clear_handled_at)
+		return;
+	p->rec.clear_handled_at = req;
+	if (!p->rec.safety_stopped || req <= p->rec.stopped_at)
+		return;
+	p->rec.safety_stopped = 0;
+	p->rec.window_start = x->now;
+	p->rec.destructive_in_window = 0;
+}
+
+/*
  * Plan a pool, then check its destructive budget (invariant 9): over budget,
  * the whole pool plan is discarded and made again with every action held,
  * the pool is safety-stopped (observe-only until an operator clears it),
@@ -1270,6 +1292,7 @@ static int plan_pool(struct plan_ctx *x, struct ppool *p)
 	if (p->rec_in)
 		p->rec = *p->rec_in;
 	p->rec.pool_id = p->spec->id;
+	safety_clear(x, p);
 	if (!p->rec.window_start || x->now - p->rec.window_start >= cfg->budget_window_ms) {
 		p->rec.window_start = x->now;
 		p->rec.destructive_in_window = 0;
@@ -1285,6 +1308,7 @@ static int plan_pool(struct plan_ctx *x, struct ppool *p)
 	if (n && p->rec.destructive_in_window + n > cfg->destructive_budget) {
 		out_restore(x->out, &m);
 		p->rec.safety_stopped = 1;
+		p->rec.stopped_at = x->now;
 		pool_controls(x, p);
 		rc = pool_once(x, p);
 		snprintf(desired, sizeof(desired), "at most %d destructive actions per %llds",

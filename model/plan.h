@@ -65,6 +65,17 @@
  *    pool id.
  *  - Every action with flag 0 for sync_first is one whose files must not (or
  *    need not) go back to S3: restore failed, never ran, already synced.
+ *  - Destructive budget (invariant 9): a pool whose plan would take its
+ *    window past destructive_budget is planned again with every action
+ *    held and safety-stopped (stopped_at = now; a SafetyStop finding and
+ *    a SAFETY_STOP event per workspace on entry). It stays held until the
+ *    spec's safety_clear_requested_at is newer than both stopped_at and
+ *    the record's clear_handled_at: then the stop is lifted and a fresh
+ *    window starts (count 0) before the pool is planned, so it acts in
+ *    that pass; if that same plan breaks the budget again it is stopped
+ *    again, at once. Every request seen is echoed in clear_handled_at,
+ *    whether or not it found a stop to clear (a request older than the
+ *    stop clears nothing).
  *  - Actions are held (not emitted) while paused or observe-only; a held
  *    remedy in a drift finding reads "held (why): ...".
  *
@@ -170,12 +181,17 @@ struct instance_record {
 				     remembered: the register timeout then applies */
 };
 
-/* Per-pool safety state between passes (destructive budget window). */
+/*
+ * Per-pool safety state between passes (destructive budget window, the
+ * `pool_status` table).
+ */
 struct pool_record {
 	int64_t pool_id;
 	int64_t window_start;     /* ms */
 	int destructive_in_window;
 	int safety_stopped;       /* observe-only after a budget breach, until cleared */
+	int64_t stopped_at;       /* ms; when the current (or last) safety stop began */
+	int64_t clear_handled_at; /* ms; the last safety_clear_requested_at seen (echo) */
 };
 
 struct plan_config {
@@ -262,7 +278,10 @@ enum ws_phase status_derive_phase(const struct workspace_spec *w,
 int64_t plan_backoff_ms(const struct plan_config *c, uint64_t seed, int64_t workspace_id,
 			int attempt);
 
-/* Print the plan as stable text (one line per item) for tests and --dry-run. */
+/*
+ * Print the plan as stable text (one line per item) for tests and --dry-run.
+ * A pool record shows stopped_at and clear_handled only when set.
+ */
 int plan_output_format(const struct plan_output *o, struct strbuf *out);
 
 #endif

@@ -366,9 +366,15 @@ int plan_output_format(const struct plan_output *o, struct strbuf *out)
 		const struct pool_record *r = &o->pool_records[pool_rank(o, i)];
 
 		rc = strbuf_addf(out, "poolrec pool=%lld window_start=%lld destructive=%d "
-				 "safety_stopped=%d\n", (long long)r->pool_id,
+				 "safety_stopped=%d", (long long)r->pool_id,
 				 (long long)r->window_start, r->destructive_in_window,
 				 r->safety_stopped);
+		if (!rc && r->stopped_at)
+			rc = strbuf_addf(out, " stopped_at=%lld", (long long)r->stopped_at);
+		if (!rc && r->clear_handled_at)
+			rc = strbuf_addf(out, " clear_handled=%lld", (long long)r->clear_handled_at);
+		if (!rc)
+			rc = strbuf_addch(out, '\n');
 	}
 	return rc;
 }

@@ -69,6 +69,8 @@ struct pool_spec {
 	int64_t generation;
 	int64_t paused_until;             /* ms; 0 = not paused; INT64_MAX = until resumed */
 	int observe_only;                 /* plan and report, never act */
+	int64_t safety_clear_requested_at; /* ms; clears a safety stop entered before it,
+					      echoed in pool_record.clear_handled_at */
 };
 
 struct workspace_spec {

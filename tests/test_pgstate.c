@@ -290,6 +290,80 @@ static void test_pgstate__record_writes_only_changed_rows(void **state)
 	assert_int_equal(qv(f, "SELECT unhealthy_passes FROM instances"), 1);
 }
 
+/*
+ * What the planner remembers comes back as it was written: a restarted
+ * spinupd must not give an instance whose agent was healthy the register
+ * timeout again (ever_healthy), nor forget when a safety stop began and
+ * which clear request it has handled.
+ */
+static void test_pgstate__records_survive_a_round_trip(void **state)
+{
+	struct fx *f = *state;
+	struct instance_record inst[2];
+	struct pool_record pr[1];
+	struct plan_output o;
+	struct pgstate_record_stats st;
+	struct err e = ERR_INIT;
+	int64_t now = 1700000000000;
+
+	acquire(f->p);
+	load(f);
+	memset(&o, 0, sizeof(o));
+	memset(inst, 0, sizeof(inst));
+	str_copy(inst[0].instance_id, sizeof(inst[0].instance_id), "i-healthy");
+	inst[0].pool_id = f->s.pools[0].id;
+	inst[0].first_seen = now - 60000;
+	inst[0].unhealthy_passes = 2;
+	inst[0].orphan_seen = now - 1000;
+	inst[0].ever_healthy = 1;
+	inst[1] = inst[0];
+	str_copy(inst[1].instance_id, sizeof(inst[1].instance_id), "i-booting");
+	inst[1].ever_healthy = 0;
+	memset(pr, 0, sizeof(pr));
+	pr[0].pool_id = f->s.pools[0].id;
+	pr[0].window_start = now - 5000;
+	pr[0].destructive_in_window = 4;
+	pr[0].safety_stopped = 1;
+	pr[0].stopped_at = now - 3000;
+	pr[0].clear_handled_at = now - 4000;
+	o.instances = inst;
+	o.ninstances = 2;
+	o.pool_records = pr;
+	o.npool_records = 1;
+	if (record(f, f->p, &o, now, &st, &e))
+		fail_msg("record: %s", e.msg);
+	assert_int_equal(st.instances_written, 2);
+	assert_int_equal(st.pools_written, 1);
+	q(f, "UPDATE pools SET safety_clear_requested_at = spinup_ts(1700000000000)");
+
+	load(f);                                  /* a new spinupd reads them back */
+	assert_int_equal(f->s.ninstances, 2);
+	assert_string_equal(f->s.instances[0].instance_id, "i-booting");
+	assert_int_equal(f->s.instances[0].ever_healthy, 0);
+	assert_string_equal(f->s.instances[1].instance_id, "i-healthy");
+	assert_int_equal(f->s.instances[1].ever_healthy, 1);
+	assert_int_equal(f->s.instances[1].first_seen, inst[0].first_seen);
+	assert_int_equal(f->s.instances[1].unhealthy_passes, 2);
+	assert_int_equal(f->s.instances[1].orphan_seen, inst[0].orphan_seen);
+	assert_int_equal(f->s.npool_records, 1);
+	assert_int_equal(f->s.pool_records[0].window_start, pr[0].window_start);
+	assert_int_equal(f->s.pool_records[0].destructive_in_window, 4);
+	assert_int_equal(f->s.pool_records[0].safety_stopped, 1);
+	assert_int_equal(f->s.pool_records[0].stopped_at, pr[0].stopped_at);
+	assert_int_equal(f->s.pool_records[0].clear_handled_at, pr[0].clear_handled_at);
+	assert_int_equal(f->s.pools[0].safety_clear_requested_at, now);
+
+	/* ever_healthy alone changing is a change, and so is a handled clear */
+	inst[1].ever_healthy = 1;
+	pr[0].clear_handled_at = now;
+	if (record(f, f->p, &o, now + 1000, &st, &e))
+		fail_msg("record: %s", e.msg);
+	assert_int_equal(st.instances_written, 1);
+	assert_int_equal(st.pools_written, 1);
+	assert_int_equal(qv(f, "SELECT count(*) FROM instances WHERE ever_healthy"), 2);
+	assert_int_equal(qv(f, "SELECT spinup_ms(safety_clear_handled_at) FROM pool_status"), now);
+}
+
 static void test_pgstate__record_is_one_round_trip_and_atomic(void **state)
 {
 	struct fx *f = *state;
@@ -607,6 +681,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pgstate__load_is_one_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__record_writes_only_changed_rows, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pgstate__records_survive_a_round_trip, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pgstate__record_is_one_round_trip_and_atomic, setup,
 						teardown),

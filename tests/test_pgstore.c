@@ -689,6 +689,50 @@ static void test_pgstore__generation_bumps_only_on_spec_change(void **state)
 				      " WHERE name = 'gen-ws'", 0, NULL), "ui");
 }
 
+/*
+ * The safety stop is the operator's (pool_status); the way out is a control
+ * column the UI may write, which is no spec change and wakes the loop.
+ */
+static void test_pgstore__ui_requests_a_safety_clear(void **state)
+{
+	const char *pool = make_pool("clear-pool");
+	const char *p[1] = { pool };
+	const char *gen = "SELECT generation FROM pools WHERE name = 'clear-pool'";
+	struct pgstore_pool_row *rows = NULL;
+	struct pgstore *s;
+	struct err e = ERR_INIT;
+	size_t n = 0;
+
+	(void)state;
+	assert_string_equal(sql_as(NULL, "INSERT INTO pool_status (pool_id, safety_stopped,"
+				   " safety_stopped_at) VALUES ($1::bigint, true, now())", 1, p), "");
+	assert_string_equal(sql_as("spinup_ui", "UPDATE pool_status SET safety_stopped = false",
+				   0, NULL), "42501");
+	assert_string_equal(sql_as("spinup_ui", "UPDATE pool_status SET safety_clear_handled_at"
+				   " = now()", 0, NULL), "42501");
+	assert_string_equal(sql_value(gen, 0, NULL), "1");
+	assert_string_equal(sql_as("spinup_ui", "UPDATE pools SET safety_clear_requested_at ="
+				   " spinup_ts(1700000000000) WHERE id = $1::bigint", 1, p), "");
+	assert_string_equal(sql_value(gen, 0, NULL), "1");
+	assert_string_equal(sql_value("SELECT field_owners->'safety_clear_requested_at'->>'by'"
+				      " FROM pools WHERE name = 'clear-pool'", 0, NULL), "ui");
+	assert_string_equal(sql_as("spinup_ui", "INSERT INTO pools (name, asg_name, region,"
+				   " safety_clear_requested_at) VALUES ('clear-pool-2', 'asg', 'r1',"
+				   " now())", 0, NULL), "");
+	assert_string_equal(sql_value("SELECT generation FROM pools WHERE name = 'clear-pool-2'",
+				      0, NULL), "1");
+
+	/* spinctl reads it as every pool field: through the pool_specs view */
+	s = open_store(testdb_conninfo());
+	if (pgstore_list_pools(s, "clear-pool", &rows, &n, &e))
+		fail_msg("list pools: %s", e.msg);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].spec.safety_clear_requested_at, 1700000000000LL);
+	assert_int_equal(rows[0].spec.generation, 1);
+	free(rows);
+	pgstore_free(s);
+}
+
 /* Wait (bounded) for the next notification on c; NULL if none came. */
 static PGnotify *next_notify(PGconn *c)
 {
@@ -738,6 +782,14 @@ static void test_pgstore__notify_carries_the_workspace_id(void **state)
 	n = next_notify(l);
 	assert_non_null(n);
 	snprintf(pid, sizeof(pid), "pool:%s", pool);
+	assert_string_equal(n->extra, pid);
+	PQfreemem(n);
+
+	/* a safety-stop clear request is a control change: it wakes the loop */
+	assert_string_equal(sql_as("spinup_ui", "UPDATE pools SET safety_clear_requested_at = now()"
+				   " WHERE name = 'ntf-pool'", 0, NULL), "");
+	n = next_notify(l);
+	assert_non_null(n);
 	assert_string_equal(n->extra, pid);
 	PQfreemem(n);
 
@@ -931,6 +983,7 @@ int main(void)
 		cmocka_unit_test(test_pgstore__ui_text_held_to_manifest_rules),
 		cmocka_unit_test(test_pgstore__ui_cannot_forge_the_writer),
 		cmocka_unit_test(test_pgstore__generation_bumps_only_on_spec_change),
+		cmocka_unit_test(test_pgstore__ui_requests_a_safety_clear),
 		cmocka_unit_test(test_pgstore__notify_carries_the_workspace_id),
 		cmocka_unit_test(test_pgstore__hostile_values_are_refused_or_stored_verbatim),
 		cmocka_unit_test(test_pgstore__status_and_events_decode),

@@ -602,34 +602,58 @@ static int check_budget(struct harness *h, int p, int planned)
 	return 0;
 }
 
+static const struct pool_record *prec_of(const struct pool_record *r, size_t n, int64_t pool)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (r[i].pool_id == pool)
+			return &r[i];
+	return NULL;
+}
+
+/*
+ * Held this pass: observe-only, paused, or safety-stopped with no clear
+ * request newer than both the stop and the last handled request.
+ */
 static int observe_only(const struct harness *h, int p, int64_t now)
 {
 	const struct pool_spec *ps = &h->pools[p];
-	size_t i;
+	const struct pool_record *r = prec_of(h->precs, h->nprecs, ps->id);
 
 	if (ps->observe_only || (ps->paused_until && ps->paused_until > now))
 		return 1;
-	for (i = 0; i < h->nprecs; i++)
-		if (h->precs[i].pool_id == ps->id && h->precs[i].safety_stopped)
-			return 1;
-	return 0;
+	return r && r->safety_stopped && !(ps->safety_clear_requested_at > r->stopped_at &&
+					   ps->safety_clear_requested_at > r->clear_handled_at);
 }
 
-/* Invariant 9: entering a safety stop (only then) writes one SAFETY_STOP per workspace of the pool. */
-static int check_safety_events(struct harness *h, const struct plan_output *out)
+/*
+ * Invariant 9: entering a safety stop (only then: stopped_at becomes this
+ * pass's time, also when a cleared pool stops again) writes one SAFETY_STOP
+ * per workspace of the pool; a clear request is echoed once seen.
+ */
+static int check_safety_events(struct harness *h, const struct plan_output *out, int64_t t)
 {
 	size_t i, k;
 	int p;
 
 	for (p = 0; p < NPOOLS; p++) {
-		int was = 0, now = 0, want = 0, got = 0;
+		const struct pool_record *in = prec_of(h->precs, h->nprecs, h->pools[p].id);
+		const struct pool_record *o = prec_of(out->pool_records, out->npool_records,
+						      h->pools[p].id);
+		int64_t req = h->pools[p].safety_clear_requested_at;
+		int was = in && in->safety_stopped, now = o && o->safety_stopped, want = 0, got = 0;
+		int entered = now && (!was || o->stopped_at != in->stopped_at);
 
-		for (i = 0; i < h->nprecs; i++)
-			was |= h->precs[i].pool_id == h->pools[p].id && h->precs[i].safety_stopped;
-		for (i = 0; i < out->npool_records; i++)
-			now |= out->pool_records[i].pool_id == h->pools[p].id &&
-			       out->pool_records[i].safety_stopped;
-		for (k = 0; now && !was && k < h->nws; k++)
+		if (entered && o->stopped_at != t)
+			return violation(h, "invariant 9: pool %s entered a safety stop at %lld, "
+					 "stopped_at %lld", h->pools[p].name, (long long)t,
+					 (long long)o->stopped_at);
+		if (o && req > (in ? in->clear_handled_at : 0) && o->clear_handled_at != req)
+			return violation(h, "pool %s: clear request %lld not echoed (handled %lld)",
+					 h->pools[p].name, (long long)req,
+					 (long long)o->clear_handled_at);
+		for (k = 0; entered && k < h->nws; k++)
 			want += pool_index(h, h->ws[k].pool) == p;
 		for (i = 0; i < out->nevents; i++) {
 			int w = ws_index(h, out->events[i].workspace_id);
@@ -639,7 +663,7 @@ static int check_safety_events(struct harness *h, const struct plan_output *out)
 		}
 		if (got != want)
 			return violation(h, "invariant 9: pool %s %s: %d SAFETY_STOP events, want %d",
-					 h->pools[p].name, now && !was ? "safety-stopped" :
+					 h->pools[p].name, entered ? "safety-stopped" :
 					 "not entering a safety stop", got, want);
 	}
 	return 0;
@@ -765,7 +789,7 @@ static int check_plan(struct harness *h, const struct observation *o, const stru
 	for (p = 0; p < NPOOLS; p++)
 		if (check_budget(h, p, destr[p]) < 0)
 			return -1;
-	if (check_safety_events(h, out) < 0 || check_lost(h, out) < 0 ||
+	if (check_safety_events(h, out, sim_now(h->w)) < 0 || check_lost(h, out) < 0 ||
 	    check_not_yet_visible(h, out) < 0 || check_fresh_first(h, out) < 0)
 		return -1;
 	for (i = 0; i < out->npool_records; i++)
@@ -1527,21 +1551,29 @@ static int world_matches(struct harness *h, char *why, size_t whysz)
 }
 
 /*
- * The operator clears safety stops and, having looked, approves the change
- * that tripped them by raising the destructive budget for the rest of the run.
+ * The operator clears safety stops the way spinctl clear-safety-stop and the
+ * web UI do, with a request in the pool row (a moment after the pass that
+ * stopped it), and, having looked, approves the change that tripped them by
+ * raising the destructive budget for the rest of the run. The planner lifts
+ * the stop on its next pass.
  */
 static void operator_clears(struct harness *h)
 {
-	size_t p;
+	size_t i;
+	int p;
 
-	for (p = 0; p < h->nprecs; p++)
-		if (h->precs[p].safety_stopped) {
-			vlog(h, "  operator: clears the safety stop of pool %lld, budget 1000\n",
-			     (long long)h->precs[p].pool_id);
-			h->precs[p].safety_stopped = 0;
-			h->pcfg.destructive_budget = 1000;
-			h->approvals++;
-		}
+	for (i = 0; i < h->nprecs; i++) {
+		if (!h->precs[i].safety_stopped)
+			continue;
+		p = pool_index_by_id(h, h->precs[i].pool_id);
+		if (p < 0 || h->pools[p].safety_clear_requested_at > h->precs[i].stopped_at)
+			continue;                        /* asked already, not yet seen */
+		vlog(h, "  operator: requests a clear of the safety stop of pool %s, budget 1000\n",
+		     h->pools[p].name);
+		h->pools[p].safety_clear_requested_at = sim_now(h->w) + 1;
+		h->pcfg.destructive_budget = 1000;
+		h->approvals++;
+	}
 }
 
 /* Passes after the faults stop until converged; -1 on a violation or no convergence. */

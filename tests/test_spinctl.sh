@@ -67,10 +67,10 @@ out_has "spinctl 0.1.0 (schema version"
 run 0 --help
 out_has "usage: spinctl"
 for cmd in migrate apply diff get delete events why drift pause resume observe-only reconcile \
+	clear-safety-stop \
 	silence unsilence; do
 	run 0 "$cmd" --help
-	out_has "usage: spinctl"
-	out_has "spinctl $cmd "
+	out_has "usage: spinctl $cmd "
 done
 ok "--help on spinctl and every command"
 
@@ -483,6 +483,52 @@ run 0 reconcile workspace alice-blog
 [ "$(sql "SELECT reconcile_requested_at IS NOT NULL FROM workspaces WHERE name = 'alice-blog'")" = t ] ||
 	fail "reconcile did not set reconcile_requested_at"
 ok "operator controls: pause/resume (workspace, pool, all, --for), observe-only, reconcile write rows; why says until when and who lifts them"
+
+# A safety stop is spinupd's row (pool_status, set here as spinupd would);
+# the way out is a request in the pool row, which why names.
+run 0 clear-safety-stop --help
+out_has "usage: spinctl clear-safety-stop pool NAME"
+run 0 observe-only --help
+out_has "does not lift"
+out_has "spinctl clear-safety-stop pool NAME"
+pool_id=$(sql "SELECT id FROM pools WHERE name = 'default'")
+gen=$(sql "SELECT generation FROM pools WHERE name = 'default'")
+sql "INSERT INTO pool_status (pool_id, safety_stopped, safety_stopped_at)
+     VALUES ($pool_id, true, now() - interval '1 minute')" >/dev/null
+run 0 why alice-blog
+out_has "blocked by:    pool 'default' is safety-stopped: a plan went over the destructive budget"
+out_has "who must act:  an operator: review the plan (spinctl drift), then spinctl clear-safety-stop pool default"
+out_has "next attempt:  none until an operator clears the stop"
+grep -q "pool_status" "$work/out" && fail "why still points at pool_status"
+run 0 get pools -o wide
+grep -E "^default .* stopped$" "$work/out" >/dev/null || fail "get pools -o wide does not show the stop"
+run 2 clear-safety-stop workspace alice-blog
+run 2 clear-safety-stop pool
+run 1 clear-safety-stop pool nobody-here
+err_has "pool/nobody-here not found"
+run 0 clear-safety-stop pool default
+out_has "pool/default safety-stop clear requested"
+[ "$(sql "SELECT safety_clear_requested_at > now() - interval '1 minute' FROM pools WHERE name = 'default'")" = t ] ||
+	fail "clear-safety-stop did not set pools.safety_clear_requested_at"
+[ "$(sql "SELECT generation FROM pools WHERE name = 'default'")" = "$gen" ] ||
+	fail "clear-safety-stop bumped the pool's generation"
+[ "$(sql "SELECT safety_stopped FROM pool_status WHERE pool_id = $pool_id")" = t ] ||
+	fail "clear-safety-stop wrote pool_status (spinupd's)"
+run 0 why alice-blog
+out_has "safety-stopped: a plan went over the destructive budget; a clear was requested at"
+out_has "who must act:  nobody: spinupd lifts the stop on its next pass"
+run 0 get pools -o wide
+out_has "stopped, clear requested"
+# spinupd handles it: the stop goes, the request is echoed
+sql "UPDATE pool_status SET safety_stopped = false, safety_clear_handled_at = p.safety_clear_requested_at
+     FROM pools p WHERE p.id = pool_status.pool_id" >/dev/null
+run 0 get pools default -o json
+python3 -c 'import json,sys; d=json.load(sys.stdin); d=d["items"][0] if "items" in d else d; s=d["status"]
+assert s["safetyStopped"] is False and s["safetyClearHandledAt"] == s["safetyClearRequestedAt"] != None, s' \
+	<"$work/out" || fail "get pools -o json does not echo the handled clear"
+run 0 why alice-blog
+grep -q "safety-stopped" "$work/out" && fail "why still says safety-stopped after the stop was cleared"
+ok "clear-safety-stop writes the request row; why names it and sees it pending; get pools shows the stop and the echo"
 
 # ---------------------------------------------------------------- drift silences
 

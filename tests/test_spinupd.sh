@@ -410,8 +410,10 @@ sql9() { psql -XAtq "$DB9" -c "$1"; }
 [ "$(once)" = "0" ] || fail "--once converged should exit 0: $(cat "$work/once9.log")"
 grep -q "outcome=converged" "$work/once9.log" || fail "the second --once was not converged"
 sql9 "UPDATE workspaces SET state = 'Running' WHERE name = 'ws9'" >/dev/null
-sql9 "INSERT INTO pool_status (pool_id, safety_stopped) SELECT id, true FROM pools
-      ON CONFLICT (pool_id) DO UPDATE SET safety_stopped = true" >/dev/null
+sql9 "INSERT INTO pool_status (pool_id, safety_stopped, safety_stopped_at)
+      SELECT id, true, now() - interval '1 second' FROM pools
+      ON CONFLICT (pool_id) DO UPDATE SET safety_stopped = true,
+      safety_stopped_at = EXCLUDED.safety_stopped_at" >/dev/null
 for i in 1 2; do   # the first pass writes ws9's new status, the second only looks
 	rc=$(once)
 	[ "$rc" = "3" ] || fail "--once $i with its only pool safety-stopped should exit 3, not $rc: $(cat "$work/once9.log")"
@@ -420,10 +422,13 @@ done
 grep -q "outcome=stuck" "$work/once9.log" || fail "the pass was not logged as stuck"
 [ "$(sql9 "SELECT outcome FROM reconcile_passes ORDER BY id DESC LIMIT 1")" = "stuck" ] ||
 	fail "the pass was not recorded as stuck"
-sql9 "UPDATE pool_status SET safety_stopped = false" >/dev/null
+"$bin/spinctl" --db "$DB9" clear-safety-stop pool default >/dev/null || fail "clear-safety-stop"
 rc=$(once)
 [ "$rc" = "0" ] || fail "--once that acts should exit 0, not $rc: $(cat "$work/once9.log")"
 grep -q "outcome=acted" "$work/once9.log" || fail "the pass after clearing the stop did not act"
+[ "$(sql9 "SELECT ps.safety_stopped::text || (spinup_ms(ps.safety_clear_handled_at) = spinup_ms(p.safety_clear_requested_at))::text
+           FROM pool_status ps JOIN pools p ON p.id = ps.pool_id")" = falsetrue ] ||
+	fail "the clear request was not handled and echoed in pool_status"
 "$bin/spinupd" --help | grep -q "3 stuck" || fail "spinupd --help does not document exit 3"
-echo "ok 9 --once: 0 converged, 3 stuck on a safety stop, 0 acting"
+echo "ok 9 --once: 0 converged, 3 stuck on a safety stop, 0 acting once spinctl clear-safety-stop is handled"
 exit 0

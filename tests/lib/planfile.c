@@ -123,6 +123,7 @@ static int set_pool(struct pool_spec *p, const char *k, const char *v)
 	INT_FIELD("gen", p->generation)
 	INT_FIELD("paused_until", p->paused_until)
 	INT_FIELD("observe_only", p->observe_only)
+	INT_FIELD("safety_clear", p->safety_clear_requested_at)
 	return -1;
 }
 
@@ -240,6 +241,8 @@ static int set_poolrec(struct pool_record *r, const char *k, const char *v)
 	INT_FIELD("window_start", r->window_start)
 	INT_FIELD("destructive", r->destructive_in_window)
 	INT_FIELD("safety_stopped", r->safety_stopped)
+	INT_FIELD("stopped_at", r->stopped_at)
+	INT_FIELD("clear_handled", r->clear_handled_at)
 	return -1;
 }
 

@@ -15,7 +15,8 @@
  *
  *   now N | seed N | config key=N ... | global observe_only=0|1 paused_until=N
  *   pool id= name= asg= slots= warm= min= max= port= image= paused_until= observe_only=
- *   poolrec pool= window_start= destructive= safety_stopped=
+ *        safety_clear=
+ *   poolrec pool= window_start= destructive= safety_stopped= stopped_at= clear_handled=
  *   group pool= found= complete= desired= min= max=      (no group line: describe failed)
  *   nogroup pool=
  *   instance pool= id= ip= lc=InService healthy= protected= launch=
