@@ -48,8 +48,9 @@ int pgstore_open(const char *conninfo, const char *application_name, struct pgst
 	/* Our defaults come first; the keys expanded from conninfo override them. */
 	const char *keys[] = { "connect_timeout", "options", "client_encoding",
 			       "application_name", "dbname", NULL };
-	const char *vals[] = { "5", "-c statement_timeout=30000", "UTF8",
-			       application_name ? application_name : "spinup", conninfo, NULL };
+	const char *app = application_name ? application_name : "spinup";
+	char options[128];
+	const char *vals[] = { "5", options, "UTF8", app, conninfo, NULL };
 	PQconninfoOption *parsed;
 	struct pgstore *s;
 	char *perr = NULL;
@@ -57,6 +58,8 @@ int pgstore_open(const char *conninfo, const char *application_name, struct pgst
 
 	if (!conninfo || !conninfo[0])
 		return err_set(e, SP_EINVAL, "no database given: set DATABASE_URL or pass --db");
+	/* the writer field_owners records for this session (a spinup_ui member is 'ui' anyway) */
+	snprintf(options, sizeof(options), "-c statement_timeout=30000 -c spinup.writer=%s", app);
 	parsed = PQconninfoParse(conninfo, &perr);
 	if (!parsed) {
 		first_line(perr ? perr : "out of memory", line, sizeof(line));

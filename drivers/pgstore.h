@@ -47,7 +47,10 @@ struct pgstore;
 /*
  * Connect to conninfo (a "key=value" string or a postgresql:// URL).
  * connect_timeout and statement_timeout get our defaults unless conninfo
- * sets them. application_name may be NULL. Does not check the schema (so
+ * sets them. application_name (a token; NULL: "spinup") is also the session's
+ * spinup.writer, the name field_owners records for its spec and control
+ * changes (a spinup_ui member is recorded as 'ui' whatever it says). Does
+ * not check the schema (so
  * migrate works on an empty database): call pgstore_check_schema().
  * 0, SP_EINVAL (bad conninfo), SP_EUNAVAIL (unreachable), SP_ENOMEM.
  */

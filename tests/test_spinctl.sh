@@ -463,6 +463,9 @@ run 0 pause all
 run 0 why alice-blog
 out_has "blocked by:    paused globally (operator_controls.paused_until) until resumed"
 out_has "who must act:  an operator: spinctl resume all"
+run 0 pause workspace alice-blog --for 1h
+[ "$(sql "SELECT field_owners->'paused_until'->>'by' FROM workspaces WHERE name = 'alice-blog'")" = spinctl ] ||
+	fail "a pause by spinctl is not recorded as spinctl's"
 run 0 resume all
 run 0 resume workspace alice-blog
 run 0 resume pool default
