@@ -46,11 +46,17 @@ int pgstore_open(const char *conninfo, const char *application_name, struct pgst
 		 struct err *e)
 {
 	/* Our defaults come first; the keys expanded from conninfo override them. */
-	const char *keys[] = { "connect_timeout", "options", "client_encoding",
+	/*
+	 * statement_timeout bounds a query the server runs; tcp_user_timeout and
+	 * the keepalives bound one whose server or network went away (TCP only):
+	 * every call to the database ends within about 30 s.
+	 */
+	const char *keys[] = { "connect_timeout", "options", "client_encoding", "keepalives_idle",
+			       "keepalives_interval", "keepalives_count", "tcp_user_timeout",
 			       "application_name", "dbname", NULL };
 	const char *app = application_name ? application_name : "spinup";
 	char options[128];
-	const char *vals[] = { "5", options, "UTF8", app, conninfo, NULL };
+	const char *vals[] = { "5", options, "UTF8", "10", "5", "3", "30000", app, conninfo, NULL };
 	PQconninfoOption *parsed;
 	struct pgstore *s;
 	char *perr = NULL;
