@@ -38,16 +38,17 @@ const char *agentd_op_name(enum op_kind k)
 	return (int)k >= 0 && k < OP_MAX ? names[k] : "unknown";
 }
 
-/* The strongest op queued on c (remove > stop > sync), "none" if none: what the caller waits for. */
-static const char *ct_pending(const struct ct *c)
+/* The strongest op queued on c (remove > stop > sync): what callers wait for. */
+static enum container_op ct_pending(const struct ct *c)
 {
+	static const enum container_op map[OP_MAX] = { COP_SYNC, COP_STOP, COP_REMOVE };
+	enum container_op k = COP_NONE;
 	const struct reqctx *r;
-	int k = -1;
 
 	for (r = c->ops; r; r = r->next)
-		if ((int)r->op > k)
-			k = (int)r->op;
-	return k < 0 ? "none" : agentd_op_name((enum op_kind)k);
+		if (r->op < OP_MAX && map[r->op] > k)
+			k = map[r->op];
+	return k;
 }
 
 static const char *job_name(enum job_kind k)
@@ -121,6 +122,7 @@ json_t *agentd_ct_json(const struct ct *c)
 	o.started_at = c->started_at;
 	o.last_sync_at = c->last_sync_at;
 	o.last_sync = c->last_sync;
+	o.pending = ct_pending(c);
 	o.restore_failed = c->restore_failed;
 	o.restarts = c->restarts;
 	str_copy(o.message, sizeof(o.message), c->message);
@@ -131,7 +133,6 @@ json_t *agentd_ct_json(const struct ct *c)
 		json_object_set_new(j, "dirty", json_boolean(c->dirty));
 		json_object_set_new(j, "job", json_string(c->job.pid ? job_name(c->job.kind) :
 							     "none"));
-		json_object_set_new(j, "pending", json_string(ct_pending(c)));
 	}
 	return j;
 }

@@ -483,11 +483,11 @@ static int settle_one(const struct pgstate_pending *p, const struct observation 
 	case ACT_ENSURE_CONTAINER:
 		done = c && (c->state == CS_RUNNING || c->state == CS_CREATED);
 		break;
-	case ACT_STOP_CONTAINER:
-		done = a && a->observed && (!c || c->state == CS_STOPPED);
+	case ACT_STOP_CONTAINER:   /* stopped, or accepted and still syncing */
+		done = a && a->observed && (!c || c->state == CS_STOPPED || c->pending >= COP_STOP);
 		break;
 	case ACT_REMOVE_CONTAINER:
-		done = a && a->observed && !c;
+		done = a && a->observed && (!c || c->pending == COP_REMOVE);
 		break;
 	case ACT_DELETE_ROW:
 		done = !ws_present(s, p->workspace_id);
