@@ -149,6 +149,9 @@ static int make_drivers(struct loop *l, struct err *e)
 		return e->code;
 	memset(&ao, 0, sizeof(ao));
 	ao.secret_file = l->cfg.agent_secret_file;
+	ao.call_timeout_ms = (long)l->cfg.lease_ttl_ms * LOOP_CALL_TIMEOUT_PCT / 100;   /* loop.h */
+	if (ao.call_timeout_ms > AGENTHTTP_CALL_TIMEOUT_MS)
+		ao.call_timeout_ms = AGENTHTTP_CALL_TIMEOUT_MS;
 	l->agents = agenthttp_new(&ao, e);
 	return l->agents ? 0 : e->code;
 }
