@@ -308,9 +308,11 @@ static void drain_abort(struct agentd *a)
 	struct reqctx *r;
 	size_t i;
 
-	for (i = 0; i < a->nct; i++)
+	for (i = 0; i < a->nct; i++) {
+		a->cts[i]->job.op = NULL;   /* a job still running finishes for nobody */
 		while ((r = agentd_op_pop(a->cts[i])) != NULL)
 			agentd_op_fail(r, 503, "draining", "agent is shutting down");
+	}
 }
 
 static long loop_timeout(struct agentd *a, int64_t next_tick, int64_t next_probe)

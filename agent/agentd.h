@@ -8,7 +8,8 @@
  * one-second supervision tick, all waited on by one curl_multi_poll().
  * Requests that must wait for a sync (sync, stop, remove) are suspended
  * and resumed when the sync command exits, so health and list keep
- * answering meanwhile.
+ * answering meanwhile; sent with {"wait": false} they are answered 202 at
+ * once and go on detached from their connection (API.md).
  *
  * Every container record is kept in <data-dir>/state.json (rewritten
  * atomically after each change) together with the highest fencing epoch

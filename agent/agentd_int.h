@@ -10,6 +10,7 @@
 #define SPINUP_AGENT_AGENTD_INT_H
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -54,9 +55,14 @@
 
 enum phase { PH_RESTORING, PH_RUNNING, PH_BACKOFF, PH_STOPPED, PH_FAILED, PH_MAX };
 enum job_kind { JOB_NONE, JOB_RESTORE, JOB_SYNC, JOB_PREPARE };
-enum op_kind { OP_SYNC, OP_STOP, OP_REMOVE };
+enum op_kind { OP_SYNC, OP_STOP, OP_REMOVE, OP_MAX };   /* in order of strength */
 
-/* One HTTP request; the connection's con_cls. Ops wait in a container's queue. */
+/*
+ * One HTTP request; the connection's con_cls. Ops wait in a container's
+ * queue. A request sent with {"wait": false} whose op must wait for a sync
+ * is answered 202 at once and leaves a detached copy in the queue (no
+ * connection, owned by the queue, freed when its op is answered).
+ */
 struct reqctx {
 	struct agentd *a;
 	struct MHD_Connection *conn;
@@ -69,6 +75,8 @@ struct reqctx {
 	enum op_kind op;
 	int64_t wsid;
 	int sync_first;
+	int wait;               /* answer when done (default), or 202 once queued */
+	int detached;           /* a queued copy nobody waits for */
 	int synced;             /* this op's sync ran and succeeded */
 	int sync_passed;        /* the op may go on: synced, or nothing to sync with */
 	struct reqctx *next;
@@ -139,6 +147,12 @@ void agentd_op_respond(struct reqctx *r, unsigned status, json_t *body);
 void agentd_op_fail(struct reqctx *r, unsigned status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 struct reqctx *agentd_op_pop(struct ct *c);
+/*
+ * Replace r, queued on c, by a detached copy that finishes without a
+ * connection; r can then be answered 202. NULL when out of memory (r stays).
+ */
+struct reqctx *agentd_op_detach(struct ct *c, struct reqctx *r);
+const char *agentd_op_name(enum op_kind k);
 json_t *agentd_err_json(const char *code, const char *msg);  /* {"code","message"} */
 void agentd_probes_collect(struct agentd *a);   /* readiness probe results */
 /* Start the probes that are due; returns when the next one is (mono ms, INT64_MAX none). */

@@ -285,8 +285,8 @@ static enum MHD_Result handle_ensure(struct agentd *a, struct reqctx *r, int64_t
 	if (!c)
 		return ensure_new(a, r->conn, &req);
 	if (c->ops)
-		return send_err(r->conn, 409, "busy", "container %s has a stop or remove in "
-				"progress", c->name);
+		return send_err(r->conn, 409, "busy", "container %s has a %s in progress", c->name,
+				agentd_op_name(c->ops->op));
 	if (c->phase == PH_STOPPED || c->phase == PH_FAILED) {
 		if ((int)agentd_active_count(a) >= a->cfg.capacity)
 			return send_err(r->conn, 409, "at_capacity", "agent runs %zu of %d "
@@ -312,13 +312,27 @@ static enum MHD_Result handle_ensure(struct agentd *a, struct reqctx *r, int64_t
 						 "container", agentd_ct_json(c)));
 }
 
-/* Optional {"sync": bool} body of stop and remove; default true. */
-static int parse_sync_flag(struct reqctx *r, struct err *e)
+/* A boolean field of an op's body: *out keeps its default when absent. */
+static int body_flag(json_t *body, const char *name, int *out, struct err *e)
+{
+	json_t *v = json_object_get(body, name);
+
+	if (v && !json_is_boolean(v))
+		return err_set(e, SP_EINVAL, "field '%s' is not a boolean", name);
+	if (v)
+		*out = json_is_true(v);
+	return 0;
+}
+
+/* Optional {"sync": bool, "wait": bool} body of sync, stop and remove; both default true. */
+static int parse_op_body(struct reqctx *r, struct err *e)
 {
 	json_error_t jerr;
-	json_t *body, *v;
+	json_t *body;
+	int rc;
 
 	r->sync_first = 1;
+	r->wait = 1;
 	if (r->body.len == 0)
 		return 0;
 	body = json_loadb(r->body.buf, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
@@ -326,15 +340,29 @@ static int parse_sync_flag(struct reqctx *r, struct err *e)
 		json_decref(body);
 		return err_set(e, SP_EINVAL, "body is not a JSON object");
 	}
-	v = json_object_get(body, "sync");
-	if (v && !json_is_boolean(v)) {
-		json_decref(body);
-		return err_set(e, SP_EINVAL, "field 'sync' is not a boolean");
-	}
-	if (v)
-		r->sync_first = json_is_true(v);
+	rc = body_flag(body, "sync", &r->sync_first, e);
+	if (!rc)
+		rc = body_flag(body, "wait", &r->wait, e);
 	json_decref(body);
-	return 0;
+	return rc;
+}
+
+/*
+ * An op that must wait for a sync, sent with {"wait": false}: 202 and the
+ * container now, the op goes on detached (agent/API.md).
+ */
+static enum MHD_Result answer_accepted(struct agentd *a, struct reqctx *r, struct ct *c)
+{
+	if (!agentd_op_detach(c, r)) {   /* out of memory: answer when done instead */
+		r->suspended = 1;
+		MHD_suspend_connection(r->conn);
+		return MHD_YES;
+	}
+	log_info("container %s %s accepted, finishing in the background", c->name,
+		 agentd_op_name(r->op));
+	agentd_state_save(a);
+	return send_json(r->conn, 202, json_pack("{sb so}", "accepted", 1, "container",
+						 agentd_ct_json(c)));
 }
 
 static enum MHD_Result handle_op(struct agentd *a, struct reqctx *r, enum op_kind op, int64_t id)
@@ -343,7 +371,7 @@ static enum MHD_Result handle_op(struct agentd *a, struct reqctx *r, enum op_kin
 	struct reqctx **tail;
 	struct ct *c = agentd_ct_find(a, id);
 
-	if (parse_sync_flag(r, &e) < 0)
+	if (parse_op_body(r, &e) < 0)
 		return send_err(r->conn, 400, "invalid", "%s", e.msg);
 	if (!c) {
 		if (op == OP_REMOVE)
@@ -360,6 +388,8 @@ static enum MHD_Result handle_op(struct agentd *a, struct reqctx *r, enum op_kin
 	agentd_ct_advance(a, c);
 	if (r->resp)
 		return send_json(r->conn, r->status, json_loads(r->resp, 0, NULL));
+	if (!r->wait)
+		return answer_accepted(a, r, c);
 	r->suspended = 1;
 	MHD_suspend_connection(r->conn);
 	agentd_state_save(a);

@@ -31,6 +31,26 @@ int64_t agentd_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const char *agentd_op_name(enum op_kind k)
+{
+	static const char *const names[OP_MAX] = { "sync", "stop", "remove" };
+
+	return (int)k >= 0 && k < OP_MAX ? names[k] : "unknown";
+}
+
+/* The strongest op queued on c (remove > stop > sync): what callers wait for. */
+static enum container_op ct_pending(const struct ct *c)
+{
+	static const enum container_op map[OP_MAX] = { COP_SYNC, COP_STOP, COP_REMOVE };
+	enum container_op k = COP_NONE;
+	const struct reqctx *r;
+
+	for (r = c->ops; r; r = r->next)
+		if (r->op < OP_MAX && map[r->op] > k)
+			k = map[r->op];
+	return k;
+}
+
 static const char *job_name(enum job_kind k)
 {
 	return k == JOB_RESTORE ? "restore" : k == JOB_SYNC ? "sync" : k == JOB_PREPARE ?
@@ -102,6 +122,7 @@ json_t *agentd_ct_json(const struct ct *c)
 	o.started_at = c->started_at;
 	o.last_sync_at = c->last_sync_at;
 	o.last_sync = c->last_sync;
+	o.pending = ct_pending(c);
 	o.restore_failed = c->restore_failed;
 	o.restarts = c->restarts;
 	str_copy(o.message, sizeof(o.message), c->message);
@@ -369,8 +390,27 @@ void agentd_ct_restore(struct agentd *a, struct ct *c)
 
 /* ---- ops: sync, stop, remove requests waiting on a container --------------------------- */
 
+/* A detached op finished: nobody waits for the answer, the log says how it went. */
+static void op_detached_done(struct reqctx *r, unsigned status, json_t *body)
+{
+	const char *msg = json_string_value(json_object_get(body, "message"));
+
+	if (status < 300)
+		log_info("container spinup-%lld %s (accepted earlier) done", (long long)r->wsid,
+			 agentd_op_name(r->op));
+	else
+		log_warnx("container spinup-%lld %s (accepted earlier) failed status=%u: %s",
+			  (long long)r->wsid, agentd_op_name(r->op), status, msg ? msg : "");
+	json_decref(body);
+	free(r);
+}
+
 void agentd_op_respond(struct reqctx *r, unsigned status, json_t *body)
 {
+	if (r->detached) {
+		op_detached_done(r, status, body);
+		return;
+	}
 	r->status = status;
 	r->resp = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	if (!r->resp)
@@ -407,6 +447,30 @@ struct reqctx *agentd_op_pop(struct ct *c)
 		r->next = NULL;
 	}
 	return r;
+}
+
+struct reqctx *agentd_op_detach(struct ct *c, struct reqctx *r)
+{
+	struct reqctx *d = calloc(1, sizeof(*d)), **p;
+
+	if (!d)
+		return NULL;
+	d->a = r->a;
+	d->op = r->op;
+	d->wsid = r->wsid;
+	d->sync_first = r->sync_first;
+	d->synced = r->synced;
+	d->sync_passed = r->sync_passed;
+	d->detached = 1;
+	for (p = &c->ops; *p && *p != r; p = &(*p)->next)
+		;
+	assert(*p == r);
+	d->next = r->next;
+	*p = d;
+	r->next = NULL;
+	if (c->job.op == r)
+		c->job.op = d;
+	return d;
 }
 
 static int op_needs_sync(const struct ct *c, const struct reqctx *r)
@@ -492,6 +556,8 @@ static int op_perform(struct agentd *a, struct ct *c, struct reqctx *r)
 		agentd_op_respond(r, 200, json_pack("{sb sb sb}", "removed", 1, "existed", 1,
 						    "synced", synced));
 		return 1;
+	default:
+		break;
 	}
 	return 0;
 }

@@ -411,7 +411,11 @@ static int do_request(struct agenthttp *s, const struct agent_target *t, int64_t
 	return 0;
 }
 
-/* A mutation: 2xx is success, anything else an error mapped from the agent's code. */
+/*
+ * A mutation: 2xx is success - 202 included, an op the agent accepted and
+ * finishes in the background (agenthttp.h) - anything else an error mapped
+ * from the agent's code.
+ */
 static int call(struct agenthttp *s, const struct agent_target *t, int64_t epoch,
 		const char *method, const char *path, const char *body, struct err *e)
 {
@@ -449,7 +453,7 @@ static int ah_sync(void *st, const struct agent_target *t, int64_t epoch, int64_
 	char path[64];
 
 	snprintf(path, sizeof(path), AGENTWIRE_API "/containers/%lld/sync", (long long)ws);
-	return call(st, t, epoch, "POST", path, "{}", e);
+	return call(st, t, epoch, "POST", path, "{\"wait\":false}", e);
 }
 
 static int ah_stop(void *st, const struct agent_target *t, int64_t epoch, int64_t ws,
@@ -458,8 +462,8 @@ static int ah_stop(void *st, const struct agent_target *t, int64_t epoch, int64_
 	char path[64];
 
 	snprintf(path, sizeof(path), AGENTWIRE_API "/containers/%lld/stop", (long long)ws);
-	return call(st, t, epoch, "POST", path,
-		    sync_first ? "{\"sync\":true}" : "{\"sync\":false}", e);
+	return call(st, t, epoch, "POST", path, sync_first ? "{\"sync\":true,\"wait\":false}" :
+		    "{\"sync\":false,\"wait\":false}", e);
 }
 
 static int ah_remove(void *st, const struct agent_target *t, int64_t epoch, int64_t ws,
@@ -468,8 +472,8 @@ static int ah_remove(void *st, const struct agent_target *t, int64_t epoch, int6
 	char path[64];
 
 	snprintf(path, sizeof(path), AGENTWIRE_API "/containers/%lld", (long long)ws);
-	return call(st, t, epoch, "DELETE", path,
-		    sync_first ? "{\"sync\":true}" : "{\"sync\":false}", e);
+	return call(st, t, epoch, "DELETE", path, sync_first ? "{\"sync\":true,\"wait\":false}" :
+		    "{\"sync\":false,\"wait\":false}", e);
 }
 
 static void ah_free(void *st)
@@ -539,7 +543,7 @@ struct agentc *agenthttp_new(const struct agenthttp_opts *o, struct err *e)
 	}
 	s->connect_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 2000;
 	s->observe_ms = o->observe_timeout_ms > 0 ? o->observe_timeout_ms : 5000;
-	s->call_ms = o->call_timeout_ms > 0 ? o->call_timeout_ms : 660000;
+	s->call_ms = o->call_timeout_ms > 0 ? o->call_timeout_ms : AGENTHTTP_CALL_TIMEOUT_MS;
 	s->max_conns = o->max_connections > 0 ? o->max_connections : 128;
 	curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, s->max_conns);
 	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, s->max_conns);

@@ -16,9 +16,19 @@
  * epoch as stale: the caller is no longer leader.
  *
  * Mutations (ensure, sync, stop, remove) block for at most
- * call_timeout_ms: sync, stop and remove wait for the agent's sync command.
- * HTTP 409 stale_epoch is SP_EFENCED; other agent errors map by their JSON
- * "code" (agentwire_error_code). Connections are kept alive between calls.
+ * call_timeout_ms (default AGENTHTTP_CALL_TIMEOUT_MS), and none waits for
+ * the agent's sync command, which may take minutes (an S3 sync): sync,
+ * stop and remove are sent with {"wait": false}, so an agent that has to
+ * sync first answers 202 at once and finishes in the background
+ * (agent/API.md). 0 then means "accepted", not "done": the stop or remove
+ * still happens only after a successful sync, a failed sync leaves the
+ * container running with last_sync failed, and the outcome shows in the
+ * next observation (struct obs_container: pending, last_sync, state). An
+ * ensure is answered at once too (restore and start go on in the
+ * background). HTTP 409 stale_epoch is SP_EFENCED; other agent errors map
+ * by their JSON "code" (agentwire_error_code); no answer within the
+ * timeout is SP_ETIMEOUT (the mutation may still have happened: all are
+ * idempotent). Connections are kept alive between calls.
  * Not thread-safe: one driver per thread.
  */
 #ifndef SPINUP_AGENTHTTP_H
@@ -30,11 +40,19 @@
 #include "agentc.h"
 #include "../model/strbuf.h"
 
+/*
+ * Default bound of one mutation call (ms). No call waits for a sync
+ * command, so this only covers the network and an agent busy for a moment
+ * (its docker runtime blocks its loop on Engine calls); spinupd lowers it
+ * further to fit well inside its lease (reconciler/loop.c).
+ */
+#define AGENTHTTP_CALL_TIMEOUT_MS 10000
+
 struct agenthttp_opts {
 	const char *secret_file;      /* required; refused when group/others can read it */
 	long connect_timeout_ms;      /* 0: 2000 */
 	long observe_timeout_ms;      /* per health or list call; 0: 5000 */
-	long call_timeout_ms;         /* per mutation; 0: 660000 (a sync may take minutes) */
+	long call_timeout_ms;         /* per mutation; 0: AGENTHTTP_CALL_TIMEOUT_MS */
 	long max_connections;         /* concurrent connections in observe; 0: 128 */
 };
 

@@ -106,7 +106,7 @@ int agentwire_req_decode(const json_t *j, struct container_req *out, struct err 
 
 json_t *agentwire_container_encode(const struct obs_container *c)
 {
-	return json_pack("{ss sI ss sb si sI sI ss sb si ss}",
+	return json_pack("{ss sI ss sb si sI sI ss ss sb si ss}",
 			 "name", c->name,
 			 "workspace_id", (json_int_t)c->workspace_id,
 			 "state", container_state_name(c->state),
@@ -115,6 +115,7 @@ json_t *agentwire_container_encode(const struct obs_container *c)
 			 "started_at", (json_int_t)c->started_at,
 			 "last_sync_at", (json_int_t)c->last_sync_at,
 			 "last_sync", sync_result_name(c->last_sync),
+			 "pending", container_op_name(c->pending),
 			 "restore_failed", c->restore_failed ? 1 : 0,
 			 "restarts", c->restarts,
 			 "message", c->message);
@@ -123,7 +124,7 @@ json_t *agentwire_container_encode(const struct obs_container *c)
 int agentwire_container_decode(const json_t *j, struct obs_container *out, struct err *e)
 {
 	struct obs_container c;
-	char state[16], sync[16];
+	char state[16], sync[16], pending[16];
 	int64_t id = 0, port = 0, restarts = 0;
 	int rc;
 
@@ -151,6 +152,12 @@ int agentwire_container_decode(const json_t *j, struct obs_container *out, struc
 		c.last_sync = SYNC_NONE;
 	else if (!rc && sync_result_parse(sync, &c.last_sync) < 0)
 		rc = err_set(e, SP_EINVAL, "field 'last_sync' has unknown value '%s'", sync);
+	if (!rc)   /* absent (an older agent): nothing pending */
+		rc = get_str(j, "pending", pending, sizeof(pending), 0, e);
+	if (!rc && !pending[0])
+		c.pending = COP_NONE;
+	else if (!rc && container_op_parse(pending, &c.pending) < 0)
+		rc = err_set(e, SP_EINVAL, "field 'pending' has unknown value '%s'", pending);
 	if (!rc)
 		rc = get_bool(j, "restore_failed", &c.restore_failed, e);
 	if (!rc)

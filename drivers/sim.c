@@ -23,6 +23,8 @@ struct sim_ct {
 	int64_t last_sync_at;
 	enum sync_result last_sync;
 	int64_t sync_done_at;     /* a slow sync completes then; 0: none running */
+	int sync_fails;           /* ... and fails then */
+	enum container_op pending;/* the op accepted behind that sync (agent/API.md) */
 	int restore_failed, restarts, dirty;
 	int64_t files;
 	int port;
@@ -411,16 +413,59 @@ static void ct_start_done(struct sim_world *w, struct sim_ct *c)
 	c->message[0] = '\0';
 }
 
-static void step_container(struct sim_world *w, struct sim_ct *c)
+static void sync_failed(struct sim_ct *c, int64_t now)
 {
-	if (c->sync_done_at && w->now >= c->sync_done_at) {
-		c->sync_done_at = 0;
-		sync_complete(w, c);
+	c->last_sync = SYNC_FAILED;
+	c->last_sync_at = now;
+	snprintf(c->message, sizeof(c->message), "sync to '%s/%s' failed: exit status 1",
+		 c->req.bucket, c->req.prefix);
+}
+
+/* Stop c on in now (its files synced or not, as the caller decided). */
+static void ct_stop_now(struct sim_world *w, struct sim_inst *in, struct sim_ct *c)
+{
+	if (c->state == CS_STOPPED)
+		return;
+	log_stop(w, in, c, 0);
+	c->state = CS_STOPPED;
+	c->ready = 0;
+	c->restoring = 0;
+}
+
+/*
+ * A slow sync finished: the op accepted behind it happens after a good one
+ * (a stop, or a remove: 1, the caller drops c); a failed one drops the op
+ * and leaves c as it was, like the agent.
+ */
+static int ct_sync_done(struct sim_world *w, struct sim_inst *in, struct sim_ct *c)
+{
+	enum container_op op = c->pending;
+
+	c->sync_done_at = 0;
+	c->pending = COP_NONE;
+	if (c->sync_fails) {
+		c->sync_fails = 0;
+		sync_failed(c, w->now);
+		return 0;
 	}
+	sync_complete(w, c);
+	if (op == COP_STOP)
+		ct_stop_now(w, in, c);
+	if (op != COP_REMOVE)
+		return 0;
+	log_stop(w, in, c, 1);
+	return 1;
+}
+
+/* One step of c; 1 when c was removed (the caller drops it). */
+static int step_container(struct sim_world *w, struct sim_inst *in, struct sim_ct *c)
+{
+	if (c->sync_done_at && w->now >= c->sync_done_at && ct_sync_done(w, in, c))
+		return 1;
 	if (c->state == CS_CREATED && w->now >= c->running_at)
 		ct_start_done(w, c);
 	if (c->state != CS_RUNNING)
-		return;
+		return 0;
 	if (!c->ready && w->now >= c->ready_at)
 		c->ready = 1;
 	if (!c->dirty && !c->sync_done_at) {  /* the user keeps writing */
@@ -433,6 +478,7 @@ static void step_container(struct sim_world *w, struct sim_ct *c)
 		c->restarts++;
 		str_copy(c->message, sizeof(c->message), "container exited with status 137");
 	}
+	return 0;
 }
 
 static void step_instance(struct sim_world *w, struct sim_inst *in)
@@ -461,8 +507,12 @@ static void step_instance(struct sim_world *w, struct sim_inst *in)
 	if (w->now >= in->agent_up_at && w->now >= in->agent_down_until &&
 	    chance(w, w->cfg.faults.agent_flap))
 		in->agent_down_until = w->now + w->cfg.faults.agent_flap_ms;
-	for (i = 0; i < in->ncts; i++)
-		step_container(w, &in->cts[i]);
+	for (i = 0; i < in->ncts;) {
+		if (step_container(w, in, &in->cts[i]))
+			in->cts[i] = in->cts[--in->ncts];
+		else
+			i++;
+	}
 }
 
 static int is_active(const struct sim_inst *in)
@@ -803,6 +853,7 @@ static void fill_container(const struct sim_ct *c, struct obs_container *oc)
 	oc->started_at = c->started_at;
 	oc->last_sync_at = c->last_sync_at;
 	oc->last_sync = c->sync_done_at ? SYNC_RUNNING : c->last_sync;
+	oc->pending = c->pending;
 	oc->restore_failed = c->restore_failed;
 	oc->restarts = c->restarts;
 	str_copy(oc->message, sizeof(oc->message), c->message);
@@ -894,11 +945,11 @@ static int ensure_apply(struct sim_world *w, struct sim_inst *in, const struct c
 	struct sim_ct *c = ct_find(in, req->workspace_id);
 	int slots = w->groups[in->group].slots;
 
+	if (c && (c->pending || c->sync_done_at))   /* the agent's 409 busy */
+		return err_set(e, SP_EBUSY, "container spinup-%" PRId64 " has a %s in progress",
+			       c->ws, container_op_name(c->pending ? c->pending : COP_SYNC));
 	if (c && (c->state == CS_CREATED || c->state == CS_RUNNING))
 		return 0;
-	if (c && c->sync_done_at)
-		return err_set(e, SP_EBUSY, "container spinup-%" PRId64 " has a sync in progress",
-			       c->ws);
 	if (c && c->state == CS_EXITED) {   /* it holds its slot: restart in place */
 		ct_begin(w, c, req, 0);
 		w->mutations++;
@@ -936,33 +987,48 @@ static int sim_ensure(void *st, const struct agent_target *t, int64_t epoch,
 	return agent_answer(t, rc, late, e);
 }
 
-/*
- * Sync c now (the sync op, or the first half of stop/remove). 0 when the
- * files are in the bucket afterwards; SP_ECONFLICT after a failed restore,
- * SP_EBUSY while restoring or syncing, SP_EUNAVAIL (failed), SP_ETIMEOUT
- * (slow: completes later).
- */
-static int ct_sync(struct sim_world *w, struct sim_ct *c, struct err *e)
+/* Accept op behind the sync in progress on c: the strongest one waits (agent/API.md). */
+static void ct_accept(struct sim_ct *c, enum container_op op)
 {
+	if (op > c->pending)
+		c->pending = op;
+}
+
+/*
+ * Sync c now for op (the sync op, or the first half of stop/remove), as an
+ * agent asked with {"wait": false}: 0 when the files are in the bucket
+ * afterwards; 1 when accepted (a slow sync, or one already running: op
+ * waits behind it, pending, and happens when it succeeds, in sim_tick);
+ * SP_ECONFLICT after a failed restore, SP_EBUSY while restoring,
+ * SP_EUNAVAIL (failed at once).
+ */
+static int ct_sync(struct sim_world *w, struct sim_ct *c, enum container_op op, struct err *e)
+{
+	int fail, slow;
+
 	if (c->restore_failed)
 		return err_set(e, SP_ECONFLICT, "container spinup-%" PRId64 ": restore failed, "
 			       "sync-back is forbidden (it would overwrite the good copy)", c->ws);
-	if (c->sync_done_at || (c->state == CS_CREATED && c->restoring))
-		return err_set(e, SP_EBUSY, "container spinup-%" PRId64 ": restore or sync in "
-			       "progress", c->ws);
-	if (chance(w, w->cfg.faults.sync_fail)) {
-		c->last_sync = SYNC_FAILED;
-		c->last_sync_at = w->now;
-		snprintf(c->message, sizeof(c->message), "sync to '%s/%s' failed: exit status 1",
-			 c->req.bucket, c->req.prefix);
-		return err_set(e, SP_EUNAVAIL, "container spinup-%" PRId64 ": %s", c->ws,
-			       c->message);
+	if (c->state == CS_CREATED && c->restoring)
+		return err_set(e, SP_EBUSY, "container spinup-%" PRId64 ": restore in progress",
+			       c->ws);
+	if (c->sync_done_at) {
+		ct_accept(c, op);
+		return 1;
 	}
-	if (chance(w, w->cfg.faults.sync_slow)) {
+	fail = chance(w, w->cfg.faults.sync_fail);
+	slow = chance(w, w->cfg.faults.sync_slow);
+	if (slow) {
 		c->sync_done_at = w->now + (w->cfg.faults.sync_slow_ms > 0 ?
 					    w->cfg.faults.sync_slow_ms : w->cfg.tick_ms);
-		return err_set(e, SP_ETIMEOUT, "container spinup-%" PRId64 ": sync still running",
-			       c->ws);
+		c->sync_fails = fail;
+		ct_accept(c, op);
+		return 1;
+	}
+	if (fail) {
+		sync_failed(c, w->now);
+		return err_set(e, SP_EUNAVAIL, "container spinup-%" PRId64 ": %s", c->ws,
+			       c->message);
 	}
 	sync_complete(w, c);
 	return 0;
@@ -975,10 +1041,10 @@ static int sync_apply(struct sim_world *w, struct sim_inst *in, int64_t ws, stru
 
 	if (!c)
 		return err_set(e, SP_ENOTFOUND, "no container for workspace %" PRId64, ws);
-	rc = ct_sync(w, c, e);
-	if (rc == 0)
+	rc = ct_sync(w, c, COP_SYNC, e);
+	if (rc >= 0)
 		w->mutations++;
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 static int sim_sync(void *st, const struct agent_target *t, int64_t epoch, int64_t ws,
@@ -1004,22 +1070,19 @@ static int stop_apply(struct sim_world *w, struct sim_inst *in, int64_t ws, int 
 	if (!c)
 		return remove ? 0 : err_set(e, SP_ENOTFOUND, "no container for workspace %"
 					    PRId64, ws);
-	if (c->sync_done_at)
-		return err_set(e, SP_EBUSY, "container spinup-%" PRId64 ": sync in progress", ws);
-	if (sync_first && c->dirty)
-		rc = ct_sync(w, c, e);
+	if (c->sync_done_at || (sync_first && c->dirty))
+		rc = ct_sync(w, c, remove ? COP_REMOVE : COP_STOP, e);
 	if (rc < 0)
 		return rc;
+	w->mutations++;
+	if (rc == 1)   /* accepted: it happens after the sync, in sim_tick */
+		return 0;
 	if (remove) {
 		log_stop(w, in, c, 1);
 		*c = in->cts[--in->ncts];
-	} else if (c->state != CS_STOPPED) {
-		log_stop(w, in, c, 0);
-		c->state = CS_STOPPED;
-		c->ready = 0;
-		c->restoring = 0;
+	} else {
+		ct_stop_now(w, in, c);
 	}
-	w->mutations++;
 	return 0;
 }
 

@@ -25,6 +25,12 @@
  *     stop/remove sync first when asked (and refuse to sync after a failed
  *     restore: SP_ECONFLICT); a start that expects a snapshot and finds
  *     none fails with restore_failed
+ *   - agents asked not to wait (what drivers/agenthttp.c sends): a sync,
+ *     stop or remove that meets a slow sync, or one already running, is
+ *     accepted (0) and pending (obs_container.pending, last_sync running);
+ *     when the sync ends the stop or remove happens if it succeeded, and a
+ *     failed one leaves the container as it was (last_sync failed); an
+ *     ensure meanwhile is SP_EBUSY
  *   - faults (struct sim_faults): cloud API errors and throttling, partial
  *     describes (complete = 0), eventual consistency, instance death, agent
  *     outages (observed = 0) and call timeouts, container crashes
@@ -70,8 +76,8 @@ struct sim_faults {
 	int64_t agent_flap_ms;
 	double agent_timeout;      /* per agent call: SP_ETIMEOUT (half of them after acting) */
 	double container_crash;    /* per step per running container: CS_EXITED */
-	double sync_fail;          /* per sync: SYNC_FAILED, SP_EUNAVAIL */
-	double sync_slow;          /* per sync: SP_ETIMEOUT, completes sync_slow_ms later */
+	double sync_fail;          /* per sync: SYNC_FAILED, SP_EUNAVAIL (when slow: later) */
+	double sync_slow;          /* per sync: accepted, completes sync_slow_ms later */
 	int64_t sync_slow_ms;
 	double restore_fail;       /* per restore: restore_failed, CS_FAILED */
 };

@@ -122,6 +122,28 @@ int sync_result_parse(const char *s, enum sync_result *out)
 	return SP_EINVAL;
 }
 
+const char *container_op_name(enum container_op o)
+{
+	static const char *const names[COP_MAX] = { "none", "sync", "stop", "remove" };
+
+	if ((int)o < 0 || o >= COP_MAX)
+		return "unknown";
+	return names[o];
+}
+
+int container_op_parse(const char *s, enum container_op *out)
+{
+	int i;
+
+	for (i = 0; i < COP_MAX; i++) {
+		if (!strcmp(s, container_op_name((enum container_op)i))) {
+			*out = (enum container_op)i;
+			return 0;
+		}
+	}
+	return SP_EINVAL;
+}
+
 void obs_agent_init(struct obs_agent *a)
 {
 	memset(a, 0, sizeof(*a));

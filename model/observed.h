@@ -82,6 +82,15 @@ enum sync_result { SYNC_NONE, SYNC_OK, SYNC_FAILED, SYNC_RUNNING, SYNC_MAX };
 const char *sync_result_name(enum sync_result r);
 int sync_result_parse(const char *s, enum sync_result *out);
 
+/*
+ * A sync, stop or remove the agent accepted on a container and has not
+ * finished (agent/API.md "pending"): the strongest one queued. While one
+ * is pending, asking again only queues a duplicate.
+ */
+enum container_op { COP_NONE, COP_SYNC, COP_STOP, COP_REMOVE, COP_MAX };
+const char *container_op_name(enum container_op o);
+int container_op_parse(const char *s, enum container_op *out);
+
 struct obs_container {
 	char name[OBS_CONTAINER_NAME_MAX + 1]; /* spinup-<workspace id> */
 	int64_t workspace_id;                  /* from the label; 0 = not ours */
@@ -91,6 +100,7 @@ struct obs_container {
 	int64_t started_at;                    /* ms */
 	int64_t last_sync_at;                  /* ms; 0 never */
 	enum sync_result last_sync;
+	enum container_op pending;             /* accepted, not finished; COP_NONE */
 	int restore_failed;                    /* sync-back forbidden (invariant 4) */
 	int restarts;
 	char message[OBS_MSG_MAX + 1];         /* last error, "" if none */

@@ -703,6 +703,8 @@ static int inst_orphans(struct plan_ctx *x, struct ppool *p, struct pinst *t)
 		if (x->now - t->rec.orphan_seen < x->cfg->orphan_grace_ms) {
 			snprintf(remedy, sizeof(remedy), "remove after grace at %lld",
 				 (long long)(t->rec.orphan_seen + x->cfg->orphan_grace_ms));
+		} else if (c->pending == COP_REMOVE) {   /* accepted, still syncing */
+			snprintf(remedy, sizeof(remedy), "wait for the remove in progress");
 		} else {
 			rc = plan_act(x, p, p->acting, ACT_REMOVE_CONTAINER, c->workspace_id, t,
 				      !c->restore_failed, NULL, "OrphanContainer");

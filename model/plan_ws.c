@@ -78,6 +78,16 @@ static int may_sync(const struct wsx *s, const struct obs_container *c)
 	       (c->state == CS_RUNNING || c->state == CS_EXITED || c->state == CS_STOPPED);
 }
 
+/*
+ * Whether the agent still works on a sync, stop or remove it accepted for c
+ * (agent/API.md "pending"): asking again would only queue a duplicate, and
+ * an ensure would be refused, so nothing is asked until it reports.
+ */
+static int busy(const struct obs_container *c)
+{
+	return c->pending != COP_NONE;
+}
+
 static struct pinst *inst_of(struct wsx *s, const struct pcont *c)
 {
 	return &s->x->insts[c->inst];
@@ -217,6 +227,46 @@ static void clear_retry(struct wsx *s)
 	s->st.error_class = SP_CLASS_NONE;
 }
 
+/*
+ * Whether a stop, remove or sync that syncs c back may be asked for now.
+ * A sync that failed (the agent kept the container, last_sync failed) is
+ * retried with backoff, like a failed start: at once on a new spec or a
+ * reconcile request (so the request that asks for the stop goes at once),
+ * else when next_attempt_at is due; a failure seen with nothing scheduled
+ * schedules the next attempt. *keep is set while a failure is being
+ * retried, so the caller keeps the schedule.
+ */
+static int sync_retry_due(struct wsx *s, const struct obs_container *c, int *keep)
+{
+	if (c->last_sync != SYNC_FAILED || !may_sync(s, c))
+		return 1;
+	*keep = 1;
+	s->st.error_class = SP_CLASS_RETRYABLE;
+	if (s->retry_now || (s->st.next_attempt_at && s->now >= s->st.next_attempt_at))
+		return 1;
+	if (s->acting && !s->st.next_attempt_at) {
+		if (s->st.attempts < 1000000)
+			s->st.attempts++;
+		s->st.next_attempt_at = s->now + plan_backoff_ms(s->x->cfg, s->x->in->seed,
+								 s->w->id, s->st.attempts);
+	}
+	return 0;
+}
+
+/* Ask for an action that syncs c back, if its retry is due (sync_retry_due). */
+static int act_sync_back(struct wsx *s, enum action_type t, const struct pinst *in,
+			 const struct obs_container *c, int flag, const char *reason, int *keep)
+{
+	int rc;
+
+	if (flag && !sync_retry_due(s, c, keep))
+		return 0;
+	rc = act(s, t, in, flag, reason);
+	if (rc == 1 && flag && c->last_sync == SYNC_FAILED)
+		s->st.next_attempt_at = 0;   /* asked: a failure seen after it schedules the next */
+	return rc;
+}
+
 /* Running: ready (its URL from the placed address, when one is known) or starting. */
 static int container_running(struct wsx *s, const struct obs_container *c)
 {
@@ -242,7 +292,7 @@ static int container_running(struct wsx *s, const struct obs_container *c)
 /* A workspace that should run, with its container on a live instance. */
 static int run_on(struct wsx *s, const struct pinst *t, const struct obs_container *c)
 {
-	int can_act = t->healthy, rc = 0;
+	int can_act = t->healthy && !busy(c), rc = 0;
 	char obs[128];
 
 	set_placement(s, t);
@@ -257,7 +307,8 @@ static int run_on(struct wsx *s, const struct pinst *t, const struct obs_contain
 	files_synced(s, c);
 	if (c->image[0] && strcmp(c->image, eff_image(s))) {
 		s->st.error_class = SP_CLASS_NONE;
-		rc = act(s, ACT_REMOVE_CONTAINER, t, may_sync(s, c), "ImageChanged");
+		if (!busy(c))
+			rc = act(s, ACT_REMOVE_CONTAINER, t, may_sync(s, c), "ImageChanged");
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "ImageChanged", "runs %s, spec says %s",
 		     c->image, eff_image(s));
 		cond_default(s, COND_FILES_RESTORED, CSTAT_UNKNOWN, "NotRestoredYet");
@@ -266,6 +317,17 @@ static int run_on(struct wsx *s, const struct pinst *t, const struct obs_contain
 				   may_sync(s, c) ? "sync and remove, then start with the new image" :
 						    "remove, then start with the new image");
 		return rc;
+	}
+	if (c->pending == COP_STOP || c->pending == COP_REMOVE) {
+		/* stopped or removed when the spec said so: that finishes first */
+		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "ContainerBusy",
+		     "%s: a %s accepted earlier is in progress", c->name,
+		     container_op_name(c->pending));
+		cond_default(s, COND_FILES_RESTORED, CSTAT_UNKNOWN, "NotRestoredYet");
+		snprintf(obs, sizeof(obs), "container %s on %s, %s pending",
+			 container_state_name(c->state), t->id, container_op_name(c->pending));
+		return drift(s, DRIFT_CHANGED, "ContainerBusy", "container running", obs,
+			     "wait for the agent, then start");
 	}
 	switch (c->state) {
 	case CS_RUNNING:
@@ -314,7 +376,7 @@ static int move_off(struct wsx *s, const struct pinst *t, const struct obs_conta
 		    const char *why)
 {
 	int sync = may_sync(s, c);
-	int rc = act(s, ACT_REMOVE_CONTAINER, t, sync, why);
+	int rc = busy(c) ? 0 : act(s, ACT_REMOVE_CONTAINER, t, sync, why);
 	char obs[128];
 
 	s->p->unsettled++;
@@ -576,7 +638,8 @@ static int mode_run(struct wsx *s)
 
 		if (i == k)
 			continue;
-		rc = act(s, ACT_REMOVE_CONTAINER, t, 0, "DuplicateContainer");
+		if (!busy(s->c[i].c))
+			rc = act(s, ACT_REMOVE_CONTAINER, t, 0, "DuplicateContainer");
 		snprintf(obs, sizeof(obs), "second container %s on %s", s->c[i].c->name, t->id);
 		if (rc >= 0)
 			rc = drift(s, DRIFT_UNMANAGED, "DuplicateContainer", "one container", obs,
@@ -606,37 +669,51 @@ static int absence_sure(struct wsx *s)
 	return t->known || t->gone;
 }
 
-/* Stop: sync then stop; a stopped, synced container is removed so the slot frees. */
+/*
+ * Stop: sync then stop; a stopped, synced container is removed so the slot
+ * frees. While the agent works on what it accepted (busy), nothing more is
+ * asked: the workspace stays STOPPING until the outcome shows. *keep is set
+ * while the retry schedule of a failed sync-back must be kept.
+ */
 static int stop_one(struct wsx *s, const struct pinst *t, const struct obs_container *c,
-		    int *active)
+		    int *active, int *keep)
 {
 	int rf = c->restore_failed;   /* the observed container is the truth */
 	int rc = 0;
 
+	if (busy(c))
+		*keep = 1;
 	switch (c->state) {
 	case CS_RUNNING:
 	case CS_CREATED:
 	case CS_EXITED:
 		*active = 1;
-		rc = act(s, ACT_STOP_CONTAINER, t, may_sync(s, c), "StopRequested");
+		if (!busy(c))
+			rc = act_sync_back(s, ACT_STOP_CONTAINER, t, c, may_sync(s, c),
+					   "StopRequested", keep);
 		if (rc >= 0)
 			rc = drift(s, DRIFT_CHANGED, "ContainerShouldBeStopped", "stopped",
 				   container_state_name(c->state),
+				   busy(c) ? "wait for the stop in progress" :
+				   c->last_sync == SYNC_FAILED && may_sync(s, c) ?
+				   "sync (failed: retry with backoff), then stop" :
 				   may_sync(s, c) ? "sync, then stop" :
 				   rf ? "stop without sync (restore failed)" : "stop without sync");
 		break;
 	case CS_STOPPED:
 		if (rf || c->last_sync == SYNC_OK) {
-			rc = act(s, ACT_REMOVE_CONTAINER, t, 0, "StoppedContainerCleanup");
-		} else if (c->last_sync != SYNC_RUNNING) {
+			if (!busy(c))   /* else its cleanup is under way */
+				rc = act(s, ACT_REMOVE_CONTAINER, t, 0, "StoppedContainerCleanup");
+		} else if (busy(c) || c->last_sync == SYNC_RUNNING) {
 			*active = 1;
-			rc = act(s, ACT_SYNC, t, 0, "SyncBeforeRemove");
 		} else {
 			*active = 1;
+			rc = act_sync_back(s, ACT_SYNC, t, c, 1, "SyncBeforeRemove", keep);
 		}
 		break;
 	default:
-		rc = act(s, ACT_REMOVE_CONTAINER, t, 0, "FailedContainerCleanup");
+		if (!busy(c))
+			rc = act(s, ACT_REMOVE_CONTAINER, t, 0, "FailedContainerCleanup");
 		break;
 	}
 	return rc < 0 ? rc : 0;
@@ -658,7 +735,20 @@ static void stop_conds(struct wsx *s, const char *why)
 	cond(s, COND_INSTANCE_READY, CSTAT_FALSE, "NotRequested", "%s", "");
 	cond_default(s, COND_FILES_RESTORED, CSTAT_UNKNOWN, "NotRestoredYet");
 	s->st.url[0] = '\0';
-	clear_retry(s);
+	/* who had to act for the start does not for the stop; a sync retry stays (settle_retry) */
+	if (s->st.error_class != SP_CLASS_RETRYABLE)
+		s->st.error_class = SP_CLASS_NONE;
+}
+
+/*
+ * After stop or delete planned its containers: the retry schedule goes
+ * once evidence shows nothing failing or in progress (keep unset, and a
+ * container seen or none anywhere); unknown keeps it.
+ */
+static void settle_retry(struct wsx *s, int keep)
+{
+	if (!keep && (s->nc || absence_sure(s)))
+		clear_retry(s);
 }
 
 /*
@@ -674,16 +764,17 @@ static int was_stopped(const struct wsx *s)
 
 static int mode_stop(struct wsx *s)
 {
-	int active = 0, rc = 0;
+	int active = 0, keep = 0, rc = 0;
 	size_t i;
 
 	stop_conds(s, "StopRequested");
 	for (i = 0; !rc && i < s->nc; i++) {
-		rc = stop_one(s, inst_of(s, &s->c[i]), s->c[i].c, &active);
+		rc = stop_one(s, inst_of(s, &s->c[i]), s->c[i].c, &active, &keep);
 		files_synced(s, s->c[i].c);
 	}
 	if (rc)
 		return rc;
+	settle_retry(s, keep);
 	if (!s->nc)
 		files_synced(s, NULL);
 	if (active) {
@@ -721,22 +812,31 @@ static int known_gone(const struct wsx *s)
 	       !strcmp(s->old.conds[COND_CONTAINER_READY].reason, "NoContainer");
 }
 
-/* Delete: sync and remove every container, then, on complete evidence, the row. */
+/*
+ * Delete: sync and remove every container, then, on complete evidence, the
+ * row. A container the agent works on (busy: a remove accepted and still
+ * syncing) is waited for, so the row goes only once it is gone.
+ */
 static int mode_delete(struct wsx *s)
 {
-	int rc = 0;
+	int rc = 0, keep = 0;
 	size_t i;
 
 	stop_conds(s, "DeleteRequested");
-	for (i = 0; !rc && i < s->nc; i++) {
+	for (i = 0; rc >= 0 && i < s->nc; i++) {
 		const struct obs_container *c = s->c[i].c;
 		int sync = may_sync(s, c) && !(c->state == CS_STOPPED && c->last_sync == SYNC_OK);
 
-		rc = act(s, ACT_REMOVE_CONTAINER, inst_of(s, &s->c[i]), sync, "DeleteRequested");
+		if (busy(c))
+			keep = 1;
+		else
+			rc = act_sync_back(s, ACT_REMOVE_CONTAINER, inst_of(s, &s->c[i]), c, sync,
+					   "DeleteRequested", &keep);
 		files_synced(s, c);
 	}
 	if (rc < 0)
 		return rc;
+	settle_retry(s, keep);
 	if (s->nc) {
 		cond(s, COND_CONTAINER_READY, CSTAT_FALSE, "ContainerRemoving", "%s", "");
 		cond(s, COND_READY, CSTAT_FALSE, "Deleting", "%s", "");

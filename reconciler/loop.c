@@ -149,6 +149,9 @@ static int make_drivers(struct loop *l, struct err *e)
 		return e->code;
 	memset(&ao, 0, sizeof(ao));
 	ao.secret_file = l->cfg.agent_secret_file;
+	ao.call_timeout_ms = (long)l->cfg.lease_ttl_ms * LOOP_CALL_TIMEOUT_PCT / 100;   /* loop.h */
+	if (ao.call_timeout_ms > AGENTHTTP_CALL_TIMEOUT_MS)
+		ao.call_timeout_ms = AGENTHTTP_CALL_TIMEOUT_MS;
 	l->agents = agenthttp_new(&ao, e);
 	return l->agents ? 0 : e->code;
 }
@@ -483,11 +486,11 @@ static int settle_one(const struct pgstate_pending *p, const struct observation 
 	case ACT_ENSURE_CONTAINER:
 		done = c && (c->state == CS_RUNNING || c->state == CS_CREATED);
 		break;
-	case ACT_STOP_CONTAINER:
-		done = a && a->observed && (!c || c->state == CS_STOPPED);
+	case ACT_STOP_CONTAINER:   /* stopped, or accepted and still syncing */
+		done = a && a->observed && (!c || c->state == CS_STOPPED || c->pending >= COP_STOP);
 		break;
 	case ACT_REMOVE_CONTAINER:
-		done = a && a->observed && !c;
+		done = a && a->observed && (!c || c->pending == COP_REMOVE);
 		break;
 	case ACT_DELETE_ROW:
 		done = !ws_present(s, p->workspace_id);

@@ -22,6 +22,15 @@
  * a renewal that fails or finds the lease gone ends the pass as fenced:
  * nothing more is issued, nothing recorded, leadership dropped.
  *
+ * So no single agent call may outlast the lease: one may start up to a
+ * third of the TTL after a renewal and must end before the next renewal
+ * finds the lease expired. The HTTP agent driver's per-call timeout is
+ * therefore the smaller of AGENTHTTP_CALL_TIMEOUT_MS and
+ * LOOP_CALL_TIMEOUT_PCT % of lease_ttl_ms (6 s for the default 15 s TTL,
+ * 2.4 s for the local stack's 6 s), and no call waits for a sync command
+ * (agents answer 202 and sync in the background: drivers/agenthttp.h), so
+ * a sync of minutes costs no leadership change.
+ *
  * Ownership: the loop owns its drivers and its config copy.
  */
 #ifndef SPINUP_RECONCILER_LOOP_H
@@ -35,6 +44,8 @@
 #include "reconciler/config.h"
 
 #define LOOP_LEASE_MARGIN_DIV 5     /* safety margin: a fifth of the lease TTL */
+/* agent call timeout, % of the TTL: below 2/3 - 1/5 (what the guard leaves one call) */
+#define LOOP_CALL_TIMEOUT_PCT 40
 
 struct loop;
 

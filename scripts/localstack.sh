@@ -27,6 +27,9 @@
 #   LOCALSTACK_PERIOD      spinupd reconcile period, seconds (default 2)
 #   LOCALSTACK_BOOT_DELAY  provider delay before an instance runs, ms (default 500)
 #   LOCALSTACK_SYNC_INTERVAL  agents' periodic sync, seconds (default 60)
+#   LOCALSTACK_SYNC_DELAY  seconds every sync sleeps first, standing in for a
+#                          slow S3 sync (default 0); written to run/sync-delay,
+#                          which each sync reads, so it can be changed live
 #   LOCALSTACK_GROUP       the Auto Scaling group (default: asg of manifests/examples/pool.yaml)
 #   LOCALSTACK_AGENT_PORT  agent port (default: agentPort of that pool, else 7070)
 #   LOCALSTACK_MAX_SIZE    the group's max size at the provider (default 64)
@@ -142,7 +145,7 @@ exec '$DIR/bin/spinup-agent' --listen "\$addr:$AGENT_PORT" --id "\$id" \\
 	--secret-file '$DIR/secrets/agent.secret' --data-dir "\$data" --runtime process \\
 	${wcmd:+--workspace-cmd '$wcmd' }--sync-interval $SYNC_INTERVAL --stop-grace 3 --drain-timeout 5 \\
 	--restore-cmd 'if [ -d "$DIR/bucket/"{bucket}/{prefix} ]; then cp -a "$DIR/bucket/"{bucket}/{prefix}/. {dir}/; fi' \\
-	--sync-cmd 'mkdir -p "$DIR/bucket/"{bucket}/{prefix} && cp -a {dir}/. "$DIR/bucket/"{bucket}/{prefix}/' \\
+	--sync-cmd 'sleep "\$(cat "$DIR/run/sync-delay" 2>/dev/null || echo 0)" && mkdir -p "$DIR/bucket/"{bucket}/{prefix} && cp -a {dir}/. "$DIR/bucket/"{bucket}/{prefix}/' \\
 	>>'$DIR/logs/instances'/"\$id.log" 2>&1
 EOS
 	chmod 755 "$f.tmp" && mv "$f.tmp" "$f"
@@ -281,6 +284,7 @@ PERIOD=$PERIOD
 REGION=$REGION
 BOOT_DELAY=$BOOT_DELAY
 SYNC_INTERVAL=$SYNC_INTERVAL
+SYNC_DELAY=$SYNC_DELAY
 MAX_SIZE=$MAX_SIZE
 METRICS_PORT=${METRICS_PORT:-}
 EOS
@@ -301,8 +305,11 @@ up() {
 	PERIOD=${LOCALSTACK_PERIOD:-${PERIOD:-2}}
 	BOOT_DELAY=${LOCALSTACK_BOOT_DELAY:-${BOOT_DELAY:-500}}
 	SYNC_INTERVAL=${LOCALSTACK_SYNC_INTERVAL:-${SYNC_INTERVAL:-60}}
+	SYNC_DELAY=${LOCALSTACK_SYNC_DELAY:-${SYNC_DELAY:-0}}
+	case "$SYNC_DELAY" in '' | *[!0-9]*) die "LOCALSTACK_SYNC_DELAY must be whole seconds" ;; esac
 	MAX_SIZE=${LOCALSTACK_MAX_SIZE:-${MAX_SIZE:-64}}
 	mkdir -p "$DIR/run" "$DIR/logs/instances" "$DIR/bucket" "$DIR/instances"
+	echo "$SYNC_DELAY" >"$DIR/run/sync-delay"
 	alive "$DIR/run/spinupd.pid" || alive "$DIR/run/localcloud.pid" || install_bins
 	make_secrets
 	write_instance_cmd

@@ -435,6 +435,144 @@ static void test_agent__failed_sync_does_not_stop(void **state)
 	assert_true(wait_field(x, 32, "state", "stopped"));
 }
 
+/* Milliseconds on the monotonic clock. */
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A container field of the last answer ("" when absent). */
+static void resp_ct_str(struct ctx *x, const char *field, char *out, size_t n)
+{
+	json_t *j = json_loads(x->resp.buf, 0, NULL);
+	const char *s = json_string_value(json_object_get(json_object_get(j, "container"), field));
+
+	snprintf(out, n, "%s", s ? s : "");
+	json_decref(j);
+}
+
+/*
+ * {"wait": false}: a stop that must sync is answered 202 at once, with the
+ * container still running and the stop pending behind the sync; the
+ * workspace stops only once the (slow) sync has put its files in the bucket.
+ */
+static void test_agent__no_wait_stop_answers_at_once_stops_after_sync(void **state)
+{
+	struct ctx *x = *state;
+	char wscmd[1024], sync[2048], bdir[PATH_MAX + 32], ev[PATH_MAX + 32], v[64];
+	const char *extra[] = { "--workspace-cmd", wscmd, "--sync-cmd", sync, NULL };
+	struct strbuf events = STRBUF_INIT;
+	int64_t t0, took;
+	int i;
+
+	snprintf(ev, sizeof(ev), "%s/events", x->f->tmp);
+	snprintf(wscmd, sizeof(wscmd),
+		 "trap 'echo stopped >> %s; exit 0' TERM; echo started >> %s; echo data > notes.txt; "
+		 "while :; do sleep 0.05; done", ev, ev);
+	snprintf(sync, sizeof(sync), "sleep 2 && echo sync >> %s && mkdir -p %s/{prefix} && "
+		 "cp -a {dir}/. %s/{prefix}/", ev, x->f->bucket, x->f->bucket);
+	start(x, extra);
+	assert_int_equal(ensure(x, 34, "p34", 0), 201);
+	assert_true(wait_field(x, 34, "state", "running"));
+	for (i = 0; i < 500 && (agentfx_read(ev, &events) < 0 || !strstr(events.buf, "started"));
+	     i++)
+		agentfx_sleep_ms(20);
+	t0 = mono_ms();
+	assert_int_equal(call(x, 0, "POST", "/v1/containers/34/stop",
+			      "{\"sync\":true,\"wait\":false}"), 202);
+	took = mono_ms() - t0;
+	assert_true(took < 1000);   /* the sync takes 2 s */
+	assert_non_null(strstr(x->resp.buf, "\"accepted\":true"));
+	resp_ct_str(x, "state", v, sizeof(v));
+	assert_string_equal(v, "running");
+	resp_ct_str(x, "pending", v, sizeof(v));
+	assert_string_equal(v, "stop");
+	resp_ct_str(x, "job", v, sizeof(v));
+	assert_string_equal(v, "sync");
+	resp_ct_str(x, "last_sync", v, sizeof(v));
+	assert_string_equal(v, "running");
+	/* the record says the same; a start meanwhile is refused, not queued */
+	ct_field(x, 34, "pending", v, sizeof(v));
+	assert_string_equal(v, "stop");
+	assert_int_equal(ensure(x, 34, "p34", 0), 409);
+	assert_string_equal(resp_str(x, "code", v, sizeof(v)), "busy");
+	/* a second no-wait stop while the first is pending is accepted too */
+	assert_int_equal(call(x, 0, "POST", "/v1/containers/34/stop", "{\"wait\":false}"), 202);
+	assert_true(wait_field(x, 34, "state", "stopped"));
+	ct_field(x, 34, "last_sync", v, sizeof(v));
+	assert_string_equal(v, "ok");
+	ct_field(x, 34, "pending", v, sizeof(v));
+	assert_string_equal(v, "none");
+	snprintf(bdir, sizeof(bdir), "%s/p34", x->f->bucket);
+	assert_true(file_exists(bdir, "notes.txt"));
+	for (i = 0; i < 500 && agentfx_read(ev, &events) == 0 && !strstr(events.buf, "stopped");
+	     i++)
+		agentfx_sleep_ms(20);
+	assert_string_equal(events.buf, "started\nsync\nstopped\n");   /* one sync, then the stop */
+	/* nothing left to sync: a no-wait stop finishes at once, 200 */
+	assert_int_equal(call(x, 0, "POST", "/v1/containers/34/stop", "{\"wait\":false}"), 200);
+	assert_non_null(strstr(x->resp.buf, "\"synced\":false"));
+	strbuf_release(&events);
+}
+
+/* A no-wait stop whose sync fails leaves the workspace running and says why. */
+static void test_agent__no_wait_stop_with_failing_sync_keeps_running(void **state)
+{
+	struct ctx *x = *state;
+	const char *extra[] = { "--sync-cmd", "sleep 1; echo bucket unreachable >&2; exit 4", NULL };
+	char v[512];
+
+	start(x, extra);
+	assert_int_equal(ensure(x, 35, "p35", 0), 201);
+	assert_true(wait_field(x, 35, "state", "running"));
+	assert_int_equal(call(x, 0, "POST", "/v1/containers/35/stop", "{\"wait\":false}"), 202);
+	assert_true(wait_field(x, 35, "last_sync", "failed"));
+	ct_field(x, 35, "state", v, sizeof(v));
+	assert_string_equal(v, "running");
+	ct_field(x, 35, "pending", v, sizeof(v));
+	assert_string_equal(v, "none");
+	ct_field(x, 35, "message", v, sizeof(v));
+	assert_non_null(strstr(v, "bucket unreachable"));
+	agentfx_sleep_ms(300);
+	ct_field(x, 35, "state", v, sizeof(v));
+	assert_string_equal(v, "running");
+}
+
+/* A no-wait remove: 202, the sync, then the container and its folder are gone. */
+static void test_agent__no_wait_remove_syncs_then_removes(void **state)
+{
+	struct ctx *x = *state;
+	char sync[2048], bdir[PATH_MAX + 32], dir[PATH_MAX + 32], v[64];
+	const char *extra[] = { "--sync-cmd", sync, NULL };
+	int i;
+
+	snprintf(sync, sizeof(sync), "sleep 1 && mkdir -p %s/{prefix} && cp -a {dir}/. %s/{prefix}/",
+		 x->f->bucket, x->f->bucket);
+	start(x, extra);
+	assert_int_equal(ensure(x, 36, "p36", 0), 201);
+	assert_true(wait_field(x, 36, "state", "running"));
+	assert_int_equal(call(x, 0, "DELETE", "/v1/containers/36", "{\"sync\":true,\"wait\":false}"),
+			 202);
+	resp_ct_str(x, "pending", v, sizeof(v));
+	assert_string_equal(v, "remove");
+	/* a sync asked meanwhile does not hide the remove behind it */
+	assert_int_equal(call(x, 0, "POST", "/v1/containers/36/sync", "{\"wait\":false}"), 202);
+	resp_ct_str(x, "pending", v, sizeof(v));
+	assert_string_equal(v, "remove");
+	for (i = 0; i < 200 && call(x, 0, "GET", "/v1/containers/36", NULL) == 200; i++)
+		agentfx_sleep_ms(50);
+	assert_int_equal(call(x, 0, "GET", "/v1/containers/36", NULL), 404);
+	snprintf(bdir, sizeof(bdir), "%s/p36", x->f->bucket);
+	assert_true(file_exists(bdir, ".spinup-snapshot"));
+	snprintf(dir, sizeof(dir), "%s/workspaces/36", x->f->data);
+	assert_int_not_equal(access(dir, F_OK), 0);
+	assert_int_equal(call(x, 0, "DELETE", "/v1/containers/36", "{\"wait\":false}"), 200);
+	assert_int_equal(call(x, 0, "POST", "/v1/containers/36/stop", "{\"wait\":7}"), 400);
+}
+
 static void test_agent__failed_restore_forbids_sync_back(void **state)
 {
 	struct ctx *x = *state;
@@ -915,6 +1053,9 @@ int main(void)
 		T(test_agent__stop_syncs_before_stopping),
 		T(test_agent__running_workspaces_sync_periodically),
 		T(test_agent__failed_sync_does_not_stop),
+		T(test_agent__no_wait_stop_answers_at_once_stops_after_sync),
+		T(test_agent__no_wait_stop_with_failing_sync_keeps_running),
+		T(test_agent__no_wait_remove_syncs_then_removes),
 		T(test_agent__failed_restore_forbids_sync_back),
 		T(test_agent__expected_snapshot_missing_fails),
 		T(test_agent__files_survive_remove_and_restore),

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -227,6 +229,83 @@ static void test_agenthttp__mutations_roundtrip(void **state)
 	obs_agent_release(&a);
 	assert_int_equal(agentc_stop(x->c, t, 0, 102, 1, &e), SP_ENOTFOUND);
 	assert_non_null(strstr(e.msg, "not_found"));
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Sync, stop and remove never wait for the agent's sync command: with a
+ * sync of 3 s and a call timeout of 1 s each call succeeds (202, accepted)
+ * well within the timeout; the observation shows the op pending, then its
+ * outcome: stopped after a good sync, still running after a failed one.
+ */
+static void test_agenthttp__slow_sync_is_accepted_not_waited_for(void **state)
+{
+	struct ctx *x = *state;
+	struct agenthttp_opts o = { x->f[0]->secret, 1000, 3000, 1000, 0 };
+	struct agent_target *t = &x->f[0]->target, *t2 = &x->f[1]->target;
+	struct container_req r = req_for(106), r2 = req_for(107);
+	char sync[PATH_MAX + 128];
+	const char *extra[] = { "--sync-cmd", sync, NULL };
+	const char *failing[] = { "--sync-cmd", "sleep 1; echo no bucket >&2; exit 3", NULL };
+	struct obs_container c;
+	struct agentc *d;
+	struct err e = ERR_INIT;
+	int64_t t0;
+	int i;
+
+	snprintf(sync, sizeof(sync), "sleep 3; mkdir -p %s/{prefix} && cp -a {dir}/. %s/{prefix}/",
+		 x->f[0]->bucket, x->f[0]->bucket);
+	start_agent(x->f[0], extra);
+	start_agent(x->f[1], failing);
+	d = agenthttp_new(&o, &e);
+	assert_non_null(d);
+	assert_int_equal(agentc_ensure(d, t, 0, &r, &e), 0);
+	assert_true(wait_state(x, t, 106, CS_RUNNING, &c));
+	t0 = mono_ms();
+	assert_int_equal(agentc_stop(d, t, 0, 106, 1, &e), 0);
+	assert_true(mono_ms() - t0 < 1000);
+	assert_true(observe_ct(x, t, 106, &c));
+	assert_int_equal(c.state, CS_RUNNING);
+	assert_int_equal(c.pending, COP_STOP);
+	assert_int_equal(c.last_sync, SYNC_RUNNING);
+	/* a second sync or stop meanwhile is accepted too, and waits no longer */
+	t0 = mono_ms();
+	assert_int_equal(agentc_sync(d, t, 0, 106, &e), 0);
+	assert_int_equal(agentc_stop(d, t, 0, 106, 1, &e), 0);
+	assert_true(mono_ms() - t0 < 1000);
+	assert_int_equal(agentc_ensure(d, t, 0, &r, &e), SP_EBUSY);   /* busy, not queued */
+	assert_true(wait_state(x, t, 106, CS_STOPPED, &c));
+	for (i = 0; i < 200 && observe_ct(x, t, 106, &c) && c.pending != COP_NONE; i++)
+		agentfx_sleep_ms(50);   /* the sync queued behind the stop runs after it */
+	assert_int_equal(c.pending, COP_NONE);
+	assert_int_equal(c.last_sync, SYNC_OK);
+	/* remove: accepted, gone once synced */
+	assert_int_equal(agentc_ensure(d, t, 0, &r, &e), 0);
+	assert_true(wait_state(x, t, 106, CS_RUNNING, &c));
+	assert_int_equal(agentc_remove(d, t, 0, 106, 1, &e), 0);
+	assert_true(observe_ct(x, t, 106, &c));
+	assert_int_equal(c.pending, COP_REMOVE);
+	for (i = 0; i < 200 && observe_ct(x, t, 106, &c); i++)
+		agentfx_sleep_ms(50);
+	assert_false(observe_ct(x, t, 106, &c));
+	/* a failing sync: accepted, then the container keeps running, last_sync failed */
+	assert_int_equal(agentc_ensure(d, t2, 0, &r2, &e), 0);
+	assert_true(wait_state(x, t2, 107, CS_RUNNING, &c));
+	assert_int_equal(agentc_stop(d, t2, 0, 107, 1, &e), 0);
+	for (i = 0; i < 200 && observe_ct(x, t2, 107, &c) && c.last_sync != SYNC_FAILED; i++)
+		agentfx_sleep_ms(50);
+	assert_int_equal(c.last_sync, SYNC_FAILED);
+	assert_int_equal(c.state, CS_RUNNING);
+	assert_int_equal(c.pending, COP_NONE);
+	assert_non_null(strstr(c.message, "no bucket"));
+	agentc_free(d);
 }
 
 static void test_agenthttp__stale_epoch_is_fenced(void **state)
@@ -733,6 +812,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_agenthttp__observes_agents_concurrently_unreachable_is_unknown),
 		T(test_agenthttp__mutations_roundtrip),
+		T(test_agenthttp__slow_sync_is_accepted_not_waited_for),
 		T(test_agenthttp__stale_epoch_is_fenced),
 		T(test_agenthttp__agent_errors_map_to_codes),
 		T(test_agenthttp__bad_answers_are_unknown),

@@ -218,6 +218,7 @@ static void test_agentwire__decoding_enforces_limits(void **state)
 	c.state = CS_EXITED;
 	c.restarts = 3;
 	c.last_sync = SYNC_FAILED;
+	c.pending = COP_STOP;
 	snprintf(c.message, sizeof(c.message), "sync failed");
 	j = agentwire_container_encode(&c);
 	memset(&c, 0, sizeof(c));
@@ -225,7 +226,14 @@ static void test_agentwire__decoding_enforces_limits(void **state)
 	assert_int_equal(c.state, CS_EXITED);
 	assert_int_equal(c.restarts, 3);
 	assert_int_equal(c.last_sync, SYNC_FAILED);
+	assert_int_equal(c.pending, COP_STOP);
 	assert_string_equal(c.message, "sync failed");
+	/* an older agent says nothing about pending ops: none; an unknown one is refused */
+	json_object_del(j, "pending");
+	assert_int_equal(agentwire_container_decode(j, &c, &e), 0);
+	assert_int_equal(c.pending, COP_NONE);
+	json_object_set_new(j, "pending", json_string("reboot"));
+	assert_int_equal(agentwire_container_decode(j, &c, &e), SP_EINVAL);
 	json_decref(j);
 	assert_int_equal(agentwire_error_code(409, "stale_epoch"), SP_EFENCED);
 	assert_int_equal(agentwire_error_code(503, NULL), SP_EUNAVAIL);

@@ -11,7 +11,10 @@
 #      the workspace is READY again with its (synced) files
 #   3. an instance terminated in the provider: replaced, workspaces READY again
 #   4. a file written, the workspace stopped, its instance gone, started
-#      again on another instance: the file is there (sync on stop, restore)
+#      again on another instance: the file is there (sync on stop, restore);
+#      then a stop whose sync takes longer than the lease (8 s > 6 s): no
+#      leadership change (same fencing epoch), no pass blocked by it, the
+#      workspace STOPPED only after the sync, its file in the bucket
 #   5. through injected throttling and 5xx answers a new workspace converges
 #   6. failover on one shared world: a standby spinupd, the leader killed
 #      (-9) while new workspaces boot; the standby takes over, every
@@ -125,6 +128,28 @@ e2e_set_state bob-api Running
 e2e_until 90 e2e_ready_elsewhere bob-api "$inst" || fail "bob-api did not start again off $inst"
 [ "$(e2e_get bob-api moved.txt)" = "bob $$" ] || fail "moved.txt of bob-api lost across stop/start"
 ok "bob-api stopped, started on $(e2e_status bob-api instance_id): moved.txt is there"
+
+# 4b. a sync slower than the lease: agents accept the stop (202) and sync in
+# the background, so no call outlasts the lease and nobody takes over
+e2e_put alice-blog slow.txt "slow $$" || fail "write a file into alice-blog"
+ep_slow=$(e2e_sql "SELECT max(epoch) FROM operator_leases")
+mark=$(wc -c <"$LOCALSTACK_DIR/logs/spinupd.log")
+echo 8 >"$LOCALSTACK_DIR/run/sync-delay"
+t0=$(date +%s)
+e2e_set_state alice-blog Stopped
+e2e_wait 60 STOPPED alice-blog || fail "alice-blog did not stop with an 8 s sync"
+took=$(( $(date +%s) - t0 ))
+echo 0 >"$LOCALSTACK_DIR/run/sync-delay"
+e2e_bucket_has alice-blog slow.txt || fail "stopping alice-blog did not sync slow.txt"
+[ "$took" -ge 8 ] || fail "alice-blog STOPPED after ${took} s, before its 8 s sync could end"
+[ "$(e2e_sql "SELECT max(epoch) FROM operator_leases")" = "$ep_slow" ] ||
+	fail "leadership changed (epoch $ep_slow -> $(e2e_sql "SELECT max(epoch) FROM operator_leases")) during a sync slower than the lease"
+max_ms=$(tail -c +$((mark + 1)) "$LOCALSTACK_DIR/logs/spinupd.log" |
+	sed -n 's/.* pass outcome=.* ms=\([0-9]*\).*/\1/p' | sort -n | tail -1)
+[ -n "$max_ms" ] && [ "$max_ms" -lt 6000 ] || fail "a pass took ${max_ms:-?} ms during the slow sync"
+e2e_set_state alice-blog Running
+e2e_wait 60 READY alice-blog || fail "alice-blog did not start again after the slow stop"
+ok "stop with an 8 s sync (lease 6 s): STOPPED after ${took} s, epoch $ep_slow kept, longest pass ${max_ms} ms"
 
 # 5. a flaky provider (throttling, 5xx): the driver retries, a new workspace converges
 curl -fsS -m 5 -X POST "$LOCALCLOUD_ADMIN_URL/faults?throttle_every=3&error_every=7" >/dev/null ||

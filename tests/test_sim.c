@@ -75,6 +75,24 @@ static struct sim_container_info only_container(struct fx *f, int64_t ws)
 	return ci[0];
 }
 
+/* The container of ws as its agent reports it (one observation of t). */
+static struct obs_container observed_one(struct fx *f, const struct agent_target *t, int64_t ws)
+{
+	struct obs_container c;
+	struct obs_agent a;
+	size_t i;
+
+	memset(&c, 0, sizeof(c));
+	obs_agent_init(&a);
+	assert_int_equal(agentc_observe(f->a, t, 1, 1, &a, NULL), 0);
+	for (i = 0; i < a.ncontainers; i++)
+		if (a.containers[i].workspace_id == ws)
+			c = a.containers[i];
+	obs_agent_release(&a);
+	assert_int_equal(c.workspace_id, ws);
+	return c;
+}
+
 static void test_sim__launch_takes_ticks_then_in_service(void **state)
 {
 	struct fx f;
@@ -437,20 +455,38 @@ static void test_sim__sync_faults_keep_the_container(void **state)
 	sim_set_faults(f.w, &fl);
 	assert_int_equal(agentc_stop(f.a, &t, 1, 51, 1, NULL), SP_EUNAVAIL);
 	assert_int_equal(only_container(&f, 51).state, CS_RUNNING);
-	fl.sync_fail = 0;
+	/* slow and failing: accepted, pending, then the container stays as it was */
+	fl.sync_fail = 1;
 	fl.sync_slow = 1;
 	fl.sync_slow_ms = 3000;
 	sim_set_faults(f.w, &fl);
-	assert_int_equal(agentc_remove(f.a, &t, 1, 51, 1, NULL), SP_ETIMEOUT);
-	assert_int_equal(agentc_remove(f.a, &t, 1, 51, 1, NULL), SP_EBUSY);
+	assert_int_equal(agentc_stop(f.a, &t, 1, 51, 1, NULL), 0);
+	assert_int_equal(observed_one(&f, &t, 51).pending, COP_STOP);
+	assert_int_equal(observed_one(&f, &t, 51).last_sync, SYNC_RUNNING);
+	sim_faults_off(f.w);
+	sim_tick(f.w, 3000);
+	assert_int_equal(only_container(&f, 51).state, CS_RUNNING);
+	assert_int_equal(observed_one(&f, &t, 51).pending, COP_NONE);
+	assert_int_equal(observed_one(&f, &t, 51).last_sync, SYNC_FAILED);
+	assert_int_equal(sim_stop_log(f.w, &stops), 0);
+	/* slow: the remove is accepted; a second one and a sync meanwhile too, an ensure is busy */
+	fl.sync_fail = 0;
+	sim_set_faults(f.w, &fl);
+	assert_int_equal(agentc_remove(f.a, &t, 1, 51, 1, NULL), 0);
+	assert_int_equal(agentc_sync(f.a, &t, 1, 51, NULL), 0);
+	assert_int_equal(agentc_remove(f.a, &t, 1, 51, 1, NULL), 0);
+	assert_int_equal(agentc_ensure(f.a, &t, 1, &r, NULL), SP_EBUSY);
+	assert_int_equal(observed_one(&f, &t, 51).pending, COP_REMOVE);
 	assert_false(sim_bucket_get(f.w, 51, NULL));
+	assert_int_equal(only_container(&f, 51).state, CS_RUNNING);
 	sim_faults_off(f.w);
 	sim_tick(f.w, 3000);
 	assert_true(sim_bucket_get(f.w, 51, &v));
-	assert_int_equal(sim_stop_log(f.w, &stops), 0);
-	assert_int_equal(agentc_remove(f.a, &t, 1, 51, 1, NULL), 0);
+	assert_int_equal(sim_containers_of(f.w, 51, NULL, 0), 0);   /* removed after the sync */
 	assert_int_equal(sim_stop_log(f.w, &stops), 1);
 	assert_true(stops[0].synced);
+	assert_true(stops[0].removed);
+	assert_int_equal(agentc_remove(f.a, &t, 1, 51, 1, NULL), 0);   /* missing: success */
 	fx_close(&f);
 }
 

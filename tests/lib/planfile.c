@@ -174,6 +174,8 @@ static int set_container(struct obs_container *c, const char *k, const char *v)
 		return container_state_parse(v, &c->state) ? -1 : 0;
 	if (!strcmp(k, "sync"))
 		return sync_result_parse(v, &c->last_sync) ? -1 : 0;
+	if (!strcmp(k, "pending"))
+		return container_op_parse(v, &c->pending) ? -1 : 0;
 	return -1;
 }
 

@@ -22,7 +22,7 @@
  *   instance pool= id= ip= lc=InService healthy= protected= launch=
  *   agent instance= [pool=] observed= healthy= capacity= error=
  *   container instance= ws= [name=] state=running ready= port= image= sync=ok sync_at=
- *             restore_failed= restarts= msg=
+ *             restore_failed= restarts= msg= pending=none|sync|stop|remove
  *   workspace id= name= pool= state=Running|Stopped image= gen= delete= paused_until=
  *             reconcile= cpu= mem= bucket= prefix=
  *   status ws= gen= phase= instance= addr= class= attempts= next= since= handled=
