@@ -184,6 +184,7 @@ struct pgstate_pass {
 	const struct plan_pool_obs *obs;      /* parallel to snap->pools, may be NULL */
 	int nactions;
 	const char *outcome;                  /* "converged", "waiting", "stuck", "acted",
+					       * "blind" (a group could not be described),
 					       * "fenced", "error" */
 	const char *error;                    /* "" or the pass's error */
 	int64_t prune_before;                 /* ms; > 0: also delete pass rows, finished

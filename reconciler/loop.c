@@ -48,6 +48,8 @@ struct loop {
 	int64_t next_prune;           /* ms (wall clock) of the next history pruning */
 	int progressing;              /* the last pass acted, changed status, or left work on its way */
 	int stuck;                    /* the last pass made no progress and waits for a person */
+	int blind;                    /* the last pass could not describe some pool's group */
+	char blind_why[ERR_MSG_MAX];  /* the first such pool and why, for --once */
 	char stuck_why[ERR_MSG_MAX];  /* what waits, for --once */
 	int64_t retry_at;             /* ms (wall clock): earliest next_attempt_at ahead, 0 none */
 	uint64_t rng;
@@ -280,6 +282,8 @@ struct observation {
 	size_t *nagents;
 	struct plan_pool_obs *obs;
 	size_t n;
+	size_t blind;                      /* pools whose group could not be described */
+	char blind_why[ERR_MSG_MAX];       /* the first of them: pool and cause */
 };
 
 static void observation_release(struct observation *o)
@@ -384,8 +388,16 @@ static int observe(struct loop *l, const struct pgstate_snapshot *s, int64_t epo
 		struct err e = ERR_INIT;
 		int drc = cloud_describe(l->cloud, s->pools[i].asg_name, &o->groups[i], &e);
 		o->described[i] = !drc || o->groups[i].ninstances > 0;
-		if (drc)
+		if (drc && !o->described[i]) {
+			/* handled here, logged once a pass: the group is unknown, not empty */
+			log_warnx("could not observe pool %s (group %s), its instances are unknown"
+				  " this pass: %s", s->pools[i].name, s->pools[i].asg_name, e.msg);
+			if (!o->blind++)
+				snprintf(o->blind_why, sizeof(o->blind_why),
+					 "could not observe pool '%s': %s", s->pools[i].name, e.msg);
+		} else if (drc) {
 			log_debug("describe %s: %s", s->pools[i].asg_name, e.msg);
+		}
 		if (o->described[i])
 			rc = observe_agents(l, o, i, &s->pools[i], epoch);
 		o->obs[i].pool_id = s->pools[i].id;
@@ -1008,6 +1020,8 @@ static int world_stuck(const struct loop *l, const struct pass *p)
 
 static void note_stuck(struct loop *l, const struct pass *p)
 {
+	l->blind = !p->rc && p->obs.blind;
+	str_copy(l->blind_why, sizeof(l->blind_why), l->blind ? p->obs.blind_why : "");
 	l->stuck = !p->rc && world_stuck(l, p);
 	if (!l->stuck)
 		l->stuck_why[0] = '\0';
@@ -1063,6 +1077,7 @@ static void pass_body(struct loop *l, struct pass *p)
 	}
 	p->outcome = p->rc == SP_EFENCED ? "fenced" : p->rc ? "error" :
 		     (p->plan.nactions || p->plan.nchanges) ? "acted" :
+		     p->obs.blind ? "blind" :
 		     p->world.moving ? "waiting" :
 		     p->world.blocked || p->world.stopped_pools ? "stuck" : "converged";
 	if (p->rc != SP_EFENCED) {
@@ -1140,6 +1155,10 @@ int loop_once(struct loop *l, struct err *e)
 	if (rc) {
 		err_set(e, rc, "pass did not complete: %s", rc == SP_EBUSY ?
 			"the lease is held by another operator" : sp_code_name(rc));
+		return LOOP_EXIT_ERROR;
+	}
+	if (l->blind) {
+		err_set(e, SP_EUNAVAIL, "%s", l->blind_why);
 		return LOOP_EXIT_ERROR;
 	}
 	if (l->stuck) {

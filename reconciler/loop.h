@@ -87,7 +87,8 @@ int loop_run(struct loop *l, const char *config_path, volatile sig_atomic_t *sto
 /* loop_once's result: spinupd's exit code for --once and --dry-run. */
 enum loop_exit {
 	LOOP_EXIT_OK = 0,         /* the pass ran; the world is converged or progressing */
-	LOOP_EXIT_ERROR = 1,      /* the pass did not run or failed (e says why) */
+	LOOP_EXIT_ERROR = 1,      /* the pass did not run or failed, or could not observe a
+				   * pool's group (its instances unknown) (e says why) */
 	LOOP_EXIT_STUCK = 3       /* it ran but made no progress, and a workspace waits for
 				   * its user or an operator (NeedsUser, NeedsOperator) or a
 				   * pool is safety-stopped (e says what; spinctl why NAME) */

@@ -77,7 +77,8 @@ static void usage(FILE *f)
 	      "  -h, --help               this help\n"
 	      "      --version            print the version\n"
 	      "Environment: DATABASE_URL, REDIS_URL (when the file does not set them).\n"
-	      "Exit (--once, --dry-run): 0 converged or progressing; 1 error; 2 usage;\n"
+	      "Exit (--once, --dry-run): 0 converged or progressing; 1 error, or a pool's\n"
+	      "  group could not be observed; 2 usage;\n"
 	      "  3 stuck: no progress, and a workspace waits for its user or an operator\n"
 	      "  (NeedsUser, NeedsOperator) or a pool is safety-stopped (spinctl why NAME).\n", f);
 }

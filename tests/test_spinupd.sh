@@ -24,6 +24,7 @@
 #     another took over, issues no cloud or agent call (its lease cannot be
 #     renewed): nothing in its spinup_actions_total
 #   9 --once exit codes on a database of its own: 0 converged, 0 progressing,
+#     1 blind (the cloud unreachable: the group unknown, never converged),
 #     3 stuck (no progress, a pool safety-stopped)
 #
 # Short periods and a 3 s lease keep it fast; each wait has a deadline.
@@ -430,5 +431,19 @@ grep -q "outcome=acted" "$work/once9.log" || fail "the pass after clearing the s
            FROM pool_status ps JOIN pools p ON p.id = ps.pool_id")" = falsetrue ] ||
 	fail "the clear request was not handled and echoed in pool_status"
 "$bin/spinupd" --help | grep -q "3 stuck" || fail "spinupd --help does not document exit 3"
-echo "ok 9 --once: 0 converged, 3 stuck on a safety stop, 0 acting once spinctl clear-safety-stop is handled"
+# a cloud that cannot be reached: the group is unknown, never "converged"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/agent9.secret"
+chmod 600 "$work/agent9.secret"
+sed -e "s#^cloud = .*#cloud = aws#" -e "s#^agent = .*#agent = http#" "$work/once.conf" >"$work/blind.conf"
+printf 'aws_region = us-east-1\naws_endpoint = http://127.0.0.1:1\nagent_secret_file = %s\n' \
+	"$work/agent9.secret" >>"$work/blind.conf"
+chmod 600 "$work/blind.conf"
+AWS_ACCESS_KEY_ID=AKIDTEST AWS_SECRET_ACCESS_KEY=test-secret-not-real \
+	"$bin/spinupd" --once --config "$work/blind.conf" >"$work/blind.log" 2>&1
+rc=$?
+[ "$rc" = "1" ] || fail "--once with an unreachable cloud should exit 1, not $rc: $(cat "$work/blind.log")"
+grep -q "could not observe pool default (group" "$work/blind.log" || fail "no warning names the unobserved pool"
+grep -q "outcome=blind" "$work/blind.log" || fail "the pass was not logged as blind: $(cat "$work/blind.log")"
+grep -q "could not observe pool 'default'" "$work/blind.log" || fail "--once did not say what it could not observe"
+echo "ok 9 --once: 0 converged, 3 stuck on a safety stop, 0 acting once spinctl clear-safety-stop is handled, 1 when the cloud cannot be observed"
 exit 0
