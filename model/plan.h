@@ -18,8 +18,9 @@
  *    placement while that instance can hold it; otherwise it takes an idle
  *    usable instance (InService, agent observed and healthy, not marked),
  *    else the fullest with room (slots = the pool's, or fewer if the agent
- *    reports fewer). A placement whose agent is unobserved, or an instance
- *    unlisted inside launch_grace_ms, is waited for, never duplicated. The
+ *    reports fewer). A placement whose agent is unobserved (marked or not,
+ *    when the group is unobserved too), or an instance unlisted inside
+ *    launch_grace_ms, is waited for, never duplicated. The
  *    grace is for launches EC2 may not list yet: an instance we asked to go
  *    (marked, terminated) or saw leaving is gone once unlisted.
  *  - Capacity: ceil(workspaces to run / slots) + warm, clamped to
