@@ -174,9 +174,10 @@ struct instance_record {
 	int64_t idle_since;       /* ms; 0 when busy */
 	int unhealthy_passes;     /* consecutive passes with the agent down or unhealthy */
 	int marked_unhealthy;     /* expected gone: we asked it to go (SetInstanceHealth
-				     (Unhealthy) or terminate issued), or the group listed
-				     it leaving; forgotten when the group lists it alive
-				     and healthy again (the call did not take) */
+				     (Unhealthy) or terminate issued, whatever the call
+				     answered), or the group listed it leaving; forgotten
+				     when the group lists it alive and healthy again (the
+				     call did not take) */
 	int64_t orphan_seen;      /* ms; an unowned container first seen (grace period) */
 	int ever_healthy;         /* its agent has been healthy at least once; 0 when not
 				     remembered: the register timeout then applies */
