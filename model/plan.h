@@ -18,8 +18,9 @@
  *    placement while that instance can hold it; otherwise it takes an idle
  *    usable instance (InService, agent observed and healthy, not marked),
  *    else the fullest with room (slots = the pool's, or fewer if the agent
- *    reports fewer). A placement whose agent is unobserved, or an instance
- *    unlisted inside launch_grace_ms, is waited for, never duplicated. The
+ *    reports fewer). A placement whose agent is unobserved (marked or not,
+ *    when the group is unobserved too), or an instance unlisted inside
+ *    launch_grace_ms, is waited for, never duplicated. The
  *    grace is for launches EC2 may not list yet: an instance we asked to go
  *    (marked, terminated) or saw leaving is gone once unlisted.
  *  - Capacity: ceil(workspaces to run / slots) + warm, clamped to
@@ -173,9 +174,10 @@ struct instance_record {
 	int64_t idle_since;       /* ms; 0 when busy */
 	int unhealthy_passes;     /* consecutive passes with the agent down or unhealthy */
 	int marked_unhealthy;     /* expected gone: we asked it to go (SetInstanceHealth
-				     (Unhealthy) or terminate issued), or the group listed
-				     it leaving; forgotten when the group lists it alive
-				     and healthy again (the call did not take) */
+				     (Unhealthy) or terminate issued, whatever the call
+				     answered), or the group listed it leaving; forgotten
+				     when the group lists it alive and healthy again (the
+				     call did not take) */
 	int64_t orphan_seen;      /* ms; an unowned container first seen (grace period) */
 	int ever_healthy;         /* its agent has been healthy at least once; 0 when not
 				     remembered: the register timeout then applies */

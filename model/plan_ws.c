@@ -558,8 +558,15 @@ static int place(struct wsx *s)
 		cand = NULL;
 	if (cand && cand->usable && cand->used < cand->cap)
 		return assign(s, cand);
-	if (cand && !cand->rec.marked_unhealthy && !cand->mark && !cand->gone &&
-	    (cand->grace || (cand->alive && !cand->known)))
+	/*
+	 * Unknown, not absent: wait where status placed it, on an instance
+	 * unlisted inside launch grace or whose agent is unobserved. A marked
+	 * one only while the group is unobserved too: the mark may not have
+	 * taken, or the instance still runs the container; a complete listing
+	 * tells.
+	 */
+	if (cand && !cand->gone && (cand->grace || (cand->alive && !cand->known)) &&
+	    (!p->group || (!cand->rec.marked_unhealthy && !cand->mark)))
 		return wait_unknown(s, cand->grace ? "InstanceNotYetVisible" :
 					  "AgentUnobservable");
 	if (s->st.instance_id[0] && !cand && !p->group)

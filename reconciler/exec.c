@@ -435,17 +435,3 @@ int exec_run(const struct exec_config *cfg, struct cloud *cloud, struct agentc *
 			       (long long)cfg->epoch);
 	return 0;
 }
-
-void exec_fix_records(const struct action *actions, const struct exec_report *r,
-		      struct instance_record *recs, size_t nrecs)
-{
-	size_t i, k;
-
-	for (i = 0; i < r->n; i++) {
-		if (actions[i].type != ACT_SET_UNHEALTHY || r->results[i].outcome == EXEC_OK)
-			continue;
-		for (k = 0; k < nrecs; k++)
-			if (!strcmp(recs[k].instance_id, actions[i].instance_id))
-				recs[k].marked_unhealthy = 0;
-	}
-}

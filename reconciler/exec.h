@@ -38,6 +38,11 @@
  *     pass as fenced (SP_EFENCED), because the cloud API carries no epoch.
  * Idempotent answers count as success: terminating a gone instance
  * (SP_ENOTFOUND) and stopping a missing container (SP_ENOTFOUND).
+ * The report does not amend the planner's instance records: a failed
+ * ACT_SET_UNHEALTHY or ACT_TERMINATE may have taken all the same (a lost
+ * reply, or the first run of a plan a crash before record replayed), so it
+ * stays recorded as asked; the planner forgets a mark the group did not
+ * take once a complete listing shows the instance alive and healthy.
  *
  * Blocking: as long as the driver calls take (each has its own timeout),
  * plus a lease renewal every ttl/3 of a long pass. The executor keeps no
@@ -148,15 +153,5 @@ void exec_report_release(struct exec_report *r);
 int exec_run(const struct exec_config *cfg, struct cloud *cloud, struct agentc *agents,
 	     const struct exec_journal *j, const struct action *actions, size_t n,
 	     struct exec_report *r, struct err *e);
-
-/*
- * Make the planner's new instance records say what really happened: the
- * planner writes them as if every action succeeded, so an instance whose
- * ACT_SET_UNHEALTHY did not succeed this pass is not recorded as marked
- * (the next pass marks it again instead of waiting for a replacement that
- * was never asked for). Call after exec_run, before storing the records.
- */
-void exec_fix_records(const struct action *actions, const struct exec_report *r,
-		      struct instance_record *recs, size_t nrecs);
 
 #endif

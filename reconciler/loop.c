@@ -661,8 +661,6 @@ static int act(struct loop *l, struct pass *p)
 	rc = exec_run(&ec, l->cloud, l->agents, &j, p->plan.actions, p->plan.nactions, &p->rep,
 		      &p->e);
 	count_actions(l, p);
-	/* A mark-unhealthy that did not happen must not be remembered as done. */
-	exec_fix_records(p->plan.actions, &p->rep, p->plan.instances, p->plan.ninstances);
 	if (!rc && p->rep.fenced)
 		rc = err_set(&p->e, SP_EFENCED, "an agent or the journal refused our epoch %" PRId64,
 			     l->epoch);

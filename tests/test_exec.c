@@ -467,11 +467,10 @@ static void test_exec__failed_protect_blocks_ensure_on_that_instance(void **stat
 	fx_close(&f);
 }
 
-static void test_exec__failed_mark_holds_ensures_and_records(void **state)
+static void test_exec__failed_mark_holds_ensures(void **state)
 {
 	struct fx f;
 	struct sim_faults fl = { 0 };
-	struct instance_record recs[2];
 
 	(void)state;
 	fx_open(&f, 2);
@@ -486,15 +485,6 @@ static void test_exec__failed_mark_holds_ensures_and_records(void **state)
 	assert_int_equal(f.r.results[1].rc, SP_EBUSY);
 	assert_int_equal(f.r.results[2].outcome, EXEC_OK);       /* other pool: runs */
 	assert_int_equal(sim_containers_of(f.w, 4, NULL, 0), 0);
-	/* the planner recorded the mark; the failure takes it back */
-	memset(recs, 0, sizeof(recs));
-	str_copy(recs[0].instance_id, sizeof(recs[0].instance_id), f.acts[0].instance_id);
-	recs[0].marked_unhealthy = 1;
-	str_copy(recs[1].instance_id, sizeof(recs[1].instance_id), f.acts[1].instance_id);
-	recs[1].marked_unhealthy = 1;
-	exec_fix_records(f.acts, &f.r, recs, 2);
-	assert_int_equal(recs[0].marked_unhealthy, 0);
-	assert_int_equal(recs[1].marked_unhealthy, 1);        /* not this pass's action */
 	fx_close(&f);
 }
 
@@ -576,7 +566,7 @@ int main(void)
 		cmocka_unit_test(test_exec__renews_the_lease_in_a_long_pass),
 		cmocka_unit_test(test_exec__rate_limit_skips_the_rest),
 		cmocka_unit_test(test_exec__failed_protect_blocks_ensure_on_that_instance),
-		cmocka_unit_test(test_exec__failed_mark_holds_ensures_and_records),
+		cmocka_unit_test(test_exec__failed_mark_holds_ensures),
 		cmocka_unit_test(test_exec__delete_row_goes_to_the_caller),
 		cmocka_unit_test(test_exec__gone_is_done),
 		cmocka_unit_test(test_exec__journal_failure_stops_the_pass),

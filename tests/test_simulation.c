@@ -1073,8 +1073,7 @@ static int apply_changes(struct harness *h, const struct plan_output *out)
 	return 0;
 }
 
-static int apply_records(struct harness *h, const struct plan_output *out,
-			 const struct exec_report *r)
+static int apply_records(struct harness *h, const struct plan_output *out)
 {
 	struct instance_record *ir = NULL;
 
@@ -1082,7 +1081,6 @@ static int apply_records(struct harness *h, const struct plan_output *out,
 		ir = malloc(out->ninstances * sizeof(*ir));
 		assert_non_null(ir);
 		memcpy(ir, out->instances, out->ninstances * sizeof(*ir));
-		exec_fix_records(out->actions, r, ir, out->ninstances);
 	}
 	free(h->irecs);
 	h->irecs = ir;
@@ -1421,7 +1419,7 @@ static int run_pass(struct harness *h, int64_t epoch, int replay, struct pass_st
 	if (!rc)
 		rc = apply_changes(h, &out);
 	if (!rc)
-		rc = apply_records(h, &out, &r);
+		rc = apply_records(h, &out);
 	for (i = 0; !rc && i < out.nactions; i++)
 		if (out.actions[i].type == ACT_DELETE_ROW &&
 		    r.results[i].outcome == EXEC_HANDED_OFF)
