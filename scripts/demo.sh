@@ -36,7 +36,7 @@ running() { [ -f "$demo/spinupd.pid" ] && kill -0 "$(cat "$demo/spinupd.pid")" 2
 free_port() {
 	local p
 	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12768))   # below the ephemeral range (32768-): no outgoing connection holds it
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 	die "no free loopback port"

@@ -32,7 +32,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() {
 	local p i
 	for i in $(seq 1 200); do
-		p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+		p=$(( 20000 + RANDOM % 12768 ))   # below the ephemeral range (32768-): no outgoing connection holds it
 		port_free "$p" && { echo "$p"; return; }
 	done
 	die "no free loopback port found"

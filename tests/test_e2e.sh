@@ -176,7 +176,7 @@ ok "dave-docs READY through injected throttling and 5xx"
 
 # 6. failover: kill -9 the leader while it is bringing workspaces up
 standby_conf=$LOCALSTACK_DIR/spinupd-standby.conf
-sed "s/^metrics_addr = .*/metrics_addr = 127.0.0.1:$((20000 + RANDOM % 40000))/" \
+sed "s/^metrics_addr = .*/metrics_addr = 127.0.0.1:$((20000 + RANDOM % 12768))/" \
 	"$LOCALSTACK_DIR/spinupd.conf" >"$standby_conf"
 chmod 600 "$standby_conf"
 leader=$(cat "$LOCALSTACK_DIR/run/spinupd.pid")
