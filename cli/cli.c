@@ -435,3 +435,10 @@ int cli_parse_duration(const char *s, char *out, size_t outsz)
 	snprintf(out, outsz, "%ld seconds", v * mult);
 	return 0;
 }
+
+const char *cli_col(const PGresult *r, int i, const char *name)
+{
+	int c = PQfnumber(r, name);
+
+	return c < 0 || PQgetisnull(r, i, c) ? "" : PQgetvalue(r, i, c);
+}

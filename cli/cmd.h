@@ -60,6 +60,9 @@ int cmd_unsilence(int argc, char **argv, const struct cli *g);
  */
 int cli_parse_duration(const char *s, char *out, size_t outsz);
 
+/* Row i's value of column name in r, "" when NULL or no such column (lent by r). */
+const char *cli_col(const PGresult *r, int i, const char *name);
+
 /* "spinctl: error: <msg>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -35,16 +35,9 @@ static const char DRIFT_SQL[] =
 	" OR ($1::boolean AND (resolved_at IS NULL OR resolved_at > now() - interval '1 hour'))"
 	" ORDER BY resolved_at DESC NULLS FIRST, subject, reason LIMIT 10001";
 
-static const char *val(const PGresult *r, int i, const char *col)
-{
-	int c = PQfnumber(r, col);
-
-	return c < 0 || PQgetisnull(r, i, c) ? "" : PQgetvalue(r, i, c);
-}
-
 static long long num(const PGresult *r, int i, const char *col)
 {
-	return strtoll(val(r, i, col), NULL, 10);
+	return strtoll(cli_col(r, i, col), NULL, 10);
 }
 
 /* Counts open, unsilenced findings (what makes the exit status 1). */
@@ -53,7 +46,7 @@ static int counts(const PGresult *r)
 	int i, n = 0;
 
 	for (i = 0; i < PQntuples(r); i++)
-		if (!num(r, i, "resolved_at") && strcmp(val(r, i, "silenced"), "t"))
+		if (!num(r, i, "resolved_at") && strcmp(cli_col(r, i, "silenced"), "t"))
 			n++;
 	return n;
 }
@@ -76,19 +69,19 @@ static void drift_table(const PGresult *r)
 	cli_table_add(&t, "LAST-SEEN");
 	cli_table_add(&t, "FLAPS");
 	for (i = 0; i < PQntuples(r); i++) {
-		int resolved = num(r, i, "resolved_at") != 0, silenced = !strcmp(val(r, i, "silenced"), "t");
+		int resolved = num(r, i, "resolved_at") != 0, silenced = !strcmp(cli_col(r, i, "silenced"), "t");
 		char cls[48];
 		cli_format_age(num(r, i, "first_seen"), now, first, sizeof(first));
 		cli_format_age(num(r, i, "last_seen"), now, last, sizeof(last));
 		snprintf(flaps, sizeof(flaps), "%lld", num(r, i, "flap_count"));
-		snprintf(cls, sizeof(cls), "%s%s", val(r, i, "cls"),
+		snprintf(cls, sizeof(cls), "%s%s", cli_col(r, i, "cls"),
 			 resolved ? " (resolved)" : silenced ? " (silenced)" : "");
-		cli_table_add(&t, val(r, i, "subject"));
+		cli_table_add(&t, cli_col(r, i, "subject"));
 		cli_table_add(&t, cls);
-		cli_table_add(&t, val(r, i, "reason"));
-		cli_table_add(&t, *val(r, i, "desired") ? val(r, i, "desired") : "-");
-		cli_table_add(&t, *val(r, i, "observed") ? val(r, i, "observed") : "-");
-		cli_table_add(&t, *val(r, i, "remedy") ? val(r, i, "remedy") : "-");
+		cli_table_add(&t, cli_col(r, i, "reason"));
+		cli_table_add(&t, *cli_col(r, i, "desired") ? cli_col(r, i, "desired") : "-");
+		cli_table_add(&t, *cli_col(r, i, "observed") ? cli_col(r, i, "observed") : "-");
+		cli_table_add(&t, *cli_col(r, i, "remedy") ? cli_col(r, i, "remedy") : "-");
 		cli_table_add(&t, first);
 		cli_table_add(&t, last);
 		cli_table_add(&t, flaps);
@@ -110,12 +103,12 @@ static int drift_json(const PGresult *r)
 		cli_format_time(num(r, i, "silenced_until"), silenced, sizeof(silenced));
 		if (json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
 			" s:I, s:s, s:s, s:b}",
-			"id", (json_int_t)num(r, i, "id"), "subject", val(r, i, "subject"),
-			"class", val(r, i, "cls"), "reason", val(r, i, "reason"),
-			"desired", val(r, i, "desired"), "observed", val(r, i, "observed"),
-			"remedy", val(r, i, "remedy"), "firstSeen", first, "lastSeen", last,
+			"id", (json_int_t)num(r, i, "id"), "subject", cli_col(r, i, "subject"),
+			"class", cli_col(r, i, "cls"), "reason", cli_col(r, i, "reason"),
+			"desired", cli_col(r, i, "desired"), "observed", cli_col(r, i, "observed"),
+			"remedy", cli_col(r, i, "remedy"), "firstSeen", first, "lastSeen", last,
 			"flapCount", (json_int_t)num(r, i, "flap_count"), "resolvedAt", resolved,
-			"silencedUntil", silenced, "silenced", !strcmp(val(r, i, "silenced"), "t"))))
+			"silencedUntil", silenced, "silenced", !strcmp(cli_col(r, i, "silenced"), "t"))))
 			rc = -1;
 	}
 	root = a ? json_pack("{s:b, s:i, s:o}", "inSync", counts(r) == 0, "drift", counts(r),

@@ -38,13 +38,6 @@ static const char LIST_SQL[] =
 	"  AND spinup_silence_matches(x.subject, d.subject)) AS hides"
 	" FROM drift_silences x WHERE x.until > now() ORDER BY x.id DESC LIMIT 1000";
 
-static const char *col(const PGresult *r, int i, const char *name)
-{
-	int c = PQfnumber(r, name);
-
-	return c < 0 || PQgetisnull(r, i, c) ? "" : PQgetvalue(r, i, c);
-}
-
 static void list_table(const PGresult *r)
 {
 	struct cli_table t;
@@ -64,14 +57,14 @@ static void list_table(const PGresult *r)
 	cli_table_add(&t, "HIDES");
 	cli_table_add(&t, "COMMENT");
 	for (i = 0; i < PQntuples(r); i++) {
-		cli_format_time(strtoll(col(r, i, "until"), NULL, 10), until, sizeof(until));
-		cli_table_add(&t, col(r, i, "id"));
-		cli_table_add(&t, col(r, i, "subject"));
-		cli_table_add(&t, *col(r, i, "reason") ? col(r, i, "reason") : "(any)");
+		cli_format_time(strtoll(cli_col(r, i, "until"), NULL, 10), until, sizeof(until));
+		cli_table_add(&t, cli_col(r, i, "id"));
+		cli_table_add(&t, cli_col(r, i, "subject"));
+		cli_table_add(&t, *cli_col(r, i, "reason") ? cli_col(r, i, "reason") : "(any)");
 		cli_table_add(&t, until);
-		cli_table_add(&t, col(r, i, "created_by"));
-		cli_table_add(&t, col(r, i, "hides"));
-		cli_table_add(&t, *col(r, i, "comment") ? col(r, i, "comment") : "-");
+		cli_table_add(&t, cli_col(r, i, "created_by"));
+		cli_table_add(&t, cli_col(r, i, "hides"));
+		cli_table_add(&t, *cli_col(r, i, "comment") ? cli_col(r, i, "comment") : "-");
 	}
 	cli_table_print(&t, stdout);
 	cli_table_release(&t);
@@ -153,8 +146,8 @@ int cmd_silence(int argc, char **argv, const struct cli *g)
 		 " VALUES ($1, $2, now() + $3::interval, $4) RETURNING id, spinup_ms(until) AS until",
 		 4, params, &r);
 	if (!rc) {
-		cli_format_time(strtoll(col(r, 0, "until"), NULL, 10), until, sizeof(until));
-		printf("silence/%s %s%s%s until %s\n", col(r, 0, "id"), argv[optind],
+		cli_format_time(strtoll(cli_col(r, 0, "until"), NULL, 10), until, sizeof(until));
+		printf("silence/%s %s%s%s until %s\n", cli_col(r, 0, "id"), argv[optind],
 		       reason[0] ? " reason " : "", reason, until);
 	}
 	PQclear(r);
