@@ -196,29 +196,66 @@ int agentfx_signal_wait(struct agentfx *f, int sig)
 }
 
 /* Kill every process whose cwd is inside f->tmp (workspaces and jobs left behind). */
+/* Does process pid's command line mention path (a workspace's --dir does)? */
+static int cmdline_mentions(long pid, const char *path)
+{
+	char file[64], buf[4096];
+	ssize_t n, i;
+	int fd;
+
+	snprintf(file, sizeof(file), "/proc/%ld/cmdline", pid);
+	fd = open(file, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!buf[i])
+			buf[i] = ' ';
+	buf[n] = '\0';
+	return strstr(buf, path) != NULL;
+}
+
+/*
+ * Kill what the agent left: processes working under f->tmp or naming it on
+ * their command line (a workspace forked just before the agent died may not
+ * have changed directory yet). Twice, a little apart, for such late ones.
+ */
 static void kill_leftovers(const struct agentfx *f)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *de;
 	char link[64], cwd[PATH_MAX];
 	size_t tl = strlen(f->tmp);
-	ssize_t n;
+	int round;
 
-	while (d && (de = readdir(d)) != NULL) {
-		long pid = strtol(de->d_name, NULL, 10);
+	for (round = 0; round < 2; round++) {
+		DIR *d = opendir("/proc");
+		struct dirent *de;
+		ssize_t n;
 
-		if (pid <= 1 || pid == getpid())
-			continue;
-		snprintf(link, sizeof(link), "/proc/%ld/cwd", pid);
-		n = readlink(link, cwd, sizeof(cwd) - 1);
-		if (n <= 0)
-			continue;
-		cwd[n] = '\0';
-		if (!strncmp(cwd, f->tmp, tl) && (cwd[tl] == '/' || cwd[tl] == '\0'))
-			kill((pid_t)pid, SIGKILL);
+		while (d && (de = readdir(d)) != NULL) {
+			long pid = strtol(de->d_name, NULL, 10);
+
+			if (pid <= 1 || pid == getpid())
+				continue;
+			snprintf(link, sizeof(link), "/proc/%ld/cwd", pid);
+			n = readlink(link, cwd, sizeof(cwd) - 1);
+			if (n > 0) {
+				cwd[n] = '\0';
+				if (!strncmp(cwd, f->tmp, tl) && (cwd[tl] == '/' || cwd[tl] == '\0')) {
+					kill((pid_t)pid, SIGKILL);
+					continue;
+				}
+			}
+			if (cmdline_mentions(pid, f->tmp))
+				kill((pid_t)pid, SIGKILL);
+		}
+		if (d)
+			closedir(d);
+		if (!round)
+			agentfx_sleep_ms(50);
 	}
-	if (d)
-		closedir(d);
 }
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
