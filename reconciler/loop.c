@@ -928,29 +928,30 @@ static void world_blocked(struct world *wd, size_t *count, const char *name)
 
 /*
  * Classify the world after the pass, from each workspace's new status (the
- * plan's change, else the loaded one). Paused and observe-only parts are
- * settled; a safety-stopped pool and its workspaces are blocked. A pass that
- * issues nothing while the world is on its way (an instance booting, say)
- * is "waiting", not "converged", and the next one comes after the busy
+ * plan's change, else the loaded one), and count the workspaces by phase
+ * for the metrics. Paused and observe-only parts are settled; a
+ * safety-stopped pool and its workspaces are blocked. A pass that issues
+ * nothing while the world is on its way (an instance booting, say) is
+ * "waiting", not "converged", and the next one comes after the busy
  * period: no NOTIFY will announce that the instance came up.
  */
-static void world_after(const struct loop *l, const struct pass *p, struct world *wd)
+static void world_after(struct loop *l, const struct pass *p, struct world *wd)
 {
 	const struct pgstate_snapshot *s = &l->snap;
 	const struct status_change **ch = calloc(p->plan.nchanges + 1, sizeof(*ch));
+	int all_held = s->global_observe_only || s->global_paused_until > p->now;
 	size_t i, k;
 
 	memset(wd, 0, sizeof(*wd));
-	if (s->global_observe_only || s->global_paused_until > p->now)
-		goto out;
 	if (!ch) {
-		wd->moving = 1;      /* unknown: never call it stuck */
-		goto out;
+		wd->moving = 1;      /* unknown: never call it stuck; the gauges keep their values */
+		return;
 	}
 	for (i = 0; i < p->plan.nchanges; i++)
 		ch[i] = &p->plan.changes[i];
 	qsort(ch, p->plan.nchanges, sizeof(*ch), cmp_change);
-	for (k = 0; k < s->npools; k++)
+	memset(l->m.phases, 0, sizeof(l->m.phases));
+	for (k = 0; !all_held && k < s->npools; k++)
 		if (!pool_held(&s->pools[k], p->now) && pool_stopped(l, p, k))
 			world_blocked(wd, &wd->stopped_pools, s->pools[k].name);
 	for (i = 0; i < s->nworkspaces; i++) {
@@ -958,6 +959,14 @@ static void world_after(const struct loop *l, const struct pass *p, struct world
 		const struct workspace_status *st = new_status(ch, p->plan.nchanges, w->id);
 		int held = w->paused_until > p->now, stopped = 0, how;
 
+		if (!st && s->has_status[i])
+			st = &s->status[i];
+		if (st && (int)st->phase >= 0 && st->phase < PHASE_MAX)
+			l->m.phases[st->phase]++;
+		else if (!st)
+			l->m.phases[PHASE_PENDING]++;
+		if (all_held)
+			continue;
 		for (k = 0; k < s->npools; k++)
 			if (!strcmp(s->pools[k].name, w->pool)) {
 				held = held || pool_held(&s->pools[k], p->now);
@@ -965,42 +974,11 @@ static void world_after(const struct loop *l, const struct pass *p, struct world
 			}
 		if (held || stopped)
 			continue;    /* a stopped pool is counted above */
-		if (!st && s->has_status[i])
-			st = &s->status[i];
 		how = ws_state(w, st);
 		if (how == 1)
 			wd->moving++;
 		else if (how == 2)
 			world_blocked(wd, &wd->blocked, w->name);
-	}
-out:
-	free(ch);
-}
-
-/* --once: no progress this pass, and something waits for a person. */
-/* The metrics' picture of the world after the pass: workspaces by new phase, findings. */
-static void count_phases(struct loop *l, const struct pass *p)
-{
-	const struct pgstate_snapshot *s = &l->snap;
-	const struct status_change **ch = calloc(p->plan.nchanges + 1, sizeof(*ch));
-	size_t i;
-
-	if (!ch)
-		return;      /* the gauges keep the last pass's values */
-	for (i = 0; i < p->plan.nchanges; i++)
-		ch[i] = &p->plan.changes[i];
-	qsort(ch, p->plan.nchanges, sizeof(*ch), cmp_change);
-	memset(l->m.phases, 0, sizeof(l->m.phases));
-	for (i = 0; i < s->nworkspaces; i++) {
-		const struct workspace_status *st = new_status(ch, p->plan.nchanges,
-							       s->workspaces[i].id);
-		enum ws_phase ph;
-
-		if (!st && s->has_status[i])
-			st = &s->status[i];
-		ph = st ? st->phase : PHASE_PENDING;
-		if ((int)ph >= 0 && ph < PHASE_MAX)
-			l->m.phases[ph]++;
 	}
 	l->m.workspaces = s->nworkspaces;
 	l->m.drift_findings = p->plan.ndrift;
@@ -1008,6 +986,7 @@ static void count_phases(struct loop *l, const struct pass *p)
 	free(ch);
 }
 
+/* --once: no progress this pass, and something waits for a person. */
 static int world_stuck(const struct loop *l, const struct pass *p)
 {
 	int progress = l->mode == LOOP_DRY_RUN ? p->plan.nactions > 0 :
@@ -1062,17 +1041,14 @@ static void pass_body(struct loop *l, struct pass *p)
 		p->rc = build_plan(l, p);
 	if (!p->rc && dry) {
 		world_after(l, p, &p->world);
-		count_phases(l, p);
 		print_dry_run(p);
 		p->outcome = "dry-run";
 		return;
 	}
 	if (!p->rc)
 		p->rc = act(l, p);
-	if (!p->rc) {
+	if (!p->rc)
 		world_after(l, p, &p->world);
-		count_phases(l, p);
-	}
 	p->outcome = p->rc == SP_EFENCED ? "fenced" : p->rc ? "error" :
 		     (p->plan.nactions || p->plan.nchanges) ? "acted" :
 		     p->obs.blind ? "blind" :
