@@ -23,7 +23,6 @@ struct agenthttp {
 /* One HTTP exchange, in flight or done. */
 struct xfer {
 	CURL *h;
-	int own_handle;
 	struct curl_slist *hdrs;
 	struct strbuf url;
 	struct strbuf resp;
@@ -48,9 +47,7 @@ static void xfer_release(struct xfer *x)
 {
 	if (!x)
 		return;
-	if (x->h && x->own_handle)
-		curl_easy_cleanup(x->h);
-	x->h = NULL;
+	x->h = NULL;     /* handles belong to run_observation or the driver (s->easy) */
 	curl_slist_free_all(x->hdrs);
 	x->hdrs = NULL;
 	strbuf_release(&x->url);

@@ -945,9 +945,9 @@ static int ensure_apply(struct sim_world *w, struct sim_inst *in, const struct c
 	struct sim_ct *c = ct_find(in, req->workspace_id);
 	int slots = w->groups[in->group].slots;
 
-	if (c && (c->pending || c->sync_done_at))   /* the agent's 409 busy */
+	if (c && c->pending)   /* the agent's 409 busy */
 		return err_set(e, SP_EBUSY, "container spinup-%" PRId64 " has a %s in progress",
-			       c->ws, container_op_name(c->pending ? c->pending : COP_SYNC));
+			       c->ws, container_op_name(c->pending));
 	if (c && (c->state == CS_CREATED || c->state == CS_RUNNING))
 		return 0;
 	if (c && c->state == CS_EXITED) {   /* it holds its slot: restart in place */

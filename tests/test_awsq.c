@@ -1191,8 +1191,10 @@ static void test_awsq__ec2_bucket_is_below_the_published_limit(void **state)
 	int64_t want = (100 - AWSCLOUD_EC2_READ_BURST) * 1000 / AWSCLOUD_EC2_READ_RATE;
 
 	(void)state;
-	assert_true(AWSCLOUD_EC2_READ_BURST < 100 && AWSCLOUD_EC2_READ_RATE < 20);
-	assert_true(AWSCLOUD_EC2_WRITE_BURST < 50 && AWSCLOUD_EC2_WRITE_RATE < 5);
+	_Static_assert(AWSCLOUD_EC2_READ_BURST < 100 && AWSCLOUD_EC2_READ_RATE < 20,
+		       "EC2 describe bucket must stay below AWS's published 100 at 20/s");
+	_Static_assert(AWSCLOUD_EC2_WRITE_BURST < 50 && AWSCLOUD_EC2_WRITE_RATE < 5,
+		       "EC2 mutating bucket must stay below AWS's published 50 at 5/s");
 	obs_group_init(&g);
 	if (cloud_describe(v->cloud, ASG, &g, &e))
 		fail_msg("describe: %s", e.msg);

@@ -195,7 +195,6 @@ int agentfx_signal_wait(struct agentfx *f, int sig)
 	return -1;
 }
 
-/* Kill every process whose cwd is inside f->tmp (workspaces and jobs left behind). */
 /* Does process pid's command line mention path (a workspace's --dir does)? */
 static int cmdline_mentions(long pid, const char *path)
 {
