@@ -110,9 +110,10 @@ static int may_call(struct exec_run *x)
 	return 1;
 }
 
-int64_t exec_lease_deadline(const struct exec_lease *l)
+/* The last moment a mutation may start under a lease renewed at `from` (monotonic ms). */
+static int64_t lease_deadline(const struct exec_lease *l, int64_t from)
 {
-	return l->renewed_at + l->ttl_ms - l->margin_ms;
+	return from + l->ttl_ms - l->margin_ms;
 }
 
 /* The lease guard stops the pass: every call from here on is skipped. */
@@ -149,7 +150,7 @@ static int lease_check(struct exec_run *x)
 		return lease_lost(x, "could not renew the lease", e.msg);
 	if (!held)
 		return lease_lost(x, "the lease is no longer ours (expired or taken)", "");
-	if (l->now(l->ctx) >= t0 + l->ttl_ms - l->margin_ms)
+	if (l->now(l->ctx) >= lease_deadline(l, t0))
 		return lease_lost(x, "renewing the lease took longer than its TTL", "");
 	l->renewed_at = t0;
 	return 0;

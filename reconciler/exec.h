@@ -103,9 +103,6 @@ struct exec_lease {
 	int64_t renewed_at;
 };
 
-/* The last moment a mutation may start under this lease (monotonic ms). */
-int64_t exec_lease_deadline(const struct exec_lease *l);
-
 struct exec_config {
 	int64_t epoch;            /* our fencing epoch, sent with every agent call */
 	int max_mutations;        /* driver calls allowed this pass; 0 = no limit */
