@@ -1347,8 +1347,7 @@ static int ws_fresh(const struct plan_input *in, size_t i)
 	if (!in->status || !in->has_status || !in->has_status[i])
 		return 1;
 	st = &in->status[i];
-	return w->generation != st->observed_generation ||
-	       w->reconcile_requested_at > st->reconcile_handled_at;
+	return ws_changed(w, st);
 }
 
 static int action_fresh(const struct action *a, const int64_t *fresh, size_t nfresh)

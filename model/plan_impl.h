@@ -105,4 +105,15 @@ int plan_act(struct plan_ctx *x, struct ppool *p, int acting, enum action_type t
 	     const struct pinst *in, int flag, const struct container_req *req,
 	     const char *reason);
 
+/*
+ * A desired-state change the last status does not reflect yet: a newer spec
+ * generation or an unhandled reconcile request. Such a workspace is retried
+ * at once (plan_ws.c) and its actions go first (plan.c, fresh_first).
+ */
+static inline int ws_changed(const struct workspace_spec *w, const struct workspace_status *st)
+{
+	return w->generation != st->observed_generation ||
+	       w->reconcile_requested_at > st->reconcile_handled_at;
+}
+
 #endif

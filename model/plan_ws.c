@@ -963,8 +963,7 @@ static int plan_one(struct plan_ctx *x, struct ppool *p, size_t wi)
 	else if (p)
 		s.held = p->held;
 	s.acting = p && p->acting && !(s.w->paused_until > x->now);
-	s.retry_now = s.has_old && (s.w->generation != s.old.observed_generation ||
-				    s.w->reconcile_requested_at > s.old.reconcile_handled_at);
+	s.retry_now = s.has_old && ws_changed(s.w, &s.old);
 	if (s.has_old && s.acting && s.w->generation != s.old.observed_generation) {
 		/* a new spec starts afresh: no backoff inherited from the old one */
 		s.st.attempts = 0;
