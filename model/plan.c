@@ -1369,37 +1369,41 @@ static int fresh_first(struct plan_ctx *x)
 	const struct plan_input *in = x->in;
 	struct plan_output *o = x->out;
 	struct action *v = NULL;
+	unsigned char *flag = NULL;
 	int64_t *fresh;
-	size_t i, k = 0, nfresh = 0;
-	int rc = SP_ENOMEM;
+	size_t i, k, nfresh = 0;
+	int rc = SP_ENOMEM, moves = 0;
 
 	fresh = calloc(in->nworkspaces ? in->nworkspaces : 1, sizeof(*fresh));
-	if (!fresh)
-		return SP_ENOMEM;
+	flag = malloc(o->nactions + 1);
+	if (!fresh || !flag)
+		goto out;
 	for (i = 0; i < in->nworkspaces; i++)
 		if (ws_fresh(in, i))
 			fresh[nfresh++] = in->workspaces[i].id;
 	qsort(fresh, nfresh, sizeof(*fresh), cmp_i64);
-	for (i = 0; i < o->nactions && !k; i++)
-		k = action_fresh(&o->actions[i], fresh, nfresh) && i > 0 &&
-		    !action_fresh(&o->actions[i - 1], fresh, nfresh);
-	if (!k) {     /* already in order (the usual case): nothing to move */
-		rc = 0;
-		goto out;
+	for (i = 0; i < o->nactions; i++) {
+		flag[i] = (unsigned char)!!action_fresh(&o->actions[i], fresh, nfresh);
+		moves |= i > 0 && flag[i] && !flag[i - 1];   /* a fresh one after a routine one */
 	}
+	rc = 0;
+	if (!moves)   /* already in order (the usual case): nothing to move */
+		goto out;
+	rc = SP_ENOMEM;
 	v = malloc(o->nactions * sizeof(*v));
 	if (!v)
 		goto out;
 	for (i = 0, k = 0; i < o->nactions; i++)
-		if (action_fresh(&o->actions[i], fresh, nfresh))
+		if (flag[i])
 			v[k++] = o->actions[i];
 	for (i = 0; i < o->nactions; i++)
-		if (!action_fresh(&o->actions[i], fresh, nfresh))
+		if (!flag[i])
 			v[k++] = o->actions[i];
 	memcpy(o->actions, v, o->nactions * sizeof(*v));
 	rc = 0;
 out:
 	free(v);
+	free(flag);
 	free(fresh);
 	return rc;
 }
